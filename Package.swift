@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds are the ones that matter for numeric code (`swift build -c release`).
+let engineFlags: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+    .swiftLanguageMode(.v5),
+]
+
+let package = Package(
+    name: "Patchwork",
+    products: [
+        .library(name: "Patchwork", targets: ["Patchwork"]),
+        .executable(name: "patchwork", targets: ["patchwork"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Debian's oneDNN (libdnnl-dev): sgemm, plus libgomp, whose thread team we share (DESIGN.md §2).
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        // Debian's stb (libstb-dev): PNG/JPEG/BMP decoding and PNG encoding.
+        .systemLibrary(name: "CSTB", path: "Sources/CSTB"),
+        .target(name: "Patchwork", dependencies: ["CDNNL", "CSTB"], swiftSettings: engineFlags),
+        .executableTarget(
+            name: "patchwork",
+            dependencies: ["Patchwork", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: engineFlags),
+        .testTarget(
+            name: "PatchworkTests", dependencies: ["Patchwork"],
+            resources: [.copy("Fixtures")],
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+    ]
+)

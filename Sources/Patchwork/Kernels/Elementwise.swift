@@ -1,0 +1,191 @@
+/// Element-wise kernels: flat SIMD loops for contiguous data, strided row
+/// loops for views and broadcasting, split over threads by `Parallel`.
+public enum Kernels {
+    static func fill(_ p: UnsafeMutablePointer<Float>, count: Int, value: Float) {
+        Parallel.forChunks(count) { r in
+            (p + r.lowerBound).update(repeating: value, count: r.count)
+        }
+    }
+
+    /// y[i] = f(x[i]) over `count` contiguous floats.
+    @inline(__always)
+    static func mapFlat(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int, cost: Int = 1,
+                        _ v: (Vec) -> Vec, _ s: (Float) -> Float) {
+        Parallel.forChunks(count, costPerItem: cost) { r in
+            var i = r.lowerBound
+            while i + 16 <= r.upperBound {
+                let a = UnsafeRawPointer(x + i).loadUnaligned(as: Vec.self)
+                UnsafeMutableRawPointer(y + i).storeBytes(of: v(a), as: Vec.self)
+                i += 16
+            }
+            while i < r.upperBound { y[i] = s(x[i]); i += 1 }
+        }
+    }
+
+    /// A new contiguous tensor f(x).
+    @inline(__always)
+    static func map(_ x: Tensor, cost: Int = 1, _ v: (Vec) -> Vec, _ s: (Float) -> Float) -> Tensor {
+        let src = x.contiguous(recordingGrad: false)
+        let out = Tensor(uninitializedShape: x.shape)
+        mapFlat(src.base, out.base, count: out.count, cost: cost, v, s)
+        return out
+    }
+
+    /// A new contiguous tensor f(a, b) with broadcasting.
+    @inline(__always)
+    static func zip(_ a: Tensor, _ b: Tensor, op: String, _ v: (Vec, Vec) -> Vec, _ s: (Float, Float) -> Float) -> Tensor {
+        if a.shape == b.shape && a.isContiguous && b.isContiguous {
+            let out = Tensor(uninitializedShape: a.shape)
+            let pa = a.base, pb = b.base, po = out.base
+            Parallel.forChunks(out.count) { r in
+                var i = r.lowerBound
+                while i + 16 <= r.upperBound {
+                    let x = UnsafeRawPointer(pa + i).loadUnaligned(as: Vec.self)
+                    let y = UnsafeRawPointer(pb + i).loadUnaligned(as: Vec.self)
+                    UnsafeMutableRawPointer(po + i).storeBytes(of: v(x, y), as: Vec.self)
+                    i += 16
+                }
+                while i < r.upperBound { po[i] = s(pa[i], pb[i]); i += 1 }
+            }
+            return out
+        }
+        let shape = broadcastShapes(a.shape, b.shape, op: op)
+        let out = Tensor(uninitializedShape: shape)
+        let layout = RowLayout(shape: shape, strides: [
+            Tensor.contiguousStrides(shape),
+            broadcastStrides(a, to: shape),
+            broadcastStrides(b, to: shape),
+        ])
+        let po = out.storage.pointer, pa = a.storage.pointer + a.offset, pb = b.storage.pointer + b.offset
+        layout.forEachRow { o, n, inner in
+            let dst = po + o[0], x = pa + o[1], y = pb + o[2]
+            let sx = inner[1], sy = inner[2]
+            var i = 0
+            if sx == 1 && sy == 1 {
+                while i + 16 <= n {
+                    let u = UnsafeRawPointer(x + i).loadUnaligned(as: Vec.self)
+                    let w = UnsafeRawPointer(y + i).loadUnaligned(as: Vec.self)
+                    UnsafeMutableRawPointer(dst + i).storeBytes(of: v(u, w), as: Vec.self)
+                    i += 16
+                }
+                while i < n { dst[i] = s(x[i], y[i]); i += 1 }
+            } else if sx == 0 && sy == 1 {
+                let u = Vec(repeating: x[0])
+                while i + 16 <= n {
+                    let w = UnsafeRawPointer(y + i).loadUnaligned(as: Vec.self)
+                    UnsafeMutableRawPointer(dst + i).storeBytes(of: v(u, w), as: Vec.self)
+                    i += 16
+                }
+                while i < n { dst[i] = s(x[0], y[i]); i += 1 }
+            } else if sx == 1 && sy == 0 {
+                let w = Vec(repeating: y[0])
+                while i + 16 <= n {
+                    let u = UnsafeRawPointer(x + i).loadUnaligned(as: Vec.self)
+                    UnsafeMutableRawPointer(dst + i).storeBytes(of: v(u, w), as: Vec.self)
+                    i += 16
+                }
+                while i < n { dst[i] = s(x[i], y[0]); i += 1 }
+            } else {
+                while i < n { dst[i] = s(x[i * sx], y[i * sy]); i += 1 }
+            }
+        }
+        return out
+    }
+
+    /// Copies any strided tensor into a new contiguous one.
+    static func copyToContiguous(_ x: Tensor) -> Tensor {
+        let out = Tensor(uninitializedShape: x.shape)
+        if x.count > 0 { copy(x, into: out) }
+        return out
+    }
+}
+
+/// The shape two shapes broadcast to (NumPy rules), or a clear stop naming the op.
+func broadcastShapes(_ a: [Int], _ b: [Int], op: String) -> [Int] {
+    let rank = max(a.count, b.count)
+    var shape = [Int](repeating: 1, count: rank)
+    for i in 0..<rank {
+        let da = i < rank - a.count ? 1 : a[i - (rank - a.count)]
+        let db = i < rank - b.count ? 1 : b[i - (rank - b.count)]
+        if da == db || db == 1 { shape[i] = da } else if da == 1 { shape[i] = db } else {
+            fail(op, "shapes \(a) and \(b) cannot be broadcast together (dimension \(i): \(da) vs \(db))")
+        }
+    }
+    return shape
+}
+
+/// Strides that read `x` as if expanded to `shape` (0 along broadcast dimensions).
+func broadcastStrides(_ x: Tensor, to shape: [Int]) -> [Int] {
+    let lead = shape.count - x.rank
+    var strides = [Int](repeating: 0, count: shape.count)
+    for i in 0..<x.rank where x.shape[i] != 1 || shape[lead + i] == 1 {
+        strides[lead + i] = x.shape[i] == 1 ? 0 : x.strides[i]
+    }
+    return strides
+}
+
+/// Iterates an n-d index space as rows of its last (coalesced) dimension,
+/// giving each operand's offset at the start of the row. Dimensions of size 1
+/// are dropped and adjacent dimensions that are contiguous for every operand
+/// are merged, so most layouts run as a few long rows.
+struct RowLayout {
+    var outer: [Int] = []           // sizes of the outer dimensions
+    var outerStrides: [[Int]] = []  // per operand
+    var inner = 1
+    var innerStrides: [Int] = []
+    let operands: Int
+
+    init(shape: [Int], strides: [[Int]]) {
+        operands = strides.count
+        var dims: [(size: Int, strides: [Int])] = []
+        for d in 0..<shape.count where shape[d] != 1 {
+            let s = strides.map { $0[d] }
+            if let last = dims.last, (0..<operands).allSatisfy({ last.strides[$0] == s[$0] * shape[d] }) {
+                dims[dims.count - 1] = (last.size * shape[d], s)
+            } else {
+                dims.append((shape[d], s))
+            }
+        }
+        if let last = dims.popLast() {
+            inner = last.size
+            innerStrides = last.strides
+        } else {
+            inner = shape.contains(0) ? 0 : 1
+            innerStrides = [Int](repeating: 1, count: operands)
+        }
+        outer = dims.map { $0.size }
+        outerStrides = (0..<operands).map { k in dims.map { $0.strides[k] } }
+    }
+
+    var rowCount: Int { outer.reduce(1, *) }
+
+    /// body(offsets per operand, row length, inner stride per operand), rows split over threads.
+    @inline(__always)
+    func forEachRow(_ body: (_ offsets: [Int], _ n: Int, _ innerStrides: [Int]) -> Void) {
+        let rows = rowCount
+        if inner == 0 || rows == 0 { return }
+        let n = inner, innerS = innerStrides, outer = outer, outerStrides = outerStrides, k = operands
+        Parallel.forChunks(rows, costPerItem: n) { range in
+            // Multi-index of the first row of this chunk, then increment like an odometer.
+            var index = [Int](repeating: 0, count: outer.count)
+            var rem = range.lowerBound
+            for d in stride(from: outer.count - 1, through: 0, by: -1) {
+                index[d] = rem % outer[d]; rem /= outer[d]
+            }
+            var offsets = [Int](repeating: 0, count: k)
+            for j in 0..<k { for d in 0..<outer.count { offsets[j] += index[d] * outerStrides[j][d] } }
+            for _ in range {
+                body(offsets, n, innerS)
+                var d = outer.count - 1
+                while d >= 0 {
+                    index[d] += 1
+                    for j in 0..<k { offsets[j] += outerStrides[j][d] }
+                    if index[d] < outer[d] { break }
+                    for j in 0..<k { offsets[j] -= outerStrides[j][d] * outer[d] }
+                    index[d] = 0
+                    d -= 1
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import CDNNL
+
+/// Single-precision matrix products on oneDNN's `dnnl_sgemm`.
+///
+/// Why oneDNN (DESIGN.md §2): Debian's build detects AVX-512 at run time and
+/// reaches ~300 GFLOP/s on this 2-core machine from n = 256 up, where
+/// Debian's OpenBLAS misdetects the CPU and runs its generic kernels at
+/// 30–60 GFLOP/s. oneDNN runs on OpenMP, whose team `Parallel` shares.
+public enum Gemm {
+    /// Which library and kernel path matrix products run on.
+    public static var description: String {
+        let v = dnnl_version().pointee
+        return "oneDNN \(v.major).\(v.minor).\(v.patch) dnnl_sgemm, ISA \(isaName), \(Parallel.threadCount) OpenMP threads"
+    }
+
+    public static var isaName: String {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_sse41: return "sse41"
+        case dnnl_cpu_isa_avx: return "avx"
+        case dnnl_cpu_isa_avx2: return "avx2"
+        case dnnl_cpu_isa_avx512_mic: return "avx512_mic"
+        case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops"
+        case dnnl_cpu_isa_avx512_core: return "avx512_core"
+        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
+        case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni"
+        default: return "generic"
+        }
+    }
+
+    /// C = alpha·op(A)·op(B) + beta·C, row-major; op(A) is m×k, op(B) k×n.
+    /// Inside a `Parallel` loop the call runs on the calling thread only.
+    @inline(__always)
+    public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+                             a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                             beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        if m == 0 || n == 0 { return }
+        if k == 0 {
+            if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
+            else { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+            return
+        }
+        let status = dnnl_sgemm(transA ? 0x54 : 0x4E, transB ? 0x54 : 0x4E, Int64(m), Int64(n), Int64(k), alpha,
+                                a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
+        precondition(status == dnnl_success, "dnnl_sgemm failed with status \(status) for m=\(m) n=\(n) k=\(k)")
+    }
+}

@@ -1,0 +1,104 @@
+/// Matrix products: batched `matmul` with broadcast batch dimensions, and `linear`.
+extension Tensor {
+    /// How one matrix (the last two dims) can be handed to GEMM without a copy.
+    private struct MatrixOperand {
+        let transposed: Bool
+        let ld: Int
+    }
+
+    /// The GEMM view of the last two dimensions, or nil when they need a copy.
+    private static func matrixOperand(_ t: Tensor) -> MatrixOperand? {
+        let rows = t.shape[t.rank - 2], cols = t.shape[t.rank - 1]
+        let sr = t.strides[t.rank - 2], sc = t.strides[t.rank - 1]
+        if (sc == 1 || cols == 1) && (sr >= Swift.max(cols, 1) || rows == 1) { return MatrixOperand(transposed: false, ld: rows == 1 ? Swift.max(cols, 1) : sr) }
+        if (sr == 1 || rows == 1) && (sc >= Swift.max(rows, 1) || cols == 1) { return MatrixOperand(transposed: true, ld: cols == 1 ? Swift.max(rows, 1) : sc) }
+        return nil
+    }
+}
+
+/// Matrix product of the last two dimensions, with the leading (batch)
+/// dimensions broadcast as in NumPy; 1-D operands act as a row/column vector.
+public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
+    if a.rank == 1 { return matmul(a.unsqueezed(axis: 0), b).squeezed(axes: [-2]) }
+    if b.rank == 1 { return matmul(a, b.unsqueezed(axis: 1)).squeezed(axes: [-1]) }
+    guard a.rank >= 2, b.rank >= 2 else { fail("matmul", "operands of shapes \(a.shape) and \(b.shape) must have rank ≥ 1") }
+    let m = a.shape[a.rank - 2], k = a.shape[a.rank - 1]
+    let k2 = b.shape[b.rank - 2], n = b.shape[b.rank - 1]
+    guard k == k2 else {
+        fail("matmul", "inner dimensions differ: \(a.shape) × \(b.shape) (\(k) vs \(k2))")
+    }
+    let batchShape = broadcastShapes(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2)), op: "matmul")
+    let out = Tensor(uninitializedShape: batchShape + [m, n])
+    Kernels.batchedGemm(a, b, out: out, batchShape: batchShape, m: m, n: n, k: k)
+    return Tensor.record("matmul", out, [a, b]) { g in
+        [a.requiresGrad ? matmul(g, b.transposed()).summed(toShape: a.shape) : nil,
+         b.requiresGrad ? matmul(a.transposed(), g).summed(toShape: b.shape) : nil]
+    }
+}
+
+/// y = x·Wᵀ + b over the last dimension of x (PyTorch's nn.Linear layout:
+/// weight [out, in], bias [out]).
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
+    guard weight.rank == 2, x.rank >= 1, x.shape[x.rank - 1] == weight.shape[1] else {
+        fail("linear", "input \(x.shape) does not match weight \(weight.shape) (expected last input dimension \(weight.rank == 2 ? weight.shape[1] : -1))")
+    }
+    if let bias, bias.shape != [weight.shape[0]] {
+        fail("linear", "bias shape \(bias.shape) does not match weight \(weight.shape) (expected [\(weight.shape[0])])")
+    }
+    let y = matmul(x.reshaped([-1, weight.shape[1]]), weight.transposed())
+    let withBias = bias.map { y + $0 } ?? y
+    return withBias.reshaped(Array(x.shape.dropLast()) + [weight.shape[0]])
+}
+
+extension Kernels {
+    /// out[batch] = a[batch] · b[batch] with broadcast batch indices.
+    static func batchedGemm(_ a: Tensor, _ b: Tensor, out: Tensor, batchShape: [Int], m: Int, n: Int, k: Int) {
+        let batch = batchShape.reduce(1, *)
+        if batch == 0 || m == 0 || n == 0 { return }
+        // Operands whose matrices GEMM cannot read in place are copied once.
+        let aa = Tensor.gemmReady(a), bb = Tensor.gemmReady(b)
+        let opA = Tensor.gemmLayout(aa), opB = Tensor.gemmLayout(bb)
+        let aBatch = broadcastStrides(Tensor(storage: aa.storage, shape: Array(aa.shape.dropLast(2)), strides: Array(aa.strides.dropLast(2))), to: batchShape)
+        let bBatch = broadcastStrides(Tensor(storage: bb.storage, shape: Array(bb.shape.dropLast(2)), strides: Array(bb.strides.dropLast(2))), to: batchShape)
+        let pa = aa.storage.pointer + aa.offset, pb = bb.storage.pointer + bb.offset, pc = out.storage.pointer
+
+        // A broadcast B under a row-major A stack: one tall GEMM instead of a batch loop.
+        if batch > 1 && bBatch.allSatisfy({ $0 == 0 }) && !opA.transposed && aa.isContiguous {
+            Gemm.sgemm(transA: false, transB: opB.transposed, m: batch * m, n: n, k: k,
+                       a: pa, lda: opA.ld, b: pb, ldb: opB.ld, c: pc, ldc: n)
+            return
+        }
+        let batchContiguous = Tensor.contiguousStrides(batchShape)
+        func offsets(_ i: Int) -> (Int, Int) {
+            var rem = i, oa = 0, ob = 0
+            for d in 0..<batchShape.count {
+                let idx = rem / batchContiguous[d]; rem %= batchContiguous[d]
+                oa += idx * aBatch[d]; ob += idx * bBatch[d]
+            }
+            return (oa, ob)
+        }
+        let run = { (i: Int) in
+            let (oa, ob) = offsets(i)
+            Gemm.sgemm(transA: opA.transposed, transB: opB.transposed, m: m, n: n, k: k,
+                       a: pa + oa, lda: opA.ld, b: pb + ob, ldb: opB.ld, c: pc + i * m * n, ldc: n)
+        }
+        // Small matrices: one single-threaded GEMM per thread; large ones: GEMM uses all threads.
+        if batch > 1 && m * n * k < 128 * 128 * 128 {
+            Parallel.forEach(batch, costPerItem: m * n * k / 8, run)
+        } else {
+            for i in 0..<batch { run(i) }
+        }
+    }
+}
+
+extension Tensor {
+    /// Self, or a contiguous copy when the last two dimensions are not a GEMM-readable matrix.
+    fileprivate static func gemmReady(_ t: Tensor) -> Tensor {
+        matrixOperand(t) != nil ? t : t.detached().contiguous(recordingGrad: false)
+    }
+
+    fileprivate static func gemmLayout(_ t: Tensor) -> (transposed: Bool, ld: Int) {
+        let op = matrixOperand(t)!
+        return (op.transposed, op.ld)
+    }
+}
