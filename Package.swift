@@ -2,8 +2,15 @@
 import PackageDescription
 
 // Release builds are the ones that matter for numeric code (`swift build -c release`).
+// The SIMD kernels are compiled for the building machine's CPU (AVX-512 where it has
+// it): SwiftPM builds from source, so the binary runs where it was built.
+#if arch(x86_64)
+let cpuFlags = ["-target-cpu", "native"]
+#else
+let cpuFlags: [String] = []
+#endif
 let engineFlags: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release)),
+    .unsafeFlags(["-Ounchecked", "-wmo"] + cpuFlags, .when(configuration: .release)),
     .swiftLanguageMode(.v5),
 ]
 
@@ -11,6 +18,7 @@ let package = Package(
     name: "Patchwork",
     products: [
         .library(name: "Patchwork", targets: ["Patchwork"]),
+        .library(name: "PatchworkData", targets: ["PatchworkData"]),
         .executable(name: "patchwork", targets: ["patchwork"]),
     ],
     dependencies: [
@@ -21,13 +29,14 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         // Debian's stb (libstb-dev): PNG/JPEG/BMP decoding and PNG encoding.
         .systemLibrary(name: "CSTB", path: "Sources/CSTB"),
-        .target(name: "Patchwork", dependencies: ["CDNNL", "CSTB"], swiftSettings: engineFlags),
+        .target(name: "Patchwork", dependencies: ["CDNNL"], swiftSettings: engineFlags),
+        .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB"], swiftSettings: engineFlags),
         .executableTarget(
             name: "patchwork",
-            dependencies: ["Patchwork", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Patchwork", "PatchworkData", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: engineFlags),
         .testTarget(
-            name: "PatchworkTests", dependencies: ["Patchwork"],
+            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkData"],
             resources: [.copy("Fixtures")],
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

@@ -10,8 +10,12 @@ public enum VectorMath {
     /// e^x. Underflows to 0 below -87.3; saturates near Float.greatestFiniteMagnitude above 88.7.
     @inline(__always)
     public static func exp(_ x: Vec) -> Vec {
-        let clamped = x.clamped(lowerBound: Vec(repeating: -87.3), upperBound: Vec(repeating: 88.7))
-        let n = (clamped * 1.44269504088896341).rounded(.toNearestOrEven)
+        let clamped = clamp(x, -87.3, 88.7)
+        // Round x·log2(e) to the nearest integer n with the 1.5·2^23 trick: adding the
+        // magic constant leaves n in the low mantissa bits (no float→int conversion).
+        let magic = Vec(repeating: 12_582_912)
+        let shifted = clamped * 1.44269504088896341 + magic
+        let n = shifted - magic
         var r = clamped - n * 0.693359375
         r = r - n * -2.12194440e-4
         let z = r * r
@@ -22,13 +26,29 @@ public enum VectorMath {
         y = y * r + 1.6666665459e-1
         y = y * r + 5.0000001201e-1
         y = y * z + r + 1
-        let bits = (SIMD16<Int32>(n, rounding: .towardZero) &+ 127) &<< 23
-        let scale = unsafeBitCast(bits, to: Vec.self)
+        let nBits = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
+        let scale = unsafeBitCast((nBits &+ 127) &<< 23, to: Vec.self)
         var result = y * scale
         result.replace(with: 0, where: x .< -87.3)
         result.replace(with: x, where: x .!= x)  // NaN stays NaN
         return result
     }
+
+    /// min(max(x, lo), hi) with vector compares and blends (the generic
+    /// `clamped` of the standard library is not vectorised).
+    @inline(__always)
+    public static func clamp(_ x: Vec, _ lo: Float, _ hi: Float) -> Vec {
+        var r = x
+        r.replace(with: lo, where: x .< lo)
+        r.replace(with: hi, where: x .> hi)
+        return r
+    }
+
+    @inline(__always)
+    public static func max(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .> a) }
+
+    @inline(__always)
+    public static func min(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .< a) }
 
     /// tanh(x), odd polynomial near 0 and 1 - 2/(e^{2|x|}+1) beyond.
     @inline(__always)
@@ -41,7 +61,7 @@ public enum VectorMath {
         p = p * z + 1.33314422036e-1
         p = p * z - 3.33332819422e-1
         let small = p * z * x + x
-        let e = exp(2 * ax.clamped(lowerBound: Vec(repeating: 0), upperBound: Vec(repeating: 44)))
+        let e = exp(2 * clamp(ax, 0, 44))
         var large = 1 - 2 / (e + 1)
         large.replace(with: -large, where: x .< 0)
         var result = large

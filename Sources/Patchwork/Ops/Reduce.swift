@@ -120,7 +120,7 @@ extension Kernels {
                 var acc = Vec(repeating: row[0])
                 while i + 16 <= n {
                     let v = UnsafeRawPointer(row + i).loadUnaligned(as: Vec.self)
-                    acc = isMax ? pointwiseMax(acc, v) : pointwiseMin(acc, v)
+                    acc = isMax ? VectorMath.max(acc, v) : VectorMath.min(acc, v)
                     i += 16
                 }
                 var m = isMax ? acc.max() : acc.min()
@@ -146,8 +146,8 @@ extension Kernels {
                     let result: Vec
                     switch kind {
                     case .sum: result = a + v
-                    case .max: result = pointwiseMax(a, v)
-                    case .min: result = pointwiseMin(a, v)
+                    case .max: result = VectorMath.max(a, v)
+                    case .min: result = VectorMath.min(a, v)
                     }
                     UnsafeMutableRawPointer(acc + i).storeBytes(of: result, as: Vec.self)
                     i += 16

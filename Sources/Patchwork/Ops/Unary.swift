@@ -121,7 +121,7 @@ extension Tensor {
     /// x·relu6(x+3)/6.
     public func hardswish() -> Tensor {
         let x = self
-        let y = Kernels.map(x, { v in v * (v + 3).clamped(lowerBound: Vec(repeating: 0), upperBound: Vec(repeating: 6)) / 6 },
+        let y = Kernels.map(x, { v in v * VectorMath.clamp(v + 3, 0, 6) / 6 },
                             { v in v * Swift.min(Swift.max(v + 3, 0), 6) / 6 })
         // As PyTorch: 0 below -3, x/3 + 1/2 up to 3 (inclusive), 1 above.
         return Tensor.record("hardswish", y, [x]) { g in
@@ -133,7 +133,7 @@ extension Tensor {
     /// relu6(x+3)/6.
     public func hardsigmoid() -> Tensor {
         let x = self
-        let y = Kernels.map(x, { v in (v + 3).clamped(lowerBound: Vec(repeating: 0), upperBound: Vec(repeating: 6)) / 6 },
+        let y = Kernels.map(x, { v in VectorMath.clamp(v + 3, 0, 6) / 6 },
                             { v in Swift.min(Swift.max(v + 3, 0), 6) / 6 })
         return Tensor.record("hardsigmoid", y, [x]) { g in [g * (x.greater(-3) * x.less(3)) / 6] }
     }

@@ -1,0 +1,4 @@
+/// Patchwork's version.
+public enum PatchworkVersion {
+    public static let string = "0.1.0"
+}

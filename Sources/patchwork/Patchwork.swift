@@ -1,0 +1,11 @@
+import ArgumentParser
+import Patchwork
+
+@main
+struct PatchworkCLI: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "patchwork",
+        abstract: "Train, compare and dissect CNNs, Vision Transformers and their hybrids — in Swift, on the CPU.",
+        version: PatchworkVersion.string,
+        subcommands: [Bench.self, Version.self])
+}

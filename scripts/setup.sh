@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Patchwork builds against (run as root, or with sudo available).
+set -euo pipefail
+packages=(libdnnl-dev libstb-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq "${missing[@]}"
+fi
