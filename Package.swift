@@ -18,6 +18,7 @@ let package = Package(
     name: "Patchwork",
     products: [
         .library(name: "Patchwork", targets: ["Patchwork"]),
+        .library(name: "PatchworkNN", targets: ["PatchworkNN"]),
         .library(name: "PatchworkData", targets: ["PatchworkData"]),
         .executable(name: "patchwork", targets: ["patchwork"]),
     ],
@@ -30,13 +31,14 @@ let package = Package(
         // Debian's stb (libstb-dev): PNG/JPEG/BMP decoding and PNG encoding.
         .systemLibrary(name: "CSTB", path: "Sources/CSTB"),
         .target(name: "Patchwork", dependencies: ["CDNNL"], swiftSettings: engineFlags),
+        .target(name: "PatchworkNN", dependencies: ["Patchwork"], swiftSettings: engineFlags),
         .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB"], swiftSettings: engineFlags),
         .executableTarget(
             name: "patchwork",
             dependencies: ["Patchwork", "PatchworkData", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: engineFlags),
         .testTarget(
-            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkData"],
+            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkData"],
             resources: [.copy("Fixtures")],
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
