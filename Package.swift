@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .library(name: "Patchwork", targets: ["Patchwork"]),
         .library(name: "PatchworkNN", targets: ["PatchworkNN"]),
+        .library(name: "PatchworkModels", targets: ["PatchworkModels"]),
         .library(name: "PatchworkData", targets: ["PatchworkData"]),
         .executable(name: "patchwork", targets: ["patchwork"]),
     ],
@@ -32,13 +33,14 @@ let package = Package(
         .systemLibrary(name: "CSTB", path: "Sources/CSTB"),
         .target(name: "Patchwork", dependencies: ["CDNNL"], swiftSettings: engineFlags),
         .target(name: "PatchworkNN", dependencies: ["Patchwork"], swiftSettings: engineFlags),
+        .target(name: "PatchworkModels", dependencies: ["Patchwork", "PatchworkNN"], swiftSettings: engineFlags),
         .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB"], swiftSettings: engineFlags),
         .executableTarget(
             name: "patchwork",
-            dependencies: ["Patchwork", "PatchworkData", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: engineFlags),
         .testTarget(
-            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkData"],
+            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData"],
             resources: [.copy("Fixtures")],
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

@@ -176,11 +176,14 @@ enum Autograd {
 /// to exactly these values. With `createGraph: true` the returned gradients
 /// carry the graph of their own computation (for second derivatives, when
 /// the inputs passed in are themselves differentiable).
-public func valueAndGradient(at inputs: [Tensor], createGraph: Bool = false,
+public func valueAndGradient(at inputs: [Tensor], createGraph: Bool = false, reusingLeaves: Bool = false,
                              of f: ([Tensor]) -> Tensor) -> (value: Tensor, gradients: [Tensor]) {
     let leaves = inputs.map { x -> Tensor in
-        // A leaf that keeps x's own node reachable, so second derivatives
-        // through an outer graph still work: identity op from x to the leaf.
+        // With `reusingLeaves`, inputs that already are leaves are used as they are
+        // (parameters that the function reads from elsewhere, e.g. a module).
+        if reusingLeaves, let node = x.node, node.isLeaf { return x }
+        // A distinct node that keeps x's own graph reachable, so second
+        // derivatives through an outer graph still work.
         if createGraph, x.node != nil { return x.identityForGradient() }
         return x.requiringGrad()
     }

@@ -29,6 +29,7 @@ public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
     }
     let batchShape = broadcastShapes(Array(a.shape.dropLast(2)), Array(b.shape.dropLast(2)), op: "matmul")
     let out = Tensor(uninitializedShape: batchShape + [m, n])
+    FlopCounter.add(2 * Double(batchShape.reduce(1, *)) * Double(m) * Double(n) * Double(k))
     Kernels.batchedGemm(a, b, out: out, batchShape: batchShape, m: m, n: n, k: k)
     return Tensor.record("matmul", out, [a, b]) { g in
         [a.requiresGrad ? matmul(g, b.transposed()).summed(toShape: a.shape) : nil,

@@ -1,0 +1,64 @@
+import Foundation
+
+/// Any JSON value: model configs as the fixtures and benchmark cases give
+/// them, before they are decoded into a family's typed config.
+public enum JSONValue: Codable, Equatable, Sendable {
+    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.singleValueContainer()
+        if c.decodeNil() { self = .null }
+        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
+        else if let d = try? c.decode(Double.self) { self = .number(d) }
+        else if let s = try? c.decode(String.self) { self = .string(s) }
+        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+        else { self = .object(try c.decode([String: JSONValue].self)) }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.singleValueContainer()
+        switch self {
+        case .null: try c.encodeNil()
+        case .bool(let b): try c.encode(b)
+        case .number(let d): try c.encode(d)
+        case .string(let s): try c.encode(s)
+        case .array(let a): try c.encode(a)
+        case .object(let o): try c.encode(o)
+        }
+    }
+
+    public subscript(key: String) -> JSONValue? {
+        if case .object(let o) = self { return o[key] }
+        return nil
+    }
+
+    public var string: String? { if case .string(let s) = self { return s }; return nil }
+    public var double: Double? { if case .number(let d) = self { return d }; return nil }
+    public var int: Int? { if case .number(let d) = self, d == d.rounded() { return Int(d) }; return nil }
+    public var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
+    public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    public var object: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
+
+    /// Decodes this value into a typed config whose Swift property names are
+    /// the camelCase of the reference's snake_case argument names.
+    public func decode<T: Decodable>(_ type: T.Type) throws -> T {
+        let data = try JSONEncoder().encode(self)
+        let decoder = JSONDecoder()
+        decoder.keyDecodingStrategy = .convertFromSnakeCase
+        return try decoder.decode(T.self, from: data)
+    }
+}
+
+/// A constructor argument that is not plain data in the reference (a block
+/// class, a layer type, a partial function), tagged by the fixtures as
+/// `{"$type": "callable" | "instance" | "partial", "name": "dotted.name", "kwargs": {...}}`.
+public struct ReferenceCallable: Codable, Equatable, Sendable {
+    public let type: String
+    public let name: String
+    public let kwargs: [String: JSONValue]?
+
+    enum CodingKeys: String, CodingKey { case type = "$type", name, kwargs }
+
+    /// The last component of the dotted name ("BasicBlock", "GELU").
+    public var shortName: String { String(name.split(separator: ".").last ?? "") }
+}

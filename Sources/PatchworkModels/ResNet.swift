@@ -1,0 +1,271 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+// timm's ResNet (timm/models/resnet.py): the CNN baseline.
+// Blocks → model → checkpoint filter → named variants, in timm's order.
+
+/// timm's BasicBlock: 3x3 conv → BN → ReLU → 3x3 conv → BN, + shortcut, ReLU.
+final class BasicBlock: Module {
+    static let expansion = 1
+    let conv1: Conv2d
+    let bn1: BatchNorm
+    let conv2: Conv2d
+    let bn2: BatchNorm
+    let downsample: Module?
+    let dropPath: DropPath
+
+    init(inplanes: Int, planes: Int, stride: Int, downsample: Module?, cardinality: Int, baseWidth: Int,
+         reduceFirst: Int, dropPath: Float) {
+        precondition(cardinality == 1 && baseWidth == 64, "BasicBlock supports cardinality 1 and base_width 64 only")
+        let firstPlanes = planes / reduceFirst
+        conv1 = Conv2d(inplanes, firstPlanes, kernelSize: 3, stride: stride, padding: 1, bias: false)
+        bn1 = BatchNorm(firstPlanes)
+        conv2 = Conv2d(firstPlanes, planes, kernelSize: 3, padding: 1, bias: false)
+        bn2 = BatchNorm(planes)
+        self.downsample = downsample
+        self.dropPath = DropPath(dropPath)
+    }
+
+    override func callAsFunction(_ x: Tensor) -> Tensor {
+        let shortcut = downsample.map { $0(x) } ?? x
+        let y = bn2(conv2(bn1(conv1(x)).relu()))
+        return (dropPath(y) + shortcut).relu()
+    }
+
+    var lastNorm: BatchNorm { bn2 }
+}
+
+/// timm's Bottleneck: 1x1 → 3x3 (stride, groups) → 1x1 (×4), each with BN, + shortcut, ReLU.
+final class Bottleneck: Module {
+    static let expansion = 4
+    let conv1: Conv2d
+    let bn1: BatchNorm
+    let conv2: Conv2d
+    let bn2: BatchNorm
+    let conv3: Conv2d
+    let bn3: BatchNorm
+    let downsample: Module?
+    let dropPath: DropPath
+
+    init(inplanes: Int, planes: Int, stride: Int, downsample: Module?, cardinality: Int, baseWidth: Int,
+         reduceFirst: Int, dropPath: Float) {
+        let width = Int((Double(planes) * Double(baseWidth) / 64).rounded(.down)) * cardinality
+        let firstPlanes = width / reduceFirst
+        let outplanes = planes * Bottleneck.expansion
+        conv1 = Conv2d(inplanes, firstPlanes, kernelSize: 1, bias: false)
+        bn1 = BatchNorm(firstPlanes)
+        conv2 = Conv2d(firstPlanes, width, kernelSize: 3, stride: stride, padding: 1, groups: cardinality, bias: false)
+        bn2 = BatchNorm(width)
+        conv3 = Conv2d(width, outplanes, kernelSize: 1, bias: false)
+        bn3 = BatchNorm(outplanes)
+        self.downsample = downsample
+        self.dropPath = DropPath(dropPath)
+    }
+
+    override func callAsFunction(_ x: Tensor) -> Tensor {
+        let shortcut = downsample.map { $0(x) } ?? x
+        let y = bn3(conv3(bn2(conv2(bn1(conv1(x)).relu())).relu()))
+        return (dropPath(y) + shortcut).relu()
+    }
+
+    var lastNorm: BatchNorm { bn3 }
+}
+
+/// Average-pool downsampling shortcut (timm's avg_down): AvgPool2d(2, stride, ceil, no pad count) then conv.
+final class AvgPoolShortcut: Module {
+    let stride: Int
+    init(stride: Int) { self.stride = stride }
+    override func callAsFunction(_ x: Tensor) -> Tensor {
+        stride == 1 ? x : avgPool2d(x, kernel: (2, 2), stride: (2, 2), ceilMode: true, countIncludePad: false)
+    }
+}
+
+/// The config of timm's `ResNet(...)`, under its argument names.
+public struct ResNetConfig: Codable, Sendable {
+    public var block: ReferenceCallable
+    public var layers: [Int]
+    public var channels: [Int]?
+    public var numClasses: Int?
+    public var inChans: Int?
+    public var dropRate: Double?
+    public var dropPathRate: Double?
+    public var outputStride: Int?
+    public var globalPool: String?
+    public var cardinality: Int?
+    public var baseWidth: Int?
+    public var stemWidth: Int?
+    public var stemType: String?
+    public var replaceStemPool: Bool?
+    public var blockReduceFirst: Int?
+    public var downKernelSize: Int?
+    public var avgDown: Bool?
+    public var actLayer: ReferenceCallable?
+    public var normLayer: ReferenceCallable?
+    public var aaLayer: ReferenceCallable?
+    public var zeroInitLast: Bool?
+
+    public init(block: String, layers: [Int], numClasses: Int = 1000) {
+        self.block = ReferenceCallable(type: "callable", name: "timm.models.resnet.\(block)", kwargs: nil)
+        self.layers = layers
+        self.numClasses = numClasses
+    }
+}
+
+/// timm's ResNet with BasicBlock or Bottleneck; stems "", "deep", "deep_tiered".
+public final class ResNet: Module, ImageClassifier {
+    let conv1: Module
+    let bn1: BatchNorm
+    let stemPool: Bool
+    let layer1: Sequential
+    let layer2: Sequential
+    let layer3: Sequential
+    let layer4: Sequential
+    var fc: Linear
+    let dropRate: Float
+    let headDropout: Dropout
+    public let numFeatures: Int
+
+    public init(_ config: ResNetConfig) throws {
+        let blockName = config.block.shortName
+        guard blockName == "BasicBlock" || blockName == "Bottleneck" else {
+            throw ModelError("resnet: block \(config.block.name) is not supported (BasicBlock, Bottleneck)")
+        }
+        if let act = config.actLayer, act.shortName != "ReLU" { throw ModelError("resnet: act_layer \(act.name) is not supported (ReLU)") }
+        if let norm = config.normLayer, norm.shortName != "BatchNorm2d" { throw ModelError("resnet: norm_layer \(norm.name) is not supported (BatchNorm2d)") }
+        if config.aaLayer != nil { throw ModelError("resnet: aa_layer is not supported") }
+        if (config.outputStride ?? 32) != 32 { throw ModelError("resnet: output_stride \(config.outputStride!) is not supported (32)") }
+        if (config.globalPool ?? "avg") != "avg" { throw ModelError("resnet: global_pool \(config.globalPool!) is not supported (avg)") }
+        if config.replaceStemPool == true { throw ModelError("resnet: replace_stem_pool is not supported") }
+        if (config.downKernelSize ?? 1) != 1 { throw ModelError("resnet: down_kernel_size \(config.downKernelSize!) is not supported (1)") }
+        guard config.layers.count == 4 else { throw ModelError("resnet: layers must have 4 entries, got \(config.layers)") }
+        let channels = config.channels ?? [64, 128, 256, 512]
+        let inChans = config.inChans ?? 3
+        let stemWidth = config.stemWidth ?? 64
+        let stemType = config.stemType ?? ""
+        let cardinality = config.cardinality ?? 1, baseWidth = config.baseWidth ?? 64
+        let reduceFirst = config.blockReduceFirst ?? 1
+        let avgDown = config.avgDown ?? false
+        let expansion = blockName == "Bottleneck" ? Bottleneck.expansion : BasicBlock.expansion
+
+        // Stem.
+        var inplanes: Int
+        if stemType.hasPrefix("deep") {
+            let stemChs = stemType == "deep_tiered" ? (3 * (stemWidth / 4), stemWidth) : (stemWidth, stemWidth)
+            inplanes = stemWidth * 2
+            conv1 = Sequential([
+                Conv2d(inChans, stemChs.0, kernelSize: 3, stride: 2, padding: 1, bias: false), BatchNorm(stemChs.0), ReLU(),
+                Conv2d(stemChs.0, stemChs.1, kernelSize: 3, padding: 1, bias: false), BatchNorm(stemChs.1), ReLU(),
+                Conv2d(stemChs.1, inplanes, kernelSize: 3, padding: 1, bias: false),
+            ])
+        } else if stemType.isEmpty {
+            inplanes = 64
+            conv1 = Conv2d(inChans, inplanes, kernelSize: 7, stride: 2, padding: 3, bias: false)
+        } else {
+            throw ModelError("resnet: stem_type \"\(stemType)\" is not supported (\"\", deep, deep_tiered)")
+        }
+        bn1 = BatchNorm(inplanes)
+        stemPool = true
+
+        // Stages, with drop-path rates rising linearly over all blocks.
+        let totalBlocks = config.layers.reduce(0, +)
+        let dropPathRate = Float(config.dropPathRate ?? 0)
+        var blockIndex = 0
+        var stages: [Sequential] = []
+        for (i, (count, planes)) in zip(config.layers, channels).enumerated() {
+            let stride = i == 0 ? 1 : 2
+            var blocks: [Module] = []
+            for b in 0..<count {
+                let s = b == 0 ? stride : 1
+                var downsample: Module? = nil
+                if b == 0 && (stride != 1 || inplanes != planes * expansion) {
+                    let conv = Conv2d(inplanes, planes * expansion, kernelSize: 1, stride: avgDown ? 1 : stride, bias: false)
+                    downsample = avgDown ? Sequential([AvgPoolShortcut(stride: stride), conv, BatchNorm(planes * expansion)])
+                                         : Sequential([conv, BatchNorm(planes * expansion)])
+                }
+                let dpr = totalBlocks > 1 ? dropPathRate * Float(blockIndex) / Float(totalBlocks - 1) : 0
+                if expansion == 4 {
+                    blocks.append(Bottleneck(inplanes: inplanes, planes: planes, stride: s, downsample: downsample,
+                                             cardinality: cardinality, baseWidth: baseWidth, reduceFirst: reduceFirst, dropPath: dpr))
+                } else {
+                    blocks.append(BasicBlock(inplanes: inplanes, planes: planes, stride: s, downsample: downsample,
+                                             cardinality: cardinality, baseWidth: baseWidth, reduceFirst: reduceFirst, dropPath: dpr))
+                }
+                inplanes = planes * expansion
+                blockIndex += 1
+            }
+            stages.append(Sequential(blocks))
+        }
+        (layer1, layer2, layer3, layer4) = (stages[0], stages[1], stages[2], stages[3])
+        numFeatures = inplanes
+        fc = Linear(numFeatures, config.numClasses ?? 1000)
+        dropRate = Float(config.dropRate ?? 0)
+        headDropout = Dropout(dropRate)
+        super.init()
+        initWeights(zeroInitLast: config.zeroInitLast ?? true)
+    }
+
+    /// timm's init: Kaiming-normal (fan_out, ReLU) convs, BN 1/0, last BN of each block zeroed.
+    private func initWeights(zeroInitLast: Bool) {
+        for (_, m) in namedModules() {
+            if let conv = m as? Conv2d {
+                let fanOut = conv.outChannels * conv.kernelSize.0 * conv.kernelSize.1
+                conv.weight = Init.kaimingNormalFanOut(conv.weight.shape, fanOut: fanOut)
+            }
+            if zeroInitLast, let block = m as? BasicBlock { block.lastNorm.weight = Tensor.zeros([block.lastNorm.runningMean.count]) }
+            if zeroInitLast, let block = m as? Bottleneck { block.lastNorm.weight = Tensor.zeros([block.lastNorm.runningMean.count]) }
+        }
+    }
+
+    func stem(_ x: Tensor) -> Tensor {
+        maxPool2d(bn1(conv1(x)).relu(), kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+    }
+
+    public func forwardFeatures(_ x: Tensor) -> Tensor {
+        layer4(layer3(layer2(layer1(stem(x)))))
+    }
+
+    public func forwardHead(_ features: Tensor, preLogits: Bool) -> Tensor {
+        let pooled = headDropout(features.mean(alongAxes: [1, 2]))
+        return preLogits ? pooled : fc(pooled)
+    }
+
+    public func forwardIntermediates(_ x: Tensor) -> [(name: String, value: Tensor)] {
+        var out: [(String, Tensor)] = []
+        var h = stem(x)
+        out.append(("stem", h))
+        for (name, stage) in [("layer1", layer1), ("layer2", layer2), ("layer3", layer3), ("layer4", layer4)] {
+            for (i, block) in stage.layers.enumerated() {
+                h = block(h)
+                out.append(("\(name).\(i)", h))
+            }
+        }
+        return out
+    }
+
+    public func resetClassifier(numClasses: Int) { fc = Linear(numFeatures, numClasses) }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { logits(x) }
+}
+
+/// ReLU as a module, for Sequential stems (keys skip it, as torch's do).
+final class ReLU: Module {
+    override func callAsFunction(_ x: Tensor) -> Tensor { x.relu() }
+}
+
+extension ResNet {
+    static func variant(_ name: String, _ block: String, _ layers: [Int]) -> ModelVariant {
+        ModelVariant(name, family: "resnet", inputSize: 224) { classes in
+            try ResNet(ResNetConfig(block: block, layers: layers, numClasses: classes))
+        }
+    }
+
+    public static let family = ModelFamily(
+        name: "resnet", reference: "timm 1.0.31 timm.models.resnet.ResNet",
+        variants: [
+            variant("resnet18", "BasicBlock", [2, 2, 2, 2]),
+            variant("resnet34", "BasicBlock", [3, 4, 6, 3]),
+            variant("resnet50", "Bottleneck", [3, 4, 6, 3]),
+        ],
+        build: { config in try ResNet(config.decode(ResNetConfig.self)) })
+}

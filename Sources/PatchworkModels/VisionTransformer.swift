@@ -1,0 +1,270 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+// timm's VisionTransformer (timm/models/vision_transformer.py).
+// Blocks → model → checkpoint filter → named variants, in timm's order.
+
+/// Turns images [B, H, W, C] into tokens [B, N, D] on a grid (patch embedding, hybrid CNN stem).
+public protocol TokenEmbedding: Module {
+    func tokens(_ x: Tensor) -> (tokens: Tensor, grid: (Int, Int))
+}
+
+extension PatchEmbed: TokenEmbedding {}
+
+/// timm's LayerScale: a learned per-channel scale (`gamma`).
+final class LayerScale: Module {
+    @Parameter var gamma: Tensor
+    init(_ dim: Int, initValue: Float) { gamma = Tensor.full([dim], initValue) }
+    override func callAsFunction(_ x: Tensor) -> Tensor { x * gamma }
+}
+
+/// A pre-norm transformer block: x + attn(norm1 x), then x + mlp(norm2 x).
+public final class ViTBlock: Module {
+    public let norm1: LayerNorm
+    public let attn: Attention
+    let ls1: Module
+    let dropPath1: DropPath
+    public let norm2: LayerNorm
+    public let mlp: MLP
+    let ls2: Module
+    let dropPath2: DropPath
+
+    init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, projBias: Bool, initValues: Float?,
+         projDrop: Float, attnDrop: Float, dropPath: Float, eps: Float) {
+        norm1 = LayerNorm(dim, eps: eps)
+        attn = Attention(dim, heads: heads, qkvBias: qkvBias, projBias: projBias,
+                         attentionDropout: attnDrop, projectionDropout: projDrop)
+        ls1 = initValues.map { LayerScale(dim, initValue: $0) } ?? Identity()
+        dropPath1 = DropPath(dropPath)
+        norm2 = LayerNorm(dim, eps: eps)
+        mlp = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, bias: projBias, dropout: projDrop)
+        ls2 = initValues.map { LayerScale(dim, initValue: $0) } ?? Identity()
+        dropPath2 = DropPath(dropPath)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let h = x + dropPath1(ls1(attn(norm1(x))))
+        return h + dropPath2(ls2(mlp(norm2(h))))
+    }
+}
+
+/// The config of timm's `VisionTransformer(...)`, under its argument names.
+public struct ViTConfig: Codable, Sendable {
+    public var imgSize: Int?
+    public var patchSize: Int?
+    public var inChans: Int?
+    public var numClasses: Int?
+    public var globalPool: String?
+    public var embedDim: Int?
+    public var depth: Int?
+    public var numHeads: Int?
+    public var mlpRatio: Double?
+    public var qkvBias: Bool?
+    public var qkNorm: Bool?
+    public var projBias: Bool?
+    public var initValues: Double?
+    public var classToken: Bool?
+    public var posEmbed: String?
+    public var noEmbedClass: Bool?
+    public var regTokens: Int?
+    public var preNorm: Bool?
+    public var finalNorm: Bool?
+    public var fcNorm: Bool?
+    public var dropRate: Double?
+    public var posDropRate: Double?
+    public var patchDropRate: Double?
+    public var projDropRate: Double?
+    public var attnDropRate: Double?
+    public var dropPathRate: Double?
+    public var dynamicImgSize: Bool?
+    public var embedLayer: ReferenceCallable?
+    public var normLayer: ReferenceCallable?
+    public var actLayer: ReferenceCallable?
+    public var blockFn: ReferenceCallable?
+    public var mlpLayer: ReferenceCallable?
+    public var attnLayer: ReferenceCallable?
+
+    public init(imgSize: Int = 224, patchSize: Int = 16, embedDim: Int, depth: Int, numHeads: Int, numClasses: Int = 1000) {
+        self.imgSize = imgSize; self.patchSize = patchSize; self.embedDim = embedDim; self.depth = depth
+        self.numHeads = numHeads; self.numClasses = numClasses
+    }
+}
+
+/// timm's VisionTransformer: patch (or hybrid) embedding, class token,
+/// learned position embedding, pre-norm blocks, final norm, head.
+public final class VisionTransformer: Module, ImageClassifier, CheckpointFiltering {
+    @Parameter var clsToken: Tensor
+    @OptionalParameter var regToken: Tensor?
+    @Parameter var posEmbed: Tensor
+    public let patchEmbed: TokenEmbedding
+    let posDrop: Dropout
+    let normPre: Module
+    public let blocks: [ViTBlock]
+    let norm: Module
+    let fcNorm: Module
+    let headDrop: Dropout
+    var head: Module
+    let hasClassToken: Bool
+    let noEmbedClass: Bool
+    let globalPool: String
+    public let embedDim: Int
+    /// Class and register tokens in front of the patch tokens.
+    public let numPrefixTokens: Int
+    /// The patch-token grid the position embedding was built for.
+    public let grid: (Int, Int)
+
+    /// Builds a ViT around `embedding` (which maps images to `grid` tokens of width `embedDim`).
+    public init(_ c: ViTConfig, embedding: TokenEmbedding, grid: (Int, Int)) throws {
+        if c.qkNorm == true { throw ModelError("vit: qk_norm is not supported") }
+        if (c.posEmbed ?? "learn") != "learn" { throw ModelError("vit: pos_embed \(c.posEmbed!) is not supported (learn)") }
+        if (c.patchDropRate ?? 0) != 0 { throw ModelError("vit: patch_drop_rate is not supported") }
+        if c.dynamicImgSize == true { throw ModelError("vit: dynamic_img_size is not supported") }
+        for (name, ref, allowed) in [("norm_layer", c.normLayer, "LayerNorm"), ("act_layer", c.actLayer, "GELU"),
+                                     ("block_fn", c.blockFn, "Block"), ("mlp_layer", c.mlpLayer, "Mlp"),
+                                     ("attn_layer", c.attnLayer, "Attention")] {
+            if let ref, ref.shortName != allowed { throw ModelError("vit: \(name) \(ref.name) is not supported (\(allowed))") }
+        }
+        let dim = c.embedDim ?? 768
+        let depth = c.depth ?? 12
+        let pool = c.globalPool ?? "token"
+        guard ["token", "avg", ""].contains(pool) else { throw ModelError("vit: global_pool \(pool) is not supported (token, avg)") }
+        embedDim = dim
+        hasClassToken = c.classToken ?? true
+        let regTokens = c.regTokens ?? 0
+        numPrefixTokens = (hasClassToken ? 1 : 0) + regTokens
+        noEmbedClass = c.noEmbedClass ?? false
+        globalPool = pool
+        self.grid = grid
+        patchEmbed = embedding
+        clsToken = hasClassToken ? Tensor.randomNormal([1, 1, dim], std: 1e-6) : Tensor.zeros([1, 1, 0])
+        _regToken = OptionalParameter(wrappedValue: regTokens > 0 ? Tensor.randomNormal([1, regTokens, dim], std: 1e-6) : nil)
+        let embedLength = grid.0 * grid.1 + (noEmbedClass ? 0 : numPrefixTokens)
+        posEmbed = Init.truncatedNormal([1, embedLength, dim], std: 0.02)
+        posDrop = Dropout(Float(c.posDropRate ?? 0))
+        let eps: Float = 1e-6
+        normPre = (c.preNorm ?? false) ? LayerNorm(dim, eps: eps) : Identity()
+        let dropPathRate = Float(c.dropPathRate ?? 0)
+        blocks = (0..<depth).map { i in
+            ViTBlock(dim: dim, heads: c.numHeads ?? 12, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? true,
+                     projBias: c.projBias ?? true, initValues: c.initValues.map(Float.init),
+                     projDrop: Float(c.projDropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0),
+                     dropPath: depth > 1 ? dropPathRate * Float(i) / Float(depth - 1) : 0, eps: eps)
+        }
+        let useFcNorm = c.fcNorm ?? (pool == "avg")
+        let finalNorm = c.finalNorm ?? true
+        norm = finalNorm && !useFcNorm ? LayerNorm(dim, eps: eps) : Identity()
+        fcNorm = finalNorm && useFcNorm ? LayerNorm(dim, eps: eps) : Identity()
+        headDrop = Dropout(Float(c.dropRate ?? 0))
+        let classes = c.numClasses ?? 1000
+        head = classes > 0 ? Linear(dim, classes) : Identity()
+        super.init()
+        if !hasClassToken { throw ModelError("vit: class_token false is not supported") }
+        initLinearWeights()
+    }
+
+    /// timm's "timm" init: truncated-normal(0.02) Linear weights, zero biases.
+    private func initLinearWeights() {
+        for (_, m) in namedModules() {
+            guard let l = m as? Linear else { continue }
+            l.weight = Init.truncatedNormal(l.weight.shape, std: 0.02)
+            if let b = l.bias { l.bias = Tensor.zeros(b.shape) }
+        }
+    }
+
+    /// A plain ViT with a patch embedding.
+    public convenience init(_ c: ViTConfig) throws {
+        if let e = c.embedLayer, e.shortName != "PatchEmbed" { throw ModelError("vit: embed_layer \(e.name) is not supported here (PatchEmbed)") }
+        let size = c.imgSize ?? 224, patch = c.patchSize ?? 16
+        guard size % patch == 0 else { throw ModelError("vit: img_size \(size) is not divisible by patch_size \(patch)") }
+        let embed = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: c.embedDim ?? 768, bias: !(c.preNorm ?? false))
+        try self.init(c, embedding: embed, grid: (size / patch, size / patch))
+    }
+
+    /// Tokens with class token and position embedding, before the blocks.
+    func embed(_ x: Tensor) -> Tensor {
+        let (patches, g) = patchEmbed.tokens(x)
+        guard g == grid else {
+            fail("VisionTransformer", "input \(x.shape) gives a \(g.0)x\(g.1) token grid; the model was built for \(grid.0)x\(grid.1)")
+        }
+        let b = patches.shape[0]
+        var prefix = [clsToken.expanded(to: [b, 1, embedDim])]
+        if let reg = regToken { prefix.append(reg.expanded(to: [b, reg.shape[1], embedDim])) }
+        let tokens: Tensor
+        if noEmbedClass {
+            tokens = concat(prefix + [patches + posEmbed], axis: 1)
+        } else {
+            tokens = concat(prefix + [patches], axis: 1) + posEmbed
+        }
+        return normPre(posDrop(tokens))
+    }
+
+    public func forwardFeatures(_ x: Tensor) -> Tensor {
+        norm(blocks.reduce(embed(x)) { $1($0) })
+    }
+
+    public func forwardHead(_ features: Tensor, preLogits: Bool) -> Tensor {
+        var pooled: Tensor
+        switch globalPool {
+        case "avg": pooled = features.sliced(axis: 1, start: numPrefixTokens).mean(alongAxes: [1])
+        case "token": pooled = features.selecting(axis: 1, index: 0)
+        default: pooled = features
+        }
+        pooled = headDrop(fcNorm(pooled))
+        return preLogits ? pooled : head(pooled)
+    }
+
+    public func forwardIntermediates(_ x: Tensor) -> [(name: String, value: Tensor)] {
+        var h = embed(x)
+        var out: [(String, Tensor)] = [("patch_embed", h)]
+        for (i, block) in blocks.enumerated() {
+            h = block(h)
+            out.append(("blocks.\(i)", h))
+        }
+        return out
+    }
+
+    public func resetClassifier(numClasses: Int) { head = numClasses > 0 ? Linear(embedDim, numClasses) : Identity() }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { logits(x) }
+
+    /// Resamples a checkpoint's position embedding to this model's token grid
+    /// (bicubic, antialiased, as timm's `resample_abs_pos_embed`).
+    public func checkpointFilter(_ stateDict: [String: Tensor]) -> [String: Tensor] {
+        var dict = stateDict
+        if let pe = dict["pos_embed"], pe.shape != posEmbed.shape, pe.rank == 3 {
+            dict["pos_embed"] = VisionTransformer.resamplePositionEmbedding(
+                pe, to: grid, prefixTokens: noEmbedClass ? 0 : numPrefixTokens)
+        }
+        return dict
+    }
+
+    /// [1, prefix + h·w, D] → [1, prefix + newGrid, D], resampling the grid part.
+    public static func resamplePositionEmbedding(_ pe: Tensor, to newGrid: (Int, Int), prefixTokens: Int) -> Tensor {
+        let d = pe.shape[2]
+        let n = pe.shape[1] - prefixTokens
+        let side = Int(Double(n).squareRoot().rounded())
+        guard side * side == n else { return pe }  // not a square grid: leave it for the strict loader to report
+        let prefix = pe.sliced(axis: 1, start: 0, end: prefixTokens)
+        let gridPart = pe.sliced(axis: 1, start: prefixTokens).reshaped([1, side, side, d])
+        let resized = resize(gridPart, size: newGrid, mode: .bicubic, alignCorners: false, antialias: true)
+        return concat([prefix, resized.reshaped([1, newGrid.0 * newGrid.1, d])], axis: 1)
+    }
+}
+
+extension VisionTransformer {
+    static func variant(_ name: String, dim: Int, heads: Int, depth: Int = 12, patch: Int = 16, size: Int = 224) -> ModelVariant {
+        ModelVariant(name, family: "vit", inputSize: size) { classes in
+            try VisionTransformer(ViTConfig(imgSize: size, patchSize: patch, embedDim: dim, depth: depth, numHeads: heads, numClasses: classes))
+        }
+    }
+
+    public static let family = ModelFamily(
+        name: "vit", reference: "timm 1.0.31 timm.models.vision_transformer.VisionTransformer",
+        variants: [
+            variant("vit_tiny_patch16_224", dim: 192, heads: 3),
+            variant("vit_small_patch16_224", dim: 384, heads: 6),
+            variant("vit_base_patch16_224", dim: 768, heads: 12),
+        ],
+        build: { config in try VisionTransformer(config.decode(ViTConfig.self)) })
+}

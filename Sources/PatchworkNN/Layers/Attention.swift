@@ -1,0 +1,71 @@
+import Patchwork
+
+/// Multi-head self-attention as timm's `Attention` (fused qkv Linear, then proj).
+///
+/// `forward(_:returnAttention:)` is the explicit path: it also hands back the
+/// attention probabilities [B, heads, N, N] for the analyses. Setting
+/// `recordsAttention` keeps the last probabilities in `lastAttention` for
+/// callers that only see the model from outside.
+public final class Attention: Module {
+    public let qkv: Linear
+    public let attnDrop: Dropout
+    public let proj: Linear
+    public let projDrop: Dropout
+    public let heads: Int
+    public let scale: Float
+    public var recordsAttention = false
+    public private(set) var lastAttention: Tensor?
+
+    public init(_ dim: Int, heads: Int, qkvBias: Bool = true, projBias: Bool = true, attentionDropout: Float = 0,
+                projectionDropout: Float = 0, generator: Generator = .global) {
+        precondition(dim % heads == 0, "Attention: dim \(dim) is not divisible by \(heads) heads")
+        qkv = Linear(dim, dim * 3, bias: qkvBias, generator: generator)
+        attnDrop = Dropout(attentionDropout)
+        proj = Linear(dim, dim, bias: projBias, generator: generator)
+        projDrop = Dropout(projectionDropout)
+        self.heads = heads
+        scale = 1 / Float(dim / heads).squareRoot()
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { forward(x).output }
+
+    /// x [B, N, C] → (output [B, N, C], attention probabilities [B, heads, N, N] when asked for).
+    public func forward(_ x: Tensor, returnAttention: Bool = false) -> (output: Tensor, attention: Tensor?) {
+        let b = x.shape[0], n = x.shape[1], c = x.shape[2]
+        // [B, N, 3, heads, d] → [3, B, heads, N, d]
+        let qkv = self.qkv(x).reshaped([b, n, 3, heads, c / heads]).permuted([2, 0, 3, 1, 4])
+        let q = qkv.selecting(axis: 0, index: 0), k = qkv.selecting(axis: 0, index: 1), v = qkv.selecting(axis: 0, index: 2)
+        let probabilities = (matmul(q, k.transposed()) * scale).softmax(axis: -1)
+        if recordsAttention { lastAttention = probabilities.detached() }
+        let mixed = matmul(attnDrop(probabilities), v)          // [B, heads, N, d]
+        let out = projDrop(proj(mixed.permuted([0, 2, 1, 3]).reshaped([b, n, c])))
+        return (out, returnAttention ? probabilities : nil)
+    }
+}
+
+/// Image to patch tokens: a conv with kernel = stride = patch size
+/// (timm's PatchEmbed); [B, H, W, C] → [B, (H/p)·(W/p), D] by a reshape.
+public final class PatchEmbed: Module {
+    public let proj: Conv2d
+    public let norm: Module
+    public let patchSize: Int
+
+    public init(patchSize: Int, inChannels: Int = 3, embedDim: Int, bias: Bool = true, norm: Module? = nil,
+                generator: Generator = .global) {
+        proj = Conv2d(inChannels, embedDim, kernelSize: patchSize, stride: patchSize, bias: bias, generator: generator)
+        self.norm = norm ?? Identity()
+        self.patchSize = patchSize
+    }
+
+    /// Tokens [B, N, D] and the token grid size.
+    public func tokens(_ x: Tensor) -> (tokens: Tensor, grid: (Int, Int)) {
+        guard x.rank == 4, x.shape[1] % patchSize == 0, x.shape[2] % patchSize == 0 else {
+            fail("PatchEmbed", "input \(x.shape) is not [B, H, W, C] with H and W divisible by the patch size \(patchSize)")
+        }
+        let y = proj(x)
+        let grid = (y.shape[1], y.shape[2])
+        return (norm(y.reshaped([y.shape[0], grid.0 * grid.1, y.shape[3]])), grid)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { tokens(x).tokens }
+}

@@ -1,0 +1,91 @@
+import Patchwork
+
+/// y = x·Wᵀ + b (torch.nn.Linear: weight [out, in], bias [out]).
+public final class Linear: Module {
+    @Parameter public var weight: Tensor
+    @OptionalParameter public var bias: Tensor?
+
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, generator: Generator = .global) {
+        weight = Init.torchDefault([outFeatures, inFeatures], fanIn: inFeatures, generator: generator)
+        _bias = OptionalParameter(wrappedValue: bias ? Init.torchDefault([outFeatures], fanIn: inFeatures, generator: generator) : nil)
+        super.init()
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        linear(x, weight: weight, bias: bias)
+    }
+}
+
+/// Activation functions by the names the references use.
+public enum Activation: String, Codable, Sendable {
+    case gelu, geluTanh = "gelu_tanh", relu, silu, swish, hardswish, sigmoid, tanh, identity
+
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        switch self {
+        case .gelu: return x.gelu()
+        case .geluTanh: return x.geluTanh()
+        case .relu: return x.relu()
+        case .silu, .swish: return x.silu()
+        case .hardswish: return x.hardswish()
+        case .sigmoid: return x.sigmoid()
+        case .tanh: return x.tanh()
+        case .identity: return x
+        }
+    }
+}
+
+/// Dropout with its own generator (inverted: kept values scaled by 1/(1-p)).
+public final class Dropout: Module {
+    public let probability: Float
+    let generator: Generator
+
+    public init(_ probability: Float = 0, seed: UInt64 = 0) {
+        self.probability = probability
+        self.generator = Generator(seed: seed)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        dropout(x, probability: probability, generator: generator, training: training)
+    }
+}
+
+/// Stochastic depth: drops a whole residual branch per sample (timm's DropPath).
+public final class DropPath: Module {
+    public let probability: Float
+    let generator: Generator
+
+    public init(_ probability: Float = 0, seed: UInt64 = 0) {
+        self.probability = probability
+        self.generator = Generator(seed: seed)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        guard training && probability > 0 else { return x }
+        let keep = 1 - probability
+        let maskShape = [x.shape[0]] + [Int](repeating: 1, count: x.rank - 1)
+        let mask = Tensor.randomUniform(maskShape, generator: generator).greaterEqual(probability)
+        return x * (mask / keep)
+    }
+}
+
+/// timm's Mlp: fc1 → activation → dropout → fc2 → dropout.
+public final class MLP: Module {
+    public let fc1: Linear
+    public let act: Activation
+    public let drop1: Dropout
+    public let fc2: Linear
+    public let drop2: Dropout
+
+    public init(_ inFeatures: Int, hidden: Int, out: Int? = nil, activation: Activation = .gelu, bias: Bool = true,
+                dropout: Float = 0, generator: Generator = .global) {
+        fc1 = Linear(inFeatures, hidden, bias: bias, generator: generator)
+        act = activation
+        drop1 = Dropout(dropout)
+        fc2 = Linear(hidden, out ?? inFeatures, bias: bias, generator: generator)
+        drop2 = Dropout(dropout)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        drop2(fc2(drop1(act(fc1(x)))))
+    }
+}

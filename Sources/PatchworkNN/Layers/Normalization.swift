@@ -1,0 +1,82 @@
+import Patchwork
+
+/// Layer norm over the last dimension (torch.nn.LayerNorm(dim), and timm's
+/// LayerNorm2d on channels-last maps).
+public final class LayerNorm: Module {
+    @OptionalParameter public var weight: Tensor?
+    @OptionalParameter public var bias: Tensor?
+    public let eps: Float
+
+    public init(_ dim: Int, eps: Float = 1e-5, affine: Bool = true, bias: Bool = true) {
+        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([dim]) : nil)
+        _bias = OptionalParameter(wrappedValue: affine && bias ? Tensor.zeros([dim]) : nil)
+        self.eps = eps
+        super.init()
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        layerNorm(x, weight: weight, bias: bias, eps: eps)
+    }
+}
+
+/// Batch norm over every axis but the last (channels): torch's BatchNorm1d
+/// and BatchNorm2d in channels-last layout. Training mode normalises with the
+/// batch statistics and updates the running ones; evaluation mode uses the
+/// running statistics.
+public final class BatchNorm: Module {
+    @OptionalParameter public var weight: Tensor?
+    @OptionalParameter public var bias: Tensor?
+    @Buffer public var runningMean: Tensor
+    @Buffer public var runningVar: Tensor
+    @Buffer(checkpointDType: .I64) public var numBatchesTracked: Tensor
+    public let eps: Float
+    public let momentum: Float
+
+    public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true) {
+        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([channels]) : nil)
+        _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([channels]) : nil)
+        runningMean = Tensor.zeros([channels])
+        runningVar = Tensor.ones([channels])
+        numBatchesTracked = Tensor(0)
+        self.eps = eps
+        self.momentum = momentum
+        super.init()
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        guard training else {
+            return batchNorm(x, mean: runningMean, variance: runningVar, weight: weight, bias: bias, eps: eps)
+        }
+        let (y, mean, unbiasedVariance) = batchNormTraining(x, weight: weight, bias: bias, eps: eps)
+        withoutGrad {
+            runningMean = (runningMean * (1 - momentum) + mean.detached() * momentum)
+            runningVar = (runningVar * (1 - momentum) + unbiasedVariance.detached() * momentum)
+            numBatchesTracked = numBatchesTracked + 1
+        }
+        return y
+    }
+}
+
+/// torch.nn.BatchNorm2d (channels-last).
+public typealias BatchNorm2d = BatchNorm
+
+/// Group norm over channel groups and all positions (torch.nn.GroupNorm) on [B, ..., C].
+public final class GroupNorm: Module {
+    @OptionalParameter public var weight: Tensor?
+    @OptionalParameter public var bias: Tensor?
+    public let groups: Int
+    public let eps: Float
+
+    public init(groups: Int, channels: Int, eps: Float = 1e-5, affine: Bool = true) {
+        precondition(channels % groups == 0, "GroupNorm: \(groups) groups do not divide \(channels) channels")
+        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([channels]) : nil)
+        _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([channels]) : nil)
+        self.groups = groups
+        self.eps = eps
+        super.init()
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps)
+    }
+}

@@ -1,0 +1,51 @@
+import ArgumentParser
+import Foundation
+import Patchwork
+import PatchworkModels
+
+struct ModelsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "models",
+        abstract: "List every model variant with its parameter count and GFLOPs.",
+        discussion: """
+        Parameters are counted with 1000 classes, as the references publish them. GFLOPs are per image at the \
+        variant's default input size, counting matrix products and convolutions only, with one multiply-add = \
+        2 FLOPs (so twice the "GMACs" that timm and papers quote).
+        """)
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @Option(help: "Only variants of this family.")
+    var family: String?
+
+    func run() throws {
+        var rows: [[String: Any]] = []
+        for v in Models.list() where family == nil || v.family == family {
+            let model = try v.create(numClasses: 1000)
+            model.eval()
+            let input = Tensor.zeros([1, v.inputSize, v.inputSize, 3])
+            let (_, flops) = FlopCounter.count { withoutGrad { model.logits(input) } }
+            rows.append(["name": v.name, "family": v.family, "params": model.parameterCount,
+                         "gflops": flops / 1e9, "input_size": v.inputSize])
+            if !json {
+                print(String(format: "%-32@ %-11@ %12@ params %8.2f GFLOPs  %dx%d", v.name as NSString, v.family as NSString,
+                             model.parameterCount.formatted() as NSString, flops / 1e9, v.inputSize, v.inputSize))
+                fflush(stdout)
+            }
+        }
+        if json {
+            let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
+
+extension Int {
+    func formatted() -> String {
+        let s = String(self)
+        var out = ""
+        for (i, c) in s.reversed().enumerated() { if i > 0 && i % 3 == 0 { out.append(",") }; out.append(c) }
+        return String(out.reversed())
+    }
+}
