@@ -19,6 +19,11 @@ struct ConvGeometry {
     let strideH, strideW, padH, padW, dilationH, dilationW, groups: Int
     let outH, outW: Int
 
+    /// FLOPs of the convolution (and of each of its gradient ops): 2 per multiply-add.
+    var flops: Double {
+        2 * Double(batch * outH * outW) * Double(outChannels) * Double(inChannels / groups) * Double(kernelH * kernelW)
+    }
+
     /// Checks the arguments of a convolution and derives the output size,
     /// stopping with a message that names `op`, the shapes and the argument.
     init(op: String, input: [Int], weight: [Int], stride: (Int, Int), padding: (Int, Int),

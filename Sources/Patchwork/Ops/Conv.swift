@@ -25,6 +25,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil, stride: (In
         return conv2d(repeated, weight: weight, bias: bias, stride: stride, padding: padding, dilation: dilation,
                       groups: geo.outChannels)
     }
+    FlopCounter.add(geo.flops)
     let xc = x.detached().contiguous(recordingGrad: false)
     let wc = weight.detached().contiguous(recordingGrad: false)
     let bc = bias?.detached().contiguous(recordingGrad: false)
@@ -62,6 +63,7 @@ public func conv2dInputGradient(_ gradOutput: Tensor, weight: Tensor, inputSize:
     guard inputSize.0 >= 0 && inputSize.1 >= 0 else { fail(op, "input size \(inputSize) must not be negative") }
     let geo = ConvGeometry(op: op, input: [g.shape[0], inputSize.0, inputSize.1, weight.shape[3] * groups],
                            weight: weight.shape, stride: stride, padding: padding, dilation: dilation, groups: groups)
+    FlopCounter.add(geo.flops)
     guard g.shape == geo.outputShape else {
         fail(op, "gradient of shape \(g.shape) does not match the output shape \(geo.outputShape) of weight \(weight.shape) on input size \(inputSize)")
     }
@@ -91,6 +93,7 @@ public func conv2dWeightGradient(_ x: Tensor, _ gradOutput: Tensor, kernelSize: 
     }
     let geo = ConvGeometry(op: op, input: x.shape, weight: [g.shape[3], kernelSize.0, kernelSize.1, x.shape[3] / groups],
                            stride: stride, padding: padding, dilation: dilation, groups: groups)
+    FlopCounter.add(geo.flops)
     guard g.shape == geo.outputShape else {
         fail(op, "gradient of shape \(g.shape) does not match the output shape \(geo.outputShape) of a \(kernelSize) kernel on input \(x.shape)")
     }
