@@ -1,0 +1,42 @@
+/// Softmax and log-softmax along one axis.
+///
+/// The last axis (the contiguous one: channels, classes, attention keys)
+/// runs a fused, max-shifted row kernel; any other axis is permuted to the
+/// end and back (views, one copy). Pullbacks are Tensor ops on the op's
+/// output, so they can be differentiated again:
+///   softmax:     dx = y ⊙ (g − Σ g⊙y)
+///   log-softmax: dx = g − eʸ ⊙ Σ g
+extension Tensor {
+    /// e^x / Σ e^x along `axis` (default: the last).
+    public func softmax(axis: Int = -1) -> Tensor { softmaxLike(axis: axis, log: false) }
+
+    /// x − log Σ e^x along `axis` (default: the last), computed without overflow.
+    public func logSoftmax(axis: Int = -1) -> Tensor { softmaxLike(axis: axis, log: true) }
+
+    private func softmaxLike(axis: Int, log: Bool) -> Tensor {
+        let op = log ? "logSoftmax" : "softmax"
+        guard rank > 0 else { fail(op, "needs a tensor with at least one dimension, got a scalar (shape \(shape))") }
+        let ax = normalizeAxis(axis, rank: rank, op: op, shape: shape)
+        if ax != rank - 1 {
+            var order = (0..<rank).filter { $0 != ax }
+            order.append(ax)
+            var inverse = [Int](repeating: 0, count: rank)
+            for (i, d) in order.enumerated() { inverse[d] = i }
+            return permuted(order).softmaxLike(axis: -1, log: log).permuted(inverse)
+        }
+        let x = contiguous(recordingGrad: false)
+        let y = Tensor(uninitializedShape: shape)
+        let n = shape[rank - 1]
+        if y.count > 0 {
+            Kernels.softmaxRows(x.base, y.base, rows: y.count / n, length: n, log: log)
+        }
+        if log {
+            return Tensor.recordUsingOutput("logSoftmax", y, [self]) { g, y in
+                [g - y.exp() * g.sum(axis: -1, keepDims: true)]
+            }
+        }
+        return Tensor.recordUsingOutput("softmax", y, [self]) { g, y in
+            [y * (g - (g * y).sum(axis: -1, keepDims: true))]
+        }
+    }
+}
