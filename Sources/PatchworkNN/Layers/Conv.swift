@@ -6,7 +6,7 @@ import Patchwork
 /// checkpoints hold PyTorch's [out, in/groups, kH, kW] and are converted on
 /// load and save.
 public final class Conv2d: Module {
-    @Parameter(layout: .convWeight) public var weight: Tensor
+    @Parameter public var weight: Tensor
     @OptionalParameter public var bias: Tensor?
     public let stride: (Int, Int)
     public let padding: (Int, Int)

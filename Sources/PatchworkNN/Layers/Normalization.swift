@@ -28,7 +28,7 @@ public final class BatchNorm: Module {
     @OptionalParameter public var bias: Tensor?
     @Buffer public var runningMean: Tensor
     @Buffer public var runningVar: Tensor
-    @Buffer(checkpointDType: .I64) public var numBatchesTracked: Tensor
+    @Buffer public var numBatchesTracked: Tensor
     public let eps: Float
     public let momentum: Float
 
@@ -37,7 +37,7 @@ public final class BatchNorm: Module {
         _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([channels]) : nil)
         runningMean = Tensor.zeros([channels])
         runningVar = Tensor.ones([channels])
-        numBatchesTracked = Tensor(0)
+        _numBatchesTracked = Buffer(wrappedValue: Tensor(0), checkpointDType: .I64)
         self.eps = eps
         self.momentum = momentum
         super.init()
