@@ -8,7 +8,7 @@ final class ModuleTests: XCTestCase {
     final class Block: Module {
         let fc1 = Linear(4, 8)
         let norm = LayerNorm(8)
-        @Child(key: "proj") var output = Linear(8, 3, bias: false)
+        @Child(key: "proj") var output = Linear(8, 4, bias: false)
         override func callAsFunction(_ x: Tensor) -> Tensor { output(norm(fc1(x)).gelu()) }
     }
 
@@ -16,7 +16,7 @@ final class ModuleTests: XCTestCase {
         let patchEmbed = Conv2d(3, 4, kernelSize: 2, stride: 2)
         let blocks = [Block(), Block()]
         let bn = BatchNorm(4)
-        let head: Linear? = Linear(3, 2)
+        let head: Linear? = Linear(4, 2)
         @Parameter var clsToken = Tensor.zeros([1, 1, 4])
         override func callAsFunction(_ x: Tensor) -> Tensor {
             let f = bn(patchEmbed(x)).mean(alongAxes: [1, 2])
@@ -34,10 +34,10 @@ final class ModuleTests: XCTestCase {
             "head.weight", "head.bias", "cls_token",
         ])
         let net = Net()
-        XCTAssertEqual(net.trainableParameters().count, 16)
+        XCTAssertEqual(net.trainableParameters().count, 17)
         XCTAssertEqual(net.stateDict()["patch_embed.weight"]?.shape, [4, 3, 2, 2], "conv weights leave in PyTorch's OIHW layout")
         net.blocks[0].freeze()
-        XCTAssertEqual(net.trainableParameters().count, 11)
+        XCTAssertEqual(net.trainableParameters().count, 12)
         net.eval()
         XCTAssertFalse(net.blocks[1].norm.training)
     }

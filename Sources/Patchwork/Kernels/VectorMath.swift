@@ -50,6 +50,50 @@ public enum VectorMath {
     @inline(__always)
     public static func min(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .< a) }
 
+    /// Natural log (Cephes logf): 0 → -inf, negative → NaN, +inf → +inf.
+    @inline(__always)
+    public static func log(_ x: Vec) -> Vec {
+        let bits = unsafeBitCast(x, to: SIMD16<Int32>.self)
+        // x = m · 2^e with m in [0.5, 1)
+        var e = Vec((bits &>> 23) &- 126)
+        var m = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F00_0000, to: Vec.self)
+        let small = m .< 0.707106781186547524
+        e = e.replacing(with: e - 1, where: small)
+        m = m.replacing(with: m + m, where: small)
+        let f = m - 1
+        let z = f * f
+        var p = Vec(repeating: 7.0376836292e-2)
+        p = p * f - 1.1514610310e-1
+        p = p * f + 1.1676998740e-1
+        p = p * f - 1.2420140846e-1
+        p = p * f + 1.4249322787e-1
+        p = p * f - 1.6668057665e-1
+        p = p * f + 2.0000714765e-1
+        p = p * f - 2.4999993993e-1
+        p = p * f + 3.3333331174e-1
+        var y = p * f * z
+        y = y + e * -2.12194440e-4
+        y = y - 0.5 * z
+        var result = f + y + e * 0.693359375
+        result = result.replacing(with: -Float.infinity, where: x .== 0)
+        result = result.replacing(with: Float.nan, where: x .< 0)
+        result = result.replacing(with: x, where: x .== Float.infinity)
+        result = result.replacing(with: x, where: x .!= x)
+        return result
+    }
+
+    /// log(1 + eˣ), accurate for large negative x, linear above `threshold` (torch's Softplus).
+    @inline(__always)
+    public static func softplus(_ x: Vec, threshold: Float = 20) -> Vec {
+        let y = exp(-abs(x))
+        let u = 1 + y
+        // log1p(y) = log(u)·y/(u−1), exact where u rounds to 1 (Goldberg's trick).
+        var log1p = log(u) * y / (u - 1)
+        log1p = log1p.replacing(with: y, where: u .== 1)
+        let result = x.replacing(with: 0, where: x .< 0) + log1p
+        return result.replacing(with: x, where: x .> threshold)
+    }
+
     /// tanh(x), odd polynomial near 0 and 1 - 2/(e^{2|x|}+1) beyond.
     @inline(__always)
     public static func tanh(_ x: Vec) -> Vec {

@@ -4,21 +4,21 @@ import Foundation
 /// sum each gradient back to its input's shape.
 extension Tensor {
     public static func + (a: Tensor, b: Tensor) -> Tensor {
-        let y = Kernels.zip(a, b, op: "add", { $0 + $1 }, { $0 + $1 })
+        let y = Kernels.zip(a, b, op: "add", AddFunction.self)
         return record("add", y, [a, b]) { g in
             [a.requiresGrad ? g.summed(toShape: a.shape) : nil, b.requiresGrad ? g.summed(toShape: b.shape) : nil]
         }
     }
 
     public static func - (a: Tensor, b: Tensor) -> Tensor {
-        let y = Kernels.zip(a, b, op: "sub", { $0 - $1 }, { $0 - $1 })
+        let y = Kernels.zip(a, b, op: "sub", SubFunction.self)
         return record("sub", y, [a, b]) { g in
             [a.requiresGrad ? g.summed(toShape: a.shape) : nil, b.requiresGrad ? (-g).summed(toShape: b.shape) : nil]
         }
     }
 
     public static func * (a: Tensor, b: Tensor) -> Tensor {
-        let y = Kernels.zip(a, b, op: "mul", { $0 * $1 }, { $0 * $1 })
+        let y = Kernels.zip(a, b, op: "mul", MulFunction.self)
         return record("mul", y, [a, b]) { g in
             [a.requiresGrad ? (g * b).summed(toShape: a.shape) : nil,
              b.requiresGrad ? (g * a).summed(toShape: b.shape) : nil]
@@ -26,7 +26,7 @@ extension Tensor {
     }
 
     public static func / (a: Tensor, b: Tensor) -> Tensor {
-        let y = Kernels.zip(a, b, op: "div", { $0 / $1 }, { $0 / $1 })
+        let y = Kernels.zip(a, b, op: "div", DivFunction.self)
         return record("div", y, [a, b]) { g in
             [a.requiresGrad ? (g / b).summed(toShape: a.shape) : nil,
              b.requiresGrad ? (-g * a / (b * b)).summed(toShape: b.shape) : nil]
@@ -36,11 +36,7 @@ extension Tensor {
     /// aᵇ element-wise.
     public func pow(_ exponent: Tensor) -> Tensor {
         let a = self, b = exponent
-        let y = Kernels.zip(a, b, op: "pow", { u, w in
-            var r = u
-            for i in 0..<16 { r[i] = Foundation.pow(u[i], w[i]) }
-            return r
-        }, { Foundation.pow($0, $1) })
+        let y = Kernels.zip(a, b, op: "pow", PowFunction.self)
         return Tensor.recordUsingOutput("pow", y, [a, b]) { g, y in
             [a.requiresGrad ? (g * b * a.pow(b - 1)).summed(toShape: a.shape) : nil,
              b.requiresGrad ? (g * y * a.log()).summed(toShape: b.shape) : nil]
@@ -52,7 +48,7 @@ extension Tensor {
     /// Element-wise maximum; on ties the gradient is split equally (as PyTorch).
     public func maximum(_ other: Tensor) -> Tensor {
         let a = self, b = other
-        let y = Kernels.zip(a, b, op: "maximum", { $0.replacing(with: $1, where: $1 .> $0) }, { Swift.max($0, $1) })
+        let y = Kernels.zip(a, b, op: "maximum", MaximumFunction.self)
         return Tensor.record("maximum", y, [a, b]) { g in
             let toA = a.greater(b) + a.equal(b) * 0.5
             return [a.requiresGrad ? (g * toA).summed(toShape: a.shape) : nil,
@@ -63,7 +59,7 @@ extension Tensor {
     /// Element-wise minimum; on ties the gradient is split equally (as PyTorch).
     public func minimum(_ other: Tensor) -> Tensor {
         let a = self, b = other
-        let y = Kernels.zip(a, b, op: "minimum", { $0.replacing(with: $1, where: $1 .< $0) }, { Swift.min($0, $1) })
+        let y = Kernels.zip(a, b, op: "minimum", MinimumFunction.self)
         return Tensor.record("minimum", y, [a, b]) { g in
             let toA = a.less(b) + a.equal(b) * 0.5
             return [a.requiresGrad ? (g * toA).summed(toShape: a.shape) : nil,
@@ -85,16 +81,12 @@ extension Tensor {
 
     // MARK: Comparisons: 1 where true, 0 where false; constants to autograd.
 
-    private func compare(_ other: Tensor, _ op: String, _ v: (Vec, Vec) -> SIMDMask<SIMD16<Int32>>, _ s: (Float, Float) -> Bool) -> Tensor {
-        Kernels.zip(self, other, op: op, { u, w in Vec(repeating: 0).replacing(with: 1, where: v(u, w)) }, { s($0, $1) ? 1 : 0 })
-    }
-
-    public func equal(_ o: Tensor) -> Tensor { compare(o, "equal", { $0 .== $1 }, { $0 == $1 }) }
-    public func notEqual(_ o: Tensor) -> Tensor { compare(o, "not_equal", { $0 .!= $1 }, { $0 != $1 }) }
-    public func less(_ o: Tensor) -> Tensor { compare(o, "less", { $0 .< $1 }, { $0 < $1 }) }
-    public func lessEqual(_ o: Tensor) -> Tensor { compare(o, "less_equal", { $0 .<= $1 }, { $0 <= $1 }) }
-    public func greater(_ o: Tensor) -> Tensor { compare(o, "greater", { $0 .> $1 }, { $0 > $1 }) }
-    public func greaterEqual(_ o: Tensor) -> Tensor { compare(o, "greater_equal", { $0 .>= $1 }, { $0 >= $1 }) }
+    public func equal(_ o: Tensor) -> Tensor { Kernels.zip(self, o, op: "equal", EqualFunction.self) }
+    public func notEqual(_ o: Tensor) -> Tensor { Kernels.zip(self, o, op: "not_equal", NotEqualFunction.self) }
+    public func less(_ o: Tensor) -> Tensor { Kernels.zip(self, o, op: "less", LessFunction.self) }
+    public func lessEqual(_ o: Tensor) -> Tensor { Kernels.zip(self, o, op: "less_equal", LessEqualFunction.self) }
+    public func greater(_ o: Tensor) -> Tensor { Kernels.zip(self, o, op: "greater", GreaterFunction.self) }
+    public func greaterEqual(_ o: Tensor) -> Tensor { Kernels.zip(self, o, op: "greater_equal", GreaterEqualFunction.self) }
     public func equal(_ o: Float) -> Tensor { equal(Tensor(o)) }
     public func less(_ o: Float) -> Tensor { less(Tensor(o)) }
     public func lessEqual(_ o: Float) -> Tensor { lessEqual(Tensor(o)) }
@@ -127,3 +119,27 @@ public static func `where`(_ condition: Tensor, _ a: Tensor, _ b: Tensor) -> Ten
     }
 }
 }
+
+enum AddFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { x + y } }
+enum SubFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { x - y } }
+enum MulFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { x * y } }
+enum DivFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { x / y } }
+enum MaximumFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { VectorMath.max(x, y) } }
+enum MinimumFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { VectorMath.min(x, y) } }
+
+/// xʸ, lane by lane through the C library (exact powers matter more than speed here).
+enum PowFunction: BinaryFunction {
+    @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec {
+        var r = x
+        for i in 0..<16 { r[i] = Foundation.pow(x[i], y[i]) }
+        return r
+    }
+}
+
+/// Comparisons give 1 where true and 0 where false.
+enum EqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .== y) } }
+enum NotEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .!= y) } }
+enum LessFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .< y) } }
+enum LessEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .<= y) } }
+enum GreaterFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .> y) } }
+enum GreaterEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .>= y) } }

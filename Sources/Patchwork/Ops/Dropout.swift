@@ -16,6 +16,6 @@ public func dropout(_ x: Tensor, probability p: Float, generator: Generator, tra
     let mask = Tensor(uninitializedShape: x.shape)
     let m = mask.base
     for i in 0..<mask.count { m[i] = generator.nextUniform() >= p ? scale : 0 }
-    let y = Kernels.zip(x, mask, op: "dropout", { $0 * $1 }, { $0 * $1 })
+    let y = Kernels.zip(x, mask, op: "dropout", MulFunction.self)
     return Tensor.record("dropout", y, [x]) { g in [g * mask] }
 }

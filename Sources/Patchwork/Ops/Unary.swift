@@ -4,98 +4,71 @@ import Foundation
 /// pullback is written with Tensor ops (so it can be differentiated again).
 extension Tensor {
     public static prefix func - (x: Tensor) -> Tensor {
-        let y = Kernels.map(x, { -$0 }, { -$0 })
-        return record("neg", y, [x]) { g in [-g] }
+        record("neg", Kernels.map(x, NegFunction.self), [x]) { g in [-g] }
     }
 
     public func abs() -> Tensor {
         let x = self
-        let y = Kernels.map(x, { VectorMath.abs($0) }, { Swift.abs($0) })
-        return Tensor.record("abs", y, [x]) { g in [g * x.sign()] }
+        return Tensor.record("abs", Kernels.map(x, AbsFunction.self), [x]) { g in [g * x.sign()] }
     }
 
     /// -1, 0 or 1 per element (not differentiable: treated as a constant).
-    public func sign() -> Tensor {
-        Kernels.map(self, { v in
-            var r = Vec(repeating: 0)
-            r.replace(with: 1, where: v .> 0)
-            r.replace(with: -1, where: v .< 0)
-            return r
-        }, { $0 > 0 ? 1 : ($0 < 0 ? -1 : 0) })
-    }
+    public func sign() -> Tensor { Kernels.map(self, SignFunction.self) }
 
     public func exp() -> Tensor {
-        let y = Kernels.map(self, cost: 8, { VectorMath.exp($0) }, { VectorMath.exp($0) })
-        return Tensor.recordUsingOutput("exp", y, [self]) { g, y in [g * y] }
+        Tensor.recordUsingOutput("exp", Kernels.map(self, ExpFunction.self), [self]) { g, y in [g * y] }
     }
 
     public func log() -> Tensor {
         let x = self
-        let y = Kernels.map(x, cost: 8, { v in
-            var r = v
-            for i in 0..<16 { r[i] = Foundation.log(v[i]) }
-            return r
-        }, { Foundation.log($0) })
-        return Tensor.record("log", y, [x]) { g in [g / x] }
+        return Tensor.record("log", Kernels.map(x, LogFunction.self), [x]) { g in [g / x] }
     }
 
     public func sqrt() -> Tensor {
-        let y = Kernels.map(self, cost: 4, { $0.squareRoot() }, { $0.squareRoot() })
-        return Tensor.recordUsingOutput("sqrt", y, [self]) { g, y in [g * 0.5 / y] }
+        Tensor.recordUsingOutput("sqrt", Kernels.map(self, SqrtFunction.self), [self]) { g, y in [g * 0.5 / y] }
     }
 
     public func rsqrt() -> Tensor {
-        let y = Kernels.map(self, cost: 4, { 1 / $0.squareRoot() }, { 1 / $0.squareRoot() })
-        return Tensor.recordUsingOutput("rsqrt", y, [self]) { g, y in [g * (-0.5) * y * y * y] }
+        Tensor.recordUsingOutput("rsqrt", Kernels.map(self, RsqrtFunction.self), [self]) { g, y in [g * (-0.5) * y * y * y] }
     }
 
     public func square() -> Tensor {
         let x = self
-        let y = Kernels.map(x, { $0 * $0 }, { $0 * $0 })
-        return Tensor.record("square", y, [x]) { g in [g * x * 2] }
+        return Tensor.record("square", Kernels.map(x, SquareFunction.self), [x]) { g in [g * x * 2] }
     }
 
     public func tanh() -> Tensor {
-        let y = Kernels.map(self, cost: 8, { VectorMath.tanh($0) }, { VectorMath.tanh($0) })
-        return Tensor.recordUsingOutput("tanh", y, [self]) { g, y in [g * (1 - y * y)] }
+        Tensor.recordUsingOutput("tanh", Kernels.map(self, TanhFunction.self), [self]) { g, y in [g * (1 - y * y)] }
     }
 
     public func sigmoid() -> Tensor {
-        let y = Kernels.map(self, cost: 8, { VectorMath.sigmoid($0) }, { VectorMath.sigmoid($0) })
-        return Tensor.recordUsingOutput("sigmoid", y, [self]) { g, y in [g * y * (1 - y)] }
+        Tensor.recordUsingOutput("sigmoid", Kernels.map(self, SigmoidFunction.self), [self]) { g, y in [g * y * (1 - y)] }
     }
 
     public func erf() -> Tensor {
         let x = self
-        let y = Kernels.map(x, cost: 8, { VectorMath.erf($0) }, { VectorMath.erf($0) })
         // d/dx erf(x) = 2/√π · e^{-x²}
-        return Tensor.record("erf", y, [x]) { g in [g * (x.square() * -1).exp() * 1.1283791670955126] }
+        return Tensor.record("erf", Kernels.map(x, ErfFunction.self), [x]) { g in
+            [g * (x.square() * -1).exp() * 1.1283791670955126]
+        }
     }
 
     public func relu() -> Tensor {
         let x = self
-        let y = Kernels.map(x, { $0.replacing(with: 0, where: $0 .< 0) }, { $0 < 0 ? 0 : $0 })
-        return Tensor.record("relu", y, [x]) { g in [g * x.greater(0)] }
+        return Tensor.record("relu", Kernels.map(x, ReluFunction.self), [x]) { g in [g * x.greater(0)] }
     }
 
     /// GELU with the exact erf form: x·Φ(x).
     public func gelu() -> Tensor {
         let x = self
-        let y = Kernels.map(x, cost: 10, { v in 0.5 * v * (1 + VectorMath.erf(v * 0.7071067811865476)) },
-                            { v in 0.5 * v * (1 + VectorMath.erf(v * 0.7071067811865476)) })
-        return Tensor.record("gelu", y, [x]) { g in [g * x.geluDerivative()] }
+        return Tensor.record("gelu", Kernels.map(x, GeluFunction.self), [x]) { g in [g * x.geluDerivative()] }
     }
 
     /// Φ(x) + x·φ(x), the derivative of exact GELU, as one kernel.
     func geluDerivative() -> Tensor {
         let x = self
-        let d = Kernels.map(x, cost: 16, { v in
-            0.5 * (1 + VectorMath.erf(v * 0.7071067811865476)) + v * 0.3989422804014327 * VectorMath.exp(-0.5 * v * v)
-        }, { v in
-            0.5 * (1 + VectorMath.erf(v * 0.7071067811865476)) + v * 0.3989422804014327 * VectorMath.exp(-0.5 * v * v)
-        })
         // GELU''(x) = φ(x)·(2 − x²)
-        return Tensor.record("gelu_derivative", d, [x]) { g in
+        return Tensor.record("gelu_derivative", Kernels.map(x, GeluDerivativeFunction.self), [x]) { g in
             let pdf = (x.square() * -0.5).exp() * 0.3989422804014327
             return [g * pdf * (2 - x.square())]
         }
@@ -111,8 +84,7 @@ extension Tensor {
     /// x·σ(x) (also called swish).
     public func silu() -> Tensor {
         let x = self
-        let y = Kernels.map(x, cost: 8, { $0 * VectorMath.sigmoid($0) }, { $0 * VectorMath.sigmoid($0) })
-        return Tensor.record("silu", y, [x]) { g in
+        return Tensor.record("silu", Kernels.map(x, SiluFunction.self), [x]) { g in
             let s = x.sigmoid()
             return [g * s * (1 + x * (1 - s))]
         }
@@ -121,10 +93,8 @@ extension Tensor {
     /// x·relu6(x+3)/6.
     public func hardswish() -> Tensor {
         let x = self
-        let y = Kernels.map(x, { v in v * VectorMath.clamp(v + 3, 0, 6) / 6 },
-                            { v in v * Swift.min(Swift.max(v + 3, 0), 6) / 6 })
         // As PyTorch: 0 below -3, x/3 + 1/2 up to 3 (inclusive), 1 above.
-        return Tensor.record("hardswish", y, [x]) { g in
+        return Tensor.record("hardswish", Kernels.map(x, HardswishFunction.self), [x]) { g in
             let middle = x.greaterEqual(-3) * x.lessEqual(3)
             return [g * (middle * (x / 3 + 0.5) + x.greater(3))]
         }
@@ -133,22 +103,100 @@ extension Tensor {
     /// relu6(x+3)/6.
     public func hardsigmoid() -> Tensor {
         let x = self
-        let y = Kernels.map(x, { v in VectorMath.clamp(v + 3, 0, 6) / 6 },
-                            { v in Swift.min(Swift.max(v + 3, 0), 6) / 6 })
-        return Tensor.record("hardsigmoid", y, [x]) { g in [g * (x.greater(-3) * x.less(3)) / 6] }
+        return Tensor.record("hardsigmoid", Kernels.map(x, HardsigmoidFunction.self), [x]) { g in
+            [g * (x.greater(-3) * x.less(3)) / 6]
+        }
     }
 
-    /// log(1 + eˣ), linear above `threshold` (as torch.nn.Softplus with beta 1).
-    public func softplus(threshold: Float = 20) -> Tensor {
+    /// log(1 + eˣ), linear above 20 (as torch.nn.Softplus with beta 1, threshold 20).
+    public func softplus() -> Tensor {
         let x = self
-        let y = Kernels.map(x, cost: 16, { v in
-            var r = v
-            for i in 0..<16 where v[i] <= threshold { r[i] = Foundation.log1p(Foundation.exp(v[i])) }
-            return r
-        }, { v in v > threshold ? v : Foundation.log1p(Foundation.exp(v)) })
-        return Tensor.record("softplus", y, [x]) { g in
-            let linear = x.greater(threshold)
+        return Tensor.record("softplus", Kernels.map(x, SoftplusFunction.self), [x]) { g in
+            let linear = x.greater(20)
             return [g * (linear + (1 - linear) * x.sigmoid())]
         }
     }
+}
+
+enum NegFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { -x }
+}
+
+enum AbsFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.abs(x) }
+}
+
+enum SignFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .> 0).replacing(with: -1, where: x .< 0) }
+}
+
+enum ExpFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.exp(x) }
+    static var cost: Int { 8 }
+}
+
+enum LogFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.log(x) }
+    static var cost: Int { 8 }
+}
+
+enum SqrtFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { x.squareRoot() }
+    static var cost: Int { 4 }
+}
+
+enum RsqrtFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { 1 / x.squareRoot() }
+    static var cost: Int { 4 }
+}
+
+enum SquareFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { x * x }
+}
+
+enum TanhFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.tanh(x) }
+    static var cost: Int { 8 }
+}
+
+enum SigmoidFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.sigmoid(x) }
+    static var cost: Int { 8 }
+}
+
+enum ErfFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.erf(x) }
+    static var cost: Int { 8 }
+}
+
+enum ReluFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { x.replacing(with: 0, where: x .< 0) }
+}
+
+enum GeluFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { 0.5 * x * (1 + VectorMath.erf(x * 0.7071067811865476)) }
+    static var cost: Int { 10 }
+}
+
+enum GeluDerivativeFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { 0.5 * (1 + VectorMath.erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * VectorMath.exp(-0.5 * x * x) }
+    static var cost: Int { 16 }
+}
+
+enum SiluFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { x * VectorMath.sigmoid(x) }
+    static var cost: Int { 8 }
+}
+
+enum HardswishFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { x * VectorMath.clamp(x + 3, 0, 6) / 6 }
+}
+
+enum HardsigmoidFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.clamp(x + 3, 0, 6) / 6 }
+}
+
+enum SoftplusFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.softplus(x) }
+    static var cost: Int { 16 }
 }
