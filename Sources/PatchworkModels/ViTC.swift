@@ -319,8 +319,9 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
 
     /// Stem output [B, h, w, D] → tokens [B, L, D] with the class token in front and
     /// the position embedding added.
-    func embed(_ x: Tensor) -> Tensor {
-        let map = stem(x)
+    func embed(_ x: Tensor) -> Tensor { embed(stemMap: stem(x), input: x) }
+
+    func embed(stemMap map: Tensor, input x: Tensor) -> Tensor {
         guard map.rank == 4, (map.shape[1], map.shape[2]) == grid else {
             fail("ViTC", "input \(x.shape) gives a \(map.shape[1])x\(map.shape[2]) token grid; the model was built for \(grid.0)x\(grid.1)")
         }
@@ -343,7 +344,7 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
     public func forwardIntermediates(_ x: Tensor) -> [(name: String, value: Tensor)] {
         let map = stem(x)
         var out: [(String, Tensor)] = [("stem", map)]
-        var h = embed(x)
+        var h = embed(stemMap: map, input: x)
         for (i, block) in encoder.blocks.enumerated() {
             h = block(h)
             out.append(("encoder.block_\(i)", h))

@@ -88,6 +88,14 @@ final class ViTCTests: XCTestCase {
             let inter = withoutGrad { model.forwardIntermediates(x) }
             XCTAssertEqual(inter.map(\.name), ["stem", "encoder.block_0", "encoder.block_1"])
             XCTAssertEqual(inter[0].value.shape, [2, 2, 2, 16])
+            if stem == "conv" {
+                // In training mode the intermediates run the stem once (one batch-norm update).
+                model.train()
+                let before = model.stateDict()["stem.cstem0_bn.num_batches_tracked"]!.item()
+                _ = withoutGrad { model.forwardIntermediates(x) }
+                XCTAssertEqual(model.stateDict()["stem.cstem0_bn.num_batches_tracked"]!.item(), before + 1)
+                model.eval()
+            }
             model.resetClassifier(numClasses: 7)
             XCTAssertEqual(withoutGrad { model.logits(x) }.shape, [2, 7])
         }
