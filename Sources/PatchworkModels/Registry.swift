@@ -8,6 +8,7 @@ public enum Models {
     public static let families: [ModelFamily] = [
         ResNet.family,
         VisionTransformer.family,
+        HybridVisionTransformer.family,
         ViTC.family,
     ]
 

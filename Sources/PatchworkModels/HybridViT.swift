@@ -1,0 +1,137 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+// timm's hybrid Vision Transformers (timm/models/vision_transformer_hybrid.py,
+// timm/layers/hybrid_embed.py): a CNN backbone (ResNetV2, ResNetV2.swift)
+// makes the feature map, a conv projects it to tokens, and a plain
+// VisionTransformer (VisionTransformer.swift) runs on them.
+// Embedding → model → named variants, in timm's order.
+
+/// A CNN that a hybrid ViT can run on images to get its feature map.
+public protocol HybridBackbone: Module {
+    /// Channels of the feature map.
+    var numFeatures: Int { get }
+    /// The feature map's height and width for an input of `size` (without running it).
+    func featureSize(for size: (Int, Int)) -> (Int, Int)
+    /// The feature map [B, h, w, numFeatures] of images [B, H, W, C].
+    func forwardFeatures(_ x: Tensor) -> Tensor
+}
+
+extension ResNetV2: HybridBackbone {}
+
+/// timm's HybridEmbed: backbone feature map → conv `proj` with kernel = stride
+/// = patch size (1x1 for the usual patch_size 1) → tokens [B, h·w, D] by a
+/// reshape (channels-last, so no copy).
+public final class HybridEmbed: Module, TokenEmbedding {
+    public let backbone: HybridBackbone
+    let proj: Module
+    public let patchSize: Int
+    public let featureSize: (Int, Int)
+    public let grid: (Int, Int)
+    public let embedDim: Int
+
+    /// `proj: false` passes the features through (their width must then be `embedDim`).
+    public init(backbone: HybridBackbone, imgSize: (Int, Int), patchSize: Int = 1, embedDim: Int, bias: Bool = true,
+                proj: Bool = true) throws {
+        self.backbone = backbone
+        self.patchSize = patchSize
+        self.embedDim = embedDim
+        featureSize = backbone.featureSize(for: imgSize)
+        guard featureSize.0 > 0, featureSize.1 > 0, featureSize.0 % patchSize == 0, featureSize.1 % patchSize == 0 else {
+            throw ModelError("HybridEmbed: the backbone's \(featureSize.0)x\(featureSize.1) feature map for \(imgSize.0)x\(imgSize.1) "
+                             + "images is not divisible by patch_size \(patchSize)")
+        }
+        grid = (featureSize.0 / patchSize, featureSize.1 / patchSize)
+        if proj {
+            self.proj = Conv2d(backbone.numFeatures, embedDim, kernelSize: patchSize, stride: patchSize, bias: bias)
+        } else {
+            guard backbone.numFeatures == embedDim else {
+                throw ModelError("HybridEmbed: without a projection the feature width \(backbone.numFeatures) must equal embed_dim \(embedDim)")
+            }
+            self.proj = Identity()
+        }
+        super.init()
+    }
+
+    public func tokens(_ x: Tensor) -> (tokens: Tensor, grid: (Int, Int)) {
+        let y = proj(backbone.forwardFeatures(x))
+        let (b, h, w, d) = (y.shape[0], y.shape[1], y.shape[2], y.shape[3])
+        return (y.reshaped([b, h * w, d]), (h, w))
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { tokens(x).tokens }
+}
+
+/// The arguments bound into timm's `partial(HybridEmbed, backbone=..., **embed_args)`.
+struct HybridEmbedArgs: Codable {
+    var backbone: ReferenceCallable
+    var featureSize: JSONValue?
+    var featureRatio: JSONValue?
+    var proj: Bool?
+    var flatten: Bool?
+    var outputFmt: String?
+    var strictImgSize: Bool?
+    var dynamicImgPad: Bool?
+}
+
+/// timm's hybrid ViTs: `VisionTransformer(embed_layer=partial(HybridEmbed, backbone=ResNetV2(...)))`.
+/// The model is a `VisionTransformer` whose `patchEmbed` is a `HybridEmbed`.
+public enum HybridVisionTransformer {
+    /// Builds the ViT of `config` on a ResNetV2 backbone (the embed layer in `config` is ignored).
+    public static func make(_ config: ViTConfig, backbone: ResNetV2Config, proj: Bool = true) throws -> VisionTransformer {
+        if (config.inChans ?? 3) != (backbone.inChans ?? 3) {
+            throw ModelError("vit_hybrid: in_chans \(config.inChans ?? 3) differs from the backbone's \(backbone.inChans ?? 3)")
+        }
+        if (backbone.numClasses ?? 1000) != 0 || !(backbone.globalPool ?? "avg").isEmpty {
+            throw ModelError("vit_hybrid: the backbone must have no head (num_classes 0, global_pool \"\")")
+        }
+        let net = try ResNetV2(backbone)
+        let size = config.imgSize ?? 224
+        let embed = try HybridEmbed(backbone: net, imgSize: (size, size), patchSize: config.patchSize ?? 1,
+                                    embedDim: config.embedDim ?? 768, bias: !(config.preNorm ?? false), proj: proj)
+        var c = config
+        c.embedLayer = nil
+        return try VisionTransformer(c, embedding: embed, grid: embed.grid)
+    }
+
+    /// Builds from a reference config: a VisionTransformer config whose
+    /// `embed_layer` is a partial HybridEmbed with a ResNetV2 instance as `backbone`.
+    static func build(_ json: JSONValue) throws -> ImageClassifier {
+        let config = try json.decode(ViTConfig.self)
+        guard let embed = config.embedLayer, embed.shortName == "HybridEmbed" else {
+            throw ModelError("vit_hybrid: embed_layer must be timm.layers.hybrid_embed.HybridEmbed, got \(config.embedLayer?.name ?? "none")")
+        }
+        let args = try JSONValue.object(embed.kwargs ?? [:]).decode(HybridEmbedArgs.self)
+        if let v = args.featureSize, v != .null { throw ModelError("vit_hybrid: HybridEmbed feature_size is not supported (it is computed)") }
+        if let v = args.featureRatio, v != .null { throw ModelError("vit_hybrid: HybridEmbed feature_ratio is not supported (it is computed)") }
+        if args.flatten == false || args.outputFmt != nil { throw ModelError("vit_hybrid: HybridEmbed must flatten to tokens") }
+        if args.dynamicImgPad == true { throw ModelError("vit_hybrid: dynamic_img_pad is not supported") }
+        guard args.backbone.shortName == "ResNetV2" else {
+            throw ModelError("vit_hybrid: backbone \(args.backbone.name) is not supported (timm.models.resnetv2.ResNetV2)")
+        }
+        let backbone = try JSONValue.object(args.backbone.kwargs ?? [:]).decode(ResNetV2Config.self)
+        return try make(config, backbone: backbone, proj: args.proj ?? true)
+    }
+
+    static func variant(_ name: String, layers: [Int], dim: Int, heads: Int, depth: Int = 12, size: Int = 224) -> ModelVariant {
+        ModelVariant(name, family: "vit_hybrid", inputSize: size) { classes in
+            try make(ViTConfig(imgSize: size, patchSize: 1, embedDim: dim, depth: depth, numHeads: heads, numClasses: classes),
+                     backbone: .hybridBackbone(layers: layers))
+        }
+    }
+
+    /// timm's ResNetV2-based hybrids (vision_transformer_hybrid.py): R50 = ResNetV2
+    /// layers (3, 4, 9) to stride 16, R26 = (2, 2, 2, 2) to stride 32; patch size 1.
+    public static let family = ModelFamily(
+        name: "vit_hybrid", reference: "timm 1.0.31 timm.models.vision_transformer.VisionTransformer + HybridEmbed(ResNetV2)",
+        variants: [
+            variant("vit_small_r26_s32_224", layers: [2, 2, 2, 2], dim: 384, heads: 6),
+            variant("vit_small_r26_s32_384", layers: [2, 2, 2, 2], dim: 384, heads: 6, size: 384),
+            variant("vit_base_r26_s32_224", layers: [2, 2, 2, 2], dim: 768, heads: 12),
+            variant("vit_base_r50_s16_224", layers: [3, 4, 9], dim: 768, heads: 12),
+            variant("vit_base_r50_s16_384", layers: [3, 4, 9], dim: 768, heads: 12, size: 384),
+            variant("vit_large_r50_s32_224", layers: [3, 4, 6, 3], dim: 1024, heads: 16, depth: 24),
+        ],
+        build: { config in try build(config) })
+}
