@@ -132,6 +132,16 @@ public enum HybridVisionTransformer {
             variant("vit_base_r50_s16_224", layers: [3, 4, 9], dim: 768, heads: 12),
             variant("vit_base_r50_s16_384", layers: [3, 4, 9], dim: 768, heads: 12, size: 384),
             variant("vit_large_r50_s32_224", layers: [3, 4, 6, 3], dim: 1024, heads: 16, depth: 24),
+            // For 32x32: one ResNetV2 stage after the stride-4 stem gives the same 8x8 token
+            // grid as vit_nano's 4x4 patches, under the same transformer.
+            ModelVariant("vit_hybrid_nano", family: "vit_hybrid", inputSize: 32) { classes in
+                var backbone = ResNetV2Config.hybridBackbone(layers: [2])
+                backbone.channels = [128]
+                backbone.stemChs = 32
+                var c = ViTConfig(imgSize: 32, patchSize: 1, embedDim: 128, depth: 6, numHeads: 4, numClasses: classes)
+                c.mlpRatio = 3
+                return try make(c, backbone: backbone)
+            },
         ],
         build: { config in try build(config) })
 }

@@ -104,6 +104,9 @@ public struct ResNetConfig: Codable, Sendable {
     public var normLayer: ReferenceCallable?
     public var aaLayer: ReferenceCallable?
     public var zeroInitLast: Bool?
+    /// Patchwork extension (not a timm argument): the CIFAR-style stem for small
+    /// inputs, one 3x3 stride-1 conv of `stem_width` channels and no max-pool.
+    public var smallInputStem: Bool?
 
     public init(block: String, layers: [Int], numClasses: Int = 1000) {
         self.block = ReferenceCallable(type: "callable", name: "timm.models.resnet.\(block)", kwargs: nil)
@@ -116,6 +119,7 @@ public struct ResNetConfig: Codable, Sendable {
 public final class ResNet: Module, ImageClassifier {
     let conv1: Module
     let bn1: BatchNorm
+    /// The 3x3/s2 max-pool after the stem (absent with the small-input stem).
     let stemPool: Bool
     let layer1: Sequential
     let layer2: Sequential
@@ -150,7 +154,11 @@ public final class ResNet: Module, ImageClassifier {
 
         // Stem.
         var inplanes: Int
-        if stemType.hasPrefix("deep") {
+        if config.smallInputStem == true {
+            guard stemType.isEmpty else { throw ModelError("resnet: small_input_stem replaces stem_type \"\(stemType)\"") }
+            inplanes = stemWidth
+            conv1 = Conv2d(inChans, inplanes, kernelSize: 3, stride: 1, padding: 1, bias: false)
+        } else if stemType.hasPrefix("deep") {
             let stemChs = stemType == "deep_tiered" ? (3 * (stemWidth / 4), stemWidth) : (stemWidth, stemWidth)
             inplanes = stemWidth * 2
             conv1 = Sequential([
@@ -165,7 +173,7 @@ public final class ResNet: Module, ImageClassifier {
             throw ModelError("resnet: stem_type \"\(stemType)\" is not supported (\"\", deep, deep_tiered)")
         }
         bn1 = BatchNorm(inplanes)
-        stemPool = true
+        stemPool = config.smallInputStem != true
 
         // Stages, with drop-path rates rising linearly over all blocks.
         let totalBlocks = config.layers.reduce(0, +)
@@ -218,7 +226,8 @@ public final class ResNet: Module, ImageClassifier {
     }
 
     func stem(_ x: Tensor) -> Tensor {
-        maxPool2d(bn1(conv1(x)).relu(), kernel: (3, 3), stride: (2, 2), padding: (1, 1))
+        let h = bn1(conv1(x)).relu()
+        return stemPool ? maxPool2d(h, kernel: (3, 3), stride: (2, 2), padding: (1, 1)) : h
     }
 
     public func forwardFeatures(_ x: Tensor) -> Tensor {
@@ -266,6 +275,13 @@ extension ResNet {
             variant("resnet18", "BasicBlock", [2, 2, 2, 2]),
             variant("resnet34", "BasicBlock", [3, 4, 6, 3]),
             variant("resnet50", "Bottleneck", [3, 4, 6, 3]),
+            ModelVariant("resnet_nano", family: "resnet", inputSize: 32) { classes in
+                var c = ResNetConfig(block: "BasicBlock", layers: [1, 1, 1, 1], numClasses: classes)
+                c.channels = [32, 64, 128, 256]
+                c.stemWidth = 32
+                c.smallInputStem = true
+                return try ResNet(c)
+            },
         ],
         build: { config in try ResNet(config.decode(ResNetConfig.self)) })
 }

@@ -402,6 +402,12 @@ extension ViTC {
                     dims: [64, 128, 128, 256, 256, 512, 768], layers: 11, heads: 12, hidden: 768, mlp: 3072),
             variant("vitc_36gf", kernels: [3, 3, 3, 3, 3, 3, 1], strides: [2, 2, 1, 2, 1, 2, 1],
                     dims: [64, 128, 128, 256, 256, 512, 1024], layers: 13, heads: 16, hidden: 1024, mlp: 4096),
+            // For 32x32: a stride-4 conv stem (8x8 tokens) under vit_nano's transformer.
+            ModelVariant("vitc_nano", family: "vitc", inputSize: 32) { classes in
+                try ViTC(ViTCConfig(imageSize: 32, patchSize: 4, stemType: "conv", cStemKernels: [3, 3, 1], cStemStrides: [2, 2, 1],
+                                    cStemDims: [32, 64, 128], nLayers: 6, nHeads: 4, hiddenD: 128, mlpD: 384,
+                                    clsType: "token", numClasses: classes))
+            },
         ],
         build: { config in try ViTC(ViTCConfig.fromReference(config)) })
 }

@@ -265,6 +265,11 @@ extension VisionTransformer {
             variant("vit_tiny_patch16_224", dim: 192, heads: 3),
             variant("vit_small_patch16_224", dim: 384, heads: 6),
             variant("vit_base_patch16_224", dim: 768, heads: 12),
+            ModelVariant("vit_nano", family: "vit", inputSize: 32) { classes in
+                var c = ViTConfig(imgSize: 32, patchSize: 4, embedDim: 128, depth: 6, numHeads: 4, numClasses: classes)
+                c.mlpRatio = 3
+                return try VisionTransformer(c)
+            },
         ],
         build: { config in try VisionTransformer(config.decode(ViTConfig.self)) })
 }

@@ -29,8 +29,10 @@ struct ModelsCommand: ParsableCommand {
             rows.append(["name": v.name, "family": v.family, "params": model.parameterCount,
                          "gflops": flops / 1e9, "input_size": v.inputSize])
             if !json {
-                print(String(format: "%-32@ %-11@ %12@ params %8.2f GFLOPs  %dx%d", v.name as NSString, v.family as NSString,
-                             model.parameterCount.formatted() as NSString, flops / 1e9, v.inputSize, v.inputSize))
+                let params = model.parameterCount.formatted()
+                print(v.name.padding(toLength: 26, withPad: " ", startingAt: 0) + v.family.padding(toLength: 12, withPad: " ", startingAt: 0)
+                      + String(repeating: " ", count: max(0, 12 - params.count)) + params
+                      + String(format: " params %8.2f GFLOPs  %dx%d", flops / 1e9, v.inputSize, v.inputSize))
                 fflush(stdout)
             }
         }

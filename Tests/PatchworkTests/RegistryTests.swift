@@ -1,0 +1,43 @@
+import XCTest
+import Patchwork
+import PatchworkNN
+import PatchworkModels
+
+/// Smoke tests of the registry: names, reference parameter counts, and the
+/// small variants running forward and backward.
+final class RegistryTests: XCTestCase {
+    func testVariantNamesAreUniqueAndFamiliesKnown() throws {
+        let names = Models.list().map(\.name)
+        XCTAssertEqual(names.count, Set(names).count)
+        for v in Models.list() { XCTAssertNoThrow(try Models.family(v.family)) }
+        XCTAssertThrowsError(try Models.create("resnet_5000")) { XCTAssertTrue("\($0)".contains("resnet_5000")) }
+    }
+
+    func testParameterCountsEqualTheReferences() throws {
+        // timm 1.0.31 with 1000 classes (timm's resnet50: 25,557,032).
+        let expected: [String: Int] = [
+            "resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
+            "vit_tiny_patch16_224": 5_717_416, "vit_small_patch16_224": 22_050_664,
+        ]
+        for (name, count) in expected {
+            XCTAssertEqual(try Models.create(name).parameterCount, count, name)
+        }
+    }
+
+    func testNanoVariantsTrainAStepAt32x32() throws {
+        let nanos = Models.list().filter { $0.name.hasSuffix("_nano") }
+        XCTAssertEqual(Set(nanos.map(\.family)), Set(Models.families.map(\.name)), "every family has a _nano variant")
+        let x = Tensor.randomNormal([2, 32, 32, 3], generator: Generator(seed: 1))
+        for v in nanos {
+            let model = try v.create(numClasses: 8)
+            XCTAssertEqual(v.inputSize, 32)
+            XCTAssertTrue((200_000...2_000_000).contains(model.parameterCount), "\(v.name): \(model.parameterCount) parameters")
+            let (loss, grads) = valueAndGrad(model) { crossEntropy(logits: model.logits(x), labels: [1, 5]) }
+            XCTAssertTrue(loss.item().isFinite, v.name)
+            XCTAssertEqual(grads.count, model.trainableParameters().count, v.name)
+            XCTAssertTrue(grads.values.allSatisfy { $0.scalars.allSatisfy(\.isFinite) }, v.name)
+            let intermediates = withoutGrad { model.forwardIntermediates(x) }
+            XCTAssertGreaterThan(intermediates.count, 2, v.name)
+        }
+    }
+}
