@@ -21,6 +21,7 @@ let package = Package(
         .library(name: "PatchworkNN", targets: ["PatchworkNN"]),
         .library(name: "PatchworkModels", targets: ["PatchworkModels"]),
         .library(name: "PatchworkData", targets: ["PatchworkData"]),
+        .library(name: "PatchworkTrain", targets: ["PatchworkTrain"]),
         .executable(name: "patchwork", targets: ["patchwork"]),
     ],
     dependencies: [
@@ -35,12 +36,14 @@ let package = Package(
         .target(name: "PatchworkNN", dependencies: ["Patchwork"], swiftSettings: engineFlags),
         .target(name: "PatchworkModels", dependencies: ["Patchwork", "PatchworkNN"], swiftSettings: engineFlags),
         .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB"], swiftSettings: engineFlags),
+        .target(name: "PatchworkTrain", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData"],
+                swiftSettings: engineFlags),
         .executableTarget(
             name: "patchwork",
-            dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: engineFlags),
         .testTarget(
-            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData"],
+            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain"],
             resources: [.copy("Fixtures")],
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

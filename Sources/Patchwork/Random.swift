@@ -15,6 +15,24 @@ public final class Generator: RandomNumberGenerator, @unchecked Sendable {
     private var spareNormal: Double?
 
     public init(seed: UInt64) {
+        s = Generator.seededState(seed)
+    }
+
+    /// Restarts the stream as if freshly created with `seed`.
+    public func reseed(_ seed: UInt64) {
+        s = Generator.seededState(seed)
+        spareNormal = nil
+    }
+
+    /// A seed derived from several numbers (a run's seed, an epoch, a step, a
+    /// layer index) by SplitMix64 mixing, so related streams do not overlap.
+    public static func derivedSeed(_ parts: UInt64...) -> UInt64 {
+        var h: UInt64 = 0x243F_6A88_85A3_08D3
+        for p in parts { h = seededState(h ^ p).0 }
+        return h
+    }
+
+    private static func seededState(_ seed: UInt64) -> (UInt64, UInt64, UInt64, UInt64) {
         var x = seed
         func splitMix() -> UInt64 {
             x &+= 0x9E37_79B9_7F4A_7C15
@@ -23,7 +41,7 @@ public final class Generator: RandomNumberGenerator, @unchecked Sendable {
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z >> 31)
         }
-        s = (splitMix(), splitMix(), splitMix(), splitMix())
+        return (splitMix(), splitMix(), splitMix(), splitMix())
     }
 
     /// The process-wide generator used when none is given (seed 0).

@@ -34,10 +34,28 @@ public enum Activation: String, Codable, Sendable {
     }
 }
 
+/// A layer that draws random numbers in training (dropout, drop-path). The
+/// training loop reseeds these generators at every step from the run's seed,
+/// so a resumed run draws exactly what an uninterrupted one would.
+public protocol StochasticLayer: Module {
+    var generator: Generator { get }
+}
+
+extension Module {
+    /// Reseeds every stochastic layer in the tree from (seed, step, layer index).
+    public func reseedStochasticLayers(seed: UInt64, step: Int) {
+        for (i, (_, m)) in namedModules().enumerated() {
+            if let layer = m as? StochasticLayer {
+                layer.generator.reseed(Generator.derivedSeed(seed, UInt64(step), UInt64(i)))
+            }
+        }
+    }
+}
+
 /// Dropout with its own generator (inverted: kept values scaled by 1/(1-p)).
-public final class Dropout: Module {
+public final class Dropout: Module, StochasticLayer {
     public let probability: Float
-    let generator: Generator
+    public let generator: Generator
 
     public init(_ probability: Float = 0, seed: UInt64 = 0) {
         self.probability = probability
@@ -50,9 +68,9 @@ public final class Dropout: Module {
 }
 
 /// Stochastic depth: drops a whole residual branch per sample (timm's DropPath).
-public final class DropPath: Module {
+public final class DropPath: Module, StochasticLayer {
     public let probability: Float
-    let generator: Generator
+    public let generator: Generator
 
     public init(_ probability: Float = 0, seed: UInt64 = 0) {
         self.probability = probability

@@ -1,0 +1,70 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+/// A resumable training checkpoint: model weights and buffers (reference keys,
+/// prefixed "model."), optimizer state ("optimizer."), and the position in
+/// the run (epoch and batch done, global step, seed) in the metadata.
+/// Written to a temporary file and renamed, so an interrupted write never
+/// damages the previous checkpoint.
+public struct TrainingCheckpoint {
+    public var epoch: Int          // epochs fully done
+    public var batch: Int          // batches done in the next epoch (non-zero after Ctrl-C)
+    public var step: Int           // optimizer steps done
+    public var seed: UInt64
+    public var modelName: String
+    public var classNames: [String]
+    public var optimizerName: String
+    public var elapsedSeconds: Double
+
+    static let modelPrefix = "model.", optimizerPrefix = "optimizer."
+
+    public func save(model: Module, optimizer: Optimizer, to path: String) throws {
+        var tensors: [String: Tensor] = [:]
+        var dtypes: [String: Safetensors.DType] = [:]
+        for (key, slot) in model.namedSlots() {
+            tensors[Self.modelPrefix + key] = slot.checkpointValue
+            dtypes[Self.modelPrefix + key] = slot.checkpointDType
+        }
+        for (key, value) in optimizer.stateDict() { tensors[Self.optimizerPrefix + key] = value }
+        let classes = String(decoding: try JSONEncoder().encode(classNames), as: UTF8.self)
+        let metadata = [
+            "format": "patchwork-checkpoint", "epoch": String(epoch), "batch": String(batch), "step": String(step),
+            "seed": String(seed), "model": modelName, "class_names": classes, "optimizer": optimizerName,
+            "elapsed_seconds": String(elapsedSeconds), "patchwork": PatchworkVersion.string,
+        ]
+        try Safetensors.write(tensors, dtypes: dtypes, metadata: metadata, to: path)
+    }
+
+    /// Reads a checkpoint's position and restores `model` and `optimizer` from it.
+    public static func load(from path: String, model: Module, optimizer: Optimizer) throws -> TrainingCheckpoint {
+        let file = try Safetensors(contentsOf: path)
+        let meta = file.metadata
+        guard meta["format"] == "patchwork-checkpoint",
+              let epoch = meta["epoch"].flatMap(Int.init), let batch = meta["batch"].flatMap(Int.init),
+              let step = meta["step"].flatMap(Int.init), let seed = meta["seed"].flatMap(UInt64.init),
+              let modelName = meta["model"], let optimizerName = meta["optimizer"],
+              let classes = meta["class_names"].flatMap({ try? JSONDecoder().decode([String].self, from: Data($0.utf8)) })
+        else {
+            throw TrainingError("\(path): not a Patchwork training checkpoint (metadata missing or incomplete)")
+        }
+        var weights: [String: Tensor] = [:], state: [String: Tensor] = [:]
+        for name in file.names {
+            if name.hasPrefix(modelPrefix) { weights[String(name.dropFirst(modelPrefix.count))] = try file.tensor(name) }
+            else if name.hasPrefix(optimizerPrefix) { state[String(name.dropFirst(optimizerPrefix.count))] = try file.tensor(name) }
+        }
+        try model.loadStateDict(weights, source: path)
+        do { try optimizer.loadStateDict(state) } catch {
+            throw TrainingError("\(path): optimizer state does not match (\(error))")
+        }
+        return TrainingCheckpoint(epoch: epoch, batch: batch, step: step, seed: seed, modelName: modelName,
+                                  classNames: classes, optimizerName: optimizerName,
+                                  elapsedSeconds: meta["elapsed_seconds"].flatMap(Double.init) ?? 0)
+    }
+}
+
+public struct TrainingError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}

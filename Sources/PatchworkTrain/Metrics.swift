@@ -1,0 +1,51 @@
+import Foundation
+import Patchwork
+import PatchworkData
+import PatchworkModels
+
+/// Running loss and top-1/top-5 accuracy over batches.
+public struct ClassificationMetrics {
+    public private(set) var samples = 0
+    private var lossSum = 0.0
+    private var top1Hits = 0
+    private var top5Hits = 0
+
+    public init() {}
+
+    /// Adds a batch: its mean loss and logits [B, classes] against labels.
+    public mutating func add(loss: Float, logits: Tensor, labels: [Int]) {
+        let classes = logits.shape[1]
+        let values = logits.scalars
+        for (i, label) in labels.enumerated() {
+            let row = values[(i * classes)..<((i + 1) * classes)]
+            let target = row[row.startIndex + label]
+            // Rank of the label: how many classes score strictly higher.
+            let higher = row.reduce(0) { $0 + ($1 > target ? 1 : 0) }
+            if higher == 0 { top1Hits += 1 }
+            if higher < 5 { top5Hits += 1 }
+        }
+        lossSum += Double(loss) * Double(labels.count)
+        samples += labels.count
+    }
+
+    public var loss: Double { samples > 0 ? lossSum / Double(samples) : .nan }
+    public var top1: Double { samples > 0 ? Double(top1Hits) / Double(samples) : .nan }
+    public var top5: Double { samples > 0 ? Double(top5Hits) / Double(samples) : .nan }
+}
+
+/// Loss and accuracy of `model` (in eval mode, without the tape) over a loader's epoch 0.
+public func evaluate(_ model: ImageClassifier, loader: DataLoader, preprocess: (Tensor) -> Tensor = { $0 }) throws -> ClassificationMetrics {
+    model.eval()
+    var metrics = ClassificationMetrics()
+    let iterator = loader.batches(epoch: 0).makeIterator()
+    while let batch = try iterator.nextBatch() {
+        try withoutGrad {
+            let logits = model.logits(preprocess(batch.images))
+            guard logits.shape[1] > (batch.labels.max() ?? 0) else {
+                throw TrainingError("the data has label \(batch.labels.max()!) but the model has \(logits.shape[1]) classes")
+            }
+            metrics.add(loss: crossEntropy(logits: logits, labels: batch.labels).item(), logits: logits, labels: batch.labels)
+        }
+    }
+    return metrics
+}

@@ -1,0 +1,276 @@
+import Foundation
+import Patchwork
+import PatchworkData
+import PatchworkModels
+import PatchworkNN
+
+/// Everything that defines a training run (saved with each checkpoint, so
+/// `--resume` continues with exactly the same settings).
+public struct TrainingOptions: Codable, Sendable {
+    public var epochs = 10
+    public var batchSize = 64
+    /// "sgd" (momentum) or "adamw".
+    public var optimizer = "sgd"
+    /// Peak learning rate; nil picks the optimizer's default (SGD 0.1·batch/256·… see `resolvedLearningRate`).
+    public var learningRate: Float?
+    public var momentum: Float = 0.9
+    public var nesterov = true
+    /// nil picks 5e-4 for SGD and 0.05 for AdamW.
+    public var weightDecay: Float?
+    public var warmupEpochs: Double = 1
+    public var labelSmoothing: Float = 0
+    public var clipNorm: Float?
+    public var mixup: Float = 0
+    public var cutmix: Float = 0
+    /// "none", "crop" (random crop with 1/8 padding) or "crop-flip" (plus horizontal flips).
+    public var augment = "crop-flip"
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    public var resolvedLearningRate: Float {
+        learningRate ?? (optimizer == "adamw" ? 1e-3 : 0.1 * Float(batchSize) / 128)
+    }
+
+    public var resolvedWeightDecay: Float { weightDecay ?? (optimizer == "adamw" ? 0.05 : 5e-4) }
+}
+
+/// The numbers a finished run reports (DIR/summary.json).
+public struct TrainingSummary: Codable, Sendable {
+    public var model: String
+    public var data: String
+    public var epochs: Int
+    public var trainSeconds: Double
+    public var testAccuracy: Double
+    public var testTop5: Double
+    public var testLoss: Double
+    public var imagesPerSecond: Double
+    public var parameters: Int
+    public var seed: UInt64
+    public var weightsSha256: String
+    public var options: TrainingOptions
+}
+
+/// Images in [0, 1] → the models' input scale: (x − 0.5) / 0.25, the same for
+/// every dataset, so a checkpoint's predictions need no dataset statistics.
+public func standardize(_ images: Tensor) -> Tensor { (images - 0.5) * 4 }
+
+/// Set by SIGINT: the loop saves a checkpoint at the next batch and stops.
+nonisolated(unsafe) var interruptRequested = false
+
+/// The training loop: SGD/AdamW with warmup + cosine, metrics per epoch as
+/// JSON lines, an atomic resumable checkpoint after every epoch (and on
+/// Ctrl-C), final weights and summary.json.
+public final class Trainer {
+    public let model: ImageClassifier
+    public let modelName: String
+    public let dataName: String
+    public let train: any Dataset
+    public let test: any Dataset
+    public let options: TrainingOptions
+    public let outDirectory: String
+    /// Print progress and epoch lines (tests turn it off).
+    public var verbose = true
+    /// Test hook: stop (as if killed, without saving) after this many optimizer steps in total.
+    public var stopAfterSteps: Int?
+    /// Test hook: behave as if Ctrl-C was pressed after this many steps.
+    public var interruptAfterSteps: Int?
+
+    public var checkpointPath: String { outDirectory + "/checkpoint.safetensors" }
+    public var weightsPath: String { outDirectory + "/weights.safetensors" }
+
+    public init(model: ImageClassifier, modelName: String, dataName: String, train: any Dataset, test: any Dataset,
+                options: TrainingOptions, outDirectory: String) throws {
+        guard ["sgd", "adamw"].contains(options.optimizer) else {
+            throw TrainingError("unknown optimizer \"\(options.optimizer)\" (sgd, adamw)")
+        }
+        guard ["none", "crop", "crop-flip"].contains(options.augment) else {
+            throw TrainingError("unknown augmentation \"\(options.augment)\" (none, crop, crop-flip)")
+        }
+        guard train.classNames == test.classNames else {
+            throw TrainingError("train and test splits have different classes")
+        }
+        self.model = model; self.modelName = modelName; self.dataName = dataName
+        self.train = train; self.test = test; self.options = options; self.outDirectory = outDirectory
+    }
+
+    func makeOptimizer() -> Optimizer {
+        let lr = options.resolvedLearningRate, wd = options.resolvedWeightDecay
+        if options.optimizer == "adamw" { return AdamW(learningRate: lr, weightDecay: wd) }
+        return SGD(learningRate: lr, momentum: options.momentum, nesterov: options.nesterov, weightDecay: wd)
+    }
+
+    func makeTransform() -> ImageTransform? {
+        let size = train.imageShape[0]
+        let pad = max(1, size / 8)
+        switch options.augment {
+        case "crop": return RandomCrop(size: size, padding: pad)
+        case "crop-flip": return Compose([RandomCrop(size: size, padding: pad), RandomHorizontalFlip()])
+        default: return nil
+        }
+    }
+
+    func makeBatchTransform() -> BatchTransform? {
+        switch (options.mixup > 0, options.cutmix > 0) {
+        case (true, true): return MixupOrCutmix(mixupAlpha: options.mixup, cutmixAlpha: options.cutmix)
+        case (true, false): return Mixup(alpha: options.mixup)
+        case (false, true): return CutMix(alpha: options.cutmix)
+        default: return nil
+        }
+    }
+
+    /// Trains (from scratch, or from DIR/checkpoint.safetensors with `resume`) and returns the summary.
+    @discardableResult
+    public func run(resume: Bool = false) throws -> TrainingSummary {
+        try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
+        let optimizer = makeOptimizer()
+        let classes = train.classNames
+        var start = TrainingCheckpoint(epoch: 0, batch: 0, step: 0, seed: options.seed, modelName: modelName,
+                                       classNames: classes, optimizerName: options.optimizer, elapsedSeconds: 0)
+        if resume {
+            guard FileManager.default.fileExists(atPath: checkpointPath) else {
+                throw TrainingError("--resume: no checkpoint at \(checkpointPath)")
+            }
+            let saved = try TrainingCheckpoint.load(from: checkpointPath, model: model, optimizer: optimizer)
+            guard saved.modelName == modelName else {
+                throw TrainingError("\(checkpointPath) is a checkpoint of \(saved.modelName), not \(modelName)")
+            }
+            guard saved.classNames == classes else {
+                throw TrainingError("\(checkpointPath) was trained on \(saved.classNames.count) classes; the data has \(classes.count)")
+            }
+            start = saved
+            if verbose { print("resuming \(modelName) at epoch \(saved.epoch + 1), batch \(saved.batch)") }
+        }
+
+        let trainLoader = try DataLoader(dataset: train, batchSize: options.batchSize, shuffle: true, dropLast: true,
+                                         transform: makeTransform(), batchTransform: makeBatchTransform(), seed: options.seed)
+        let testLoader = try DataLoader(dataset: test, batchSize: max(options.batchSize, 128), shuffle: false, dropLast: false,
+                                        seed: options.seed)
+        guard trainLoader.count > 0 else {
+            throw TrainingError("the training set has \(train.count) images, fewer than one batch of \(options.batchSize)")
+        }
+        let stepsPerEpoch = trainLoader.count
+        let schedule = WarmupCosine(base: options.resolvedLearningRate,
+                                    warmupSteps: Int(options.warmupEpochs * Double(stepsPerEpoch)),
+                                    totalSteps: options.epochs * stepsPerEpoch)
+        let progress = ProgressReporter()
+        let metricsPath = outDirectory + "/metrics.jsonl"
+        if !resume { try? FileManager.default.removeItem(atPath: metricsPath) }
+
+        interruptRequested = false
+        signal(SIGINT) { _ in
+            interruptRequested = true
+            signal(SIGINT, SIG_DFL)  // a second Ctrl-C stops at once
+        }
+        defer { signal(SIGINT, SIG_DFL) }
+
+        var step = start.step
+        var elapsed = start.elapsedSeconds
+        var trainImages = 0, trainSeconds = 0.0
+        var lastTest = ClassificationMetrics()
+        for epoch in start.epoch..<options.epochs {
+            let epochStart = Date()
+            let firstBatch = epoch == start.epoch ? start.batch : 0
+            model.train()
+            var metrics = ClassificationMetrics()
+            let iterator = trainLoader.batches(epoch: epoch, startingAt: firstBatch).makeIterator()
+            var batchIndex = firstBatch
+            while let batch = try iterator.nextBatch() {
+                if let stop = stopAfterSteps, step >= stop { return try partialSummary() }
+                if interruptAfterSteps == step { interruptRequested = true }
+                if interruptRequested {
+                    progress.finishLine()
+                    let checkpoint = TrainingCheckpoint(epoch: epoch, batch: batchIndex, step: step, seed: options.seed,
+                                                        modelName: modelName, classNames: classes,
+                                                        optimizerName: options.optimizer,
+                                                        elapsedSeconds: elapsed + Date().timeIntervalSince(epochStart))
+                    try checkpoint.save(model: model, optimizer: optimizer, to: checkpointPath)
+                    throw TrainingError("interrupted: checkpoint saved to \(checkpointPath) (epoch \(epoch + 1), batch \(batchIndex)); continue with --resume")
+                }
+                let t0 = Date()
+                optimizer.learningRate = schedule.learningRate(step: step)
+                model.reseedStochasticLayers(seed: options.seed, step: step)
+                let input = standardize(batch.images)
+                var logits = Tensor(0)
+                var (loss, grads) = valueAndGrad(model) {
+                    logits = model.logits(input)
+                    if let targets = batch.targets {
+                        return crossEntropy(logits: logits, softTargets: targets, labelSmoothing: options.labelSmoothing)
+                    }
+                    return crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: options.labelSmoothing)
+                }
+                if let maxNorm = options.clipNorm { _ = clipGradientNorm(&grads, maxNorm: maxNorm) }
+                optimizer.step(model, gradients: grads)
+                step += 1
+                batchIndex += 1
+                let lossValue = loss.item()
+                guard lossValue.isFinite else {
+                    throw TrainingError("the loss became \(lossValue) at epoch \(epoch + 1), step \(step); lower the learning rate (now \(optimizer.learningRate))")
+                }
+                metrics.add(loss: lossValue, logits: logits.detached(), labels: batch.labels)
+                trainSeconds += Date().timeIntervalSince(t0)
+                trainImages += batch.labels.count
+                if verbose {
+                    let rate = Double(trainImages) / max(trainSeconds, 1e-9)
+                    let remaining = Double((options.epochs - epoch) * stepsPerEpoch - batchIndex) * Double(options.batchSize) / rate
+                    progress.update(label: "epoch \(epoch + 1)/\(options.epochs)", done: batchIndex, total: stepsPerEpoch,
+                                    imagesPerSecond: rate, etaSeconds: remaining,
+                                    detail: String(format: "loss %.4f  acc %.1f%%", metrics.loss, 100 * metrics.top1))
+                }
+            }
+            progress.finishLine()
+            lastTest = try evaluate(model, loader: testLoader, preprocess: standardize)
+            elapsed += Date().timeIntervalSince(epochStart)
+            let line: [String: Any] = [
+                "epoch": epoch + 1, "step": step, "lr": Double(optimizer.learningRate),
+                "train_loss": metrics.loss, "train_top1": metrics.top1,
+                "test_loss": lastTest.loss, "test_top1": lastTest.top1, "test_top5": lastTest.top5,
+                "seconds": elapsed, "images_per_second": Double(trainImages) / max(trainSeconds, 1e-9),
+            ]
+            try appendJSONLine(line, to: metricsPath)
+            if verbose {
+                print(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%% top-5 %.2f%%  %.0fs",
+                             epoch + 1, options.epochs, metrics.loss, 100 * metrics.top1, lastTest.loss,
+                             100 * lastTest.top1, 100 * lastTest.top5, elapsed))
+                fflush(stdout)
+            }
+            let checkpoint = TrainingCheckpoint(epoch: epoch + 1, batch: 0, step: step, seed: options.seed, modelName: modelName,
+                                                classNames: classes, optimizerName: options.optimizer, elapsedSeconds: elapsed)
+            try checkpoint.save(model: model, optimizer: optimizer, to: checkpointPath)
+        }
+        if start.epoch >= options.epochs { lastTest = try evaluate(model, loader: testLoader, preprocess: standardize) }
+
+        try model.save(to: weightsPath, metadata: ["model": modelName,
+                                                   "class_names": String(decoding: try JSONEncoder().encode(classes), as: UTF8.self)])
+        let summary = TrainingSummary(
+            model: modelName, data: dataName, epochs: options.epochs, trainSeconds: elapsed, testAccuracy: lastTest.top1,
+            testTop5: lastTest.top5, testLoss: lastTest.loss,
+            imagesPerSecond: trainSeconds > 0 ? Double(trainImages) / trainSeconds : 0,
+            parameters: model.parameterCount, seed: options.seed,
+            weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: options)
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(summary), to: outDirectory + "/summary.json")
+        return summary
+    }
+
+    /// The summary of a run stopped by `stopAfterSteps` (nothing is written).
+    private func partialSummary() throws -> TrainingSummary {
+        TrainingSummary(model: modelName, data: dataName, epochs: options.epochs, trainSeconds: 0, testAccuracy: .nan,
+                        testTop5: .nan, testLoss: .nan, imagesPerSecond: 0, parameters: model.parameterCount,
+                        seed: options.seed, weightsSha256: "", options: options)
+    }
+
+    private func appendJSONLine(_ object: [String: Any], to path: String) throws {
+        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+        data.append(0x0A)
+        if let handle = FileHandle(forWritingAtPath: path) {
+            defer { try? handle.close() }
+            try handle.seekToEnd()
+            try handle.write(contentsOf: data)
+        } else {
+            try data.write(to: URL(fileURLWithPath: path))
+        }
+    }
+}

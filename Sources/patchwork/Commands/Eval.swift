@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import Patchwork
+import PatchworkData
+import PatchworkModels
+import PatchworkNN
+import PatchworkTrain
+
+/// Loads weights (a Patchwork weights file or training checkpoint, or a reference checkpoint) into a variant.
+func loadModel(_ name: String, weights: String, classes expected: Int?) throws -> (ImageClassifier, [String]?) {
+    let variant = try Models.variant(name)
+    let file = try Safetensors(contentsOf: weights)
+    let names = file.metadata["class_names"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
+    let isCheckpoint = file.metadata["format"] == "patchwork-checkpoint"
+    // The class count the weights were trained for: from the metadata, else from the classifier's shape.
+    var classes = names?.count
+    if classes == nil {
+        let probe = try variant.create(numClasses: 1000)
+        let headKeys = Set(probe.stateDict().keys)
+        for name in file.names.reversed() {
+            let key = isCheckpoint ? String(name.dropFirst("model.".count)) : name
+            if headKeys.contains(key), key.hasSuffix("weight"), let e = file.entries[name], e.shape.count == 2,
+               probe.stateDict()[key]?.shape[0] == 1000 { classes = e.shape[0]; break }
+        }
+    }
+    guard let classes else { throw TrainingError("\(weights): cannot tell how many classes these weights were trained for") }
+    if let expected, expected != classes {
+        throw TrainingError("the data has \(expected) classes but \(weights) was trained for \(classes)\(names.map { ": \($0.joined(separator: ", "))" } ?? "")")
+    }
+    let model = try variant.create(numClasses: classes)
+    if isCheckpoint {
+        var dict: [String: Tensor] = [:]
+        for n in file.names where n.hasPrefix("model.") { dict[String(n.dropFirst(6))] = try file.tensor(n) }
+        try model.loadStateDict(dict, source: weights)
+    } else {
+        try model.load(from: weights)
+    }
+    model.eval()
+    return (model, names)
+}
+
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval", abstract: "Evaluate weights on a dataset's test split (loss, top-1, top-5).")
+
+    @Option(help: "Model variant.") var model: String
+    @Option(help: "Weights (weights.safetensors or checkpoint.safetensors of a run).") var weights: String
+    @Option(help: "Dataset spec, as for train.") var data: String
+    @Option(help: "Image side (default: the model's).") var imgSize: Int?
+    @Option(help: "Batch size.") var batchSize: Int = 128
+
+    func run() throws {
+        let variant = try Models.variant(model)
+        let test = try DatasetSpec.open(data, split: .test, imageSize: imgSize ?? variant.inputSize, channels: 3)
+        let (net, names) = try loadModel(model, weights: weights, classes: test.classNames.count)
+        if let names, names != test.classNames {
+            print("warning: the weights' class names differ from the data's: \(names) vs \(test.classNames)")
+        }
+        let loader = try DataLoader(dataset: test, batchSize: batchSize, shuffle: false, seed: 0)
+        let m = try evaluate(net, loader: loader, preprocess: standardize)
+        print(String(format: "%@ on %@: loss %.4f  top-1 %.2f%%  top-5 %.2f%%  (%d images)", model, data, m.loss,
+                     100 * m.top1, 100 * m.top5, m.samples))
+    }
+}
+
+struct PredictCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "predict", abstract: "Top-5 classes for image files (PNG, JPEG, BMP).")
+
+    @Option(help: "Model variant.") var model: String
+    @Option(help: "Weights of a run (weights.safetensors or checkpoint.safetensors).") var weights: String
+    @Argument(help: "Image files.") var images: [String]
+
+    func run() throws {
+        let variant = try Models.variant(model)
+        let (net, names) = try loadModel(model, weights: weights, classes: nil)
+        for path in images {
+            var image = try ImageIO.load(path, channels: 3).unsqueezed(axis: 0)
+            if image.shape[1] != variant.inputSize || image.shape[2] != variant.inputSize {
+                image = resize(image, size: (variant.inputSize, variant.inputSize), mode: .bilinear, alignCorners: false,
+                               antialias: true)
+            }
+            let probabilities = withoutGrad { net.logits(standardize(image)).softmax(axis: -1) }.scalars
+            let top = probabilities.enumerated().sorted { $0.element > $1.element }.prefix(5)
+            print(path)
+            for (index, p) in top {
+                let name = names.map { index < $0.count ? $0[index] : "class \(index)" } ?? "class \(index)"
+                print(String(format: "  %6.2f%%  %@", 100 * p, name))
+            }
+        }
+    }
+}

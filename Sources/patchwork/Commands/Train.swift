@@ -1,0 +1,73 @@
+import ArgumentParser
+import Foundation
+import Patchwork
+import PatchworkData
+import PatchworkModels
+import PatchworkTrain
+
+struct TrainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "train",
+        abstract: "Train a model on a dataset; writes checkpoints, metrics.jsonl, weights and summary.json to --out.",
+        discussion: """
+        DATA is one of: shapetex (built in), shapetex:size=64, cifar10:PATH, cifar100:PATH, mnist:PATH, \
+        fashion-mnist:PATH, folder:PATH (PATH/train and PATH/test with one subfolder per class).
+        A checkpoint is written atomically after every epoch and on Ctrl-C; --resume continues from it \
+        with the settings it was started with.
+        """)
+
+    @Option(help: "Model variant (see `patchwork models`).") var model: String
+    @Option(help: "Dataset spec (see below).") var data: String
+    @Option(help: "Output folder.") var out: String
+    @Option(help: "Epochs.") var epochs: Int = 10
+    @Option(help: "Batch size.") var batchSize: Int = 64
+    @Option(help: "Peak learning rate (default: 0.1·batch/128 for SGD, 1e-3 for AdamW).") var lr: Float?
+    @Option(help: "sgd or adamw.") var optimizer: String = "sgd"
+    @Option(help: "Weight decay (default: 5e-4 for SGD, 0.05 for AdamW).") var weightDecay: Float?
+    @Option(help: "Warmup epochs before the cosine decay.") var warmupEpochs: Double = 1
+    @Option(help: "Label smoothing.") var labelSmoothing: Float = 0
+    @Option(help: "Clip the gradient norm to this value.") var clipNorm: Float?
+    @Option(help: "Mixup alpha (0 = off).") var mixup: Float = 0
+    @Option(help: "CutMix alpha (0 = off).") var cutmix: Float = 0
+    @Option(help: "none, crop or crop-flip (default: crop for shapetex, whose textures have an orientation; crop-flip otherwise).")
+    var augment: String?
+    @Option(help: "Image side (default: the dataset's; folders need it).") var imgSize: Int?
+    @Option(help: "Random seed (weights, data order, augmentation, dropout).") var seed: UInt64 = 0
+    @Flag(help: "Continue from OUT/checkpoint.safetensors.") var resume = false
+
+    func run() throws {
+        do {
+            try train()
+        } catch let error as TrainingError where error.message.hasPrefix("interrupted") {
+            print("\n\(error)")
+            throw ExitCode(130)
+        }
+    }
+
+    func train() throws {
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.batchSize = batchSize
+        options.learningRate = lr
+        options.optimizer = optimizer
+        options.weightDecay = weightDecay
+        options.warmupEpochs = warmupEpochs
+        options.labelSmoothing = labelSmoothing
+        options.clipNorm = clipNorm
+        options.mixup = mixup
+        options.cutmix = cutmix
+        options.augment = augment ?? (data.hasPrefix("shapetex") ? "crop" : "crop-flip")
+        options.seed = seed
+        let variant = try Models.variant(model)
+        let (train, test) = try DatasetSpec.openSplits(data, imageSize: imgSize ?? variant.inputSize, channels: 3)
+        Generator.global.reseed(seed)
+        let net = try variant.create(numClasses: train.classNames.count)
+        print("\(model): \(net.parameterCount.formatted()) parameters; \(data): \(train.count) train / \(test.count) test images, \(train.classNames.count) classes, \(train.imageShape)")
+        let trainer = try Trainer(model: net, modelName: model, dataName: data, train: train, test: test,
+                                  options: options, outDirectory: out)
+        let summary = try trainer.run(resume: resume)
+        print(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %d epochs in %.0f s, %.0f img/s; weights: %@",
+                     100 * summary.testAccuracy, 100 * summary.testTop5, summary.epochs, summary.trainSeconds,
+                     summary.imagesPerSecond, trainer.weightsPath))
+    }
+}
