@@ -202,9 +202,9 @@ enum PoolKernels {
                         for y in rl[i]..<rh[i] {
                             for xx in cl[j]..<ch[j] {
                                 let v = load(image + (y * w + xx) * c + k)
-                                let better = (v .> m) .| (v .!= v)
-                                m.replace(with: v, where: better)
-                                index.replace(with: Int32(y * w + xx), where: better)
+                                let better = VectorMath.greater(v, m) | VectorMath.isNaN(v)
+                                m = VectorMath.select(better, v, m)
+                                index = (Index16(repeating: Int32(y * w + xx)) & better) | (index & ~better)
                             }
                         }
                         store(m, out + o + k)

@@ -17,7 +17,7 @@ extension Kernels {
                 var vmax = Vec(repeating: -.infinity)
                 while i + 16 <= n {
                     let v = loadVec(src + i)
-                    vmax.replace(with: v, where: v .> vmax)  // compare-select: pointwiseMax is scalarised
+                    vmax = VectorMath.max(vmax, v)
                     i += 16
                 }
                 var m = vmax.max()

@@ -28,27 +28,24 @@ public enum VectorMath {
         y = y * z + r + 1
         let nBits = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
         let scale = unsafeBitCast((nBits &+ 127) &<< 23, to: Vec.self)
-        var result = y * scale
-        result.replace(with: 0, where: x .< -87.3)
-        result.replace(with: x, where: x .!= x)  // NaN stays NaN
-        return result
+        let result = select(less(x, Vec(repeating: -87.3)), Vec(repeating: 0), y * scale)
+        return select(isNaN(x), x, result)  // NaN stays NaN
     }
 
-    /// min(max(x, lo), hi) with vector compares and blends (the generic
-    /// `clamped` of the standard library is not vectorised).
+    /// min(max(x, lo), hi) (see LaneMask.swift for why not `clamped`).
     @inline(__always)
     public static func clamp(_ x: Vec, _ lo: Float, _ hi: Float) -> Vec {
-        var r = x
-        r.replace(with: lo, where: x .< lo)
-        r.replace(with: hi, where: x .> hi)
-        return r
+        let l = Vec(repeating: lo), h = Vec(repeating: hi)
+        let above = select(less(x, l), l, x)
+        return select(greater(above, h), h, above)
     }
 
+    /// The larger of a and b per lane (b where a is NaN... as a > b is false: torch propagates NaN via `isNaN` callers).
     @inline(__always)
-    public static func max(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .> a) }
+    public static func max(_ a: Vec, _ b: Vec) -> Vec { select(greater(b, a), b, a) }
 
     @inline(__always)
-    public static func min(_ a: Vec, _ b: Vec) -> Vec { a.replacing(with: b, where: b .< a) }
+    public static func min(_ a: Vec, _ b: Vec) -> Vec { select(less(b, a), b, a) }
 
     /// Natural log (Cephes logf): 0 → -inf, negative → NaN, +inf → +inf.
     @inline(__always)
@@ -57,9 +54,9 @@ public enum VectorMath {
         // x = m · 2^e with m in [0.5, 1)
         var e = Vec((bits &>> 23) &- 126)
         var m = unsafeBitCast((bits & 0x007F_FFFF) | 0x3F00_0000, to: Vec.self)
-        let small = m .< 0.707106781186547524
-        e = e.replacing(with: e - 1, where: small)
-        m = m.replacing(with: m + m, where: small)
+        let small = less(m, Vec(repeating: 0.707106781186547524))
+        e = select(small, e - 1, e)
+        m = select(small, m + m, m)
         let f = m - 1
         let z = f * f
         var p = Vec(repeating: 7.0376836292e-2)
@@ -75,11 +72,11 @@ public enum VectorMath {
         y = y + e * -2.12194440e-4
         y = y - 0.5 * z
         var result = f + y + e * 0.693359375
-        result = result.replacing(with: -Float.infinity, where: x .== 0)
-        result = result.replacing(with: Float.nan, where: x .< 0)
-        result = result.replacing(with: x, where: x .== Float.infinity)
-        result = result.replacing(with: x, where: x .!= x)
-        return result
+        let zero = Vec(repeating: 0)
+        result = select(equal(x, zero), Vec(repeating: -.infinity), result)
+        result = select(less(x, zero), Vec(repeating: .nan), result)
+        result = select(equal(x, Vec(repeating: .infinity)), x, result)
+        return select(isNaN(x), x, result)
     }
 
     /// log(1 + eˣ), accurate for large negative x, linear above `threshold` (torch's Softplus).
@@ -88,10 +85,9 @@ public enum VectorMath {
         let y = exp(-abs(x))
         let u = 1 + y
         // log1p(y) = log(u)·y/(u−1), exact where u rounds to 1 (Goldberg's trick).
-        var log1p = log(u) * y / (u - 1)
-        log1p = log1p.replacing(with: y, where: u .== 1)
-        let result = x.replacing(with: 0, where: x .< 0) + log1p
-        return result.replacing(with: x, where: x .> threshold)
+        let log1p = select(equal(u, Vec(repeating: 1)), y, log(u) * y / (u - 1))
+        let result = max(x, Vec(repeating: 0)) + log1p
+        return select(greater(x, Vec(repeating: threshold)), x, result)
     }
 
     /// tanh(x), odd polynomial near 0 and 1 - 2/(e^{2|x|}+1) beyond.
@@ -106,11 +102,8 @@ public enum VectorMath {
         p = p * z - 3.33332819422e-1
         let small = p * z * x + x
         let e = exp(2 * clamp(ax, 0, 44))
-        var large = 1 - 2 / (e + 1)
-        large.replace(with: -large, where: x .< 0)
-        var result = large
-        result.replace(with: small, where: ax .< 0.625)
-        return result
+        let large = copySign(1 - 2 / (e + 1), x)
+        return select(less(ax, Vec(repeating: 0.625)), small, large)
     }
 
     /// erf(x) from Numerical Recipes' erfc (fractional error below 1.2e-7).
@@ -129,9 +122,7 @@ public enum VectorMath {
         p = p * t + 1.00002368
         p = p * t - 1.26551223
         let erfcAbs = t * exp(-z * z + p)
-        var result = 1 - erfcAbs
-        result.replace(with: -result, where: x .< 0)
-        return result
+        return copySign(1 - erfcAbs, x)
     }
 
     /// |x| by clearing the sign bit.

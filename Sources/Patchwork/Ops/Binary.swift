@@ -137,9 +137,9 @@ enum PowFunction: BinaryFunction {
 }
 
 /// Comparisons give 1 where true and 0 where false.
-enum EqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .== y) } }
-enum NotEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .!= y) } }
-enum LessFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .< y) } }
-enum LessEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .<= y) } }
-enum GreaterFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .> y) } }
-enum GreaterEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .>= y) } }
+enum EqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { VectorMath.ones(VectorMath.equal(x, y)) } }
+enum NotEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { Vec(repeating: 1) - VectorMath.ones(VectorMath.equal(x, y)) } }
+enum LessFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { VectorMath.ones(VectorMath.less(x, y)) } }
+enum LessEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { VectorMath.ones(VectorMath.lessEqual(x, y)) } }
+enum GreaterFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { VectorMath.ones(VectorMath.greater(x, y)) } }
+enum GreaterEqualFunction: BinaryFunction { @inline(__always) static func apply(_ x: Vec, _ y: Vec) -> Vec { VectorMath.ones(VectorMath.lessEqual(y, x)) } }

@@ -127,7 +127,10 @@ enum AbsFunction: UnaryFunction {
 }
 
 enum SignFunction: UnaryFunction {
-    @inline(__always) static func apply(_ x: Vec) -> Vec { Vec(repeating: 0).replacing(with: 1, where: x .> 0).replacing(with: -1, where: x .< 0) }
+    @inline(__always) static func apply(_ x: Vec) -> Vec {
+        let zero = Vec(repeating: 0)
+        return VectorMath.ones(VectorMath.greater(x, zero)) - VectorMath.ones(VectorMath.less(x, zero))
+    }
 }
 
 enum ExpFunction: UnaryFunction {
@@ -170,7 +173,7 @@ enum ErfFunction: UnaryFunction {
 }
 
 enum ReluFunction: UnaryFunction {
-    @inline(__always) static func apply(_ x: Vec) -> Vec { x.replacing(with: 0, where: x .< 0) }
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.select(VectorMath.less(x, Vec(repeating: 0)), Vec(repeating: 0), x) }
 }
 
 enum GeluFunction: UnaryFunction {

@@ -1,0 +1,120 @@
+import Foundation
+import XCTest
+import Patchwork
+import PatchworkData
+import PatchworkModels
+import PatchworkNN
+import PatchworkTrain
+
+final class TrainingTests: XCTestCase {
+    var dir: URL!
+
+    override func setUpWithError() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("patchwork-train-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
+
+    /// A tiny run: resnet_nano on 16x16 ShapeTex, 96 training images, batches of 32.
+    func makeTrainer(_ name: String, epochs: Int = 2) throws -> Trainer {
+        let train = try ShapeTex(split: .train, count: 96, size: 16, seed: 3)
+        let test = try ShapeTex(split: .test, count: 32, size: 16, seed: 3)
+        Generator.global.reseed(7)
+        let model = try Models.create("resnet_nano", numClasses: train.classNames.count)
+        var options = TrainingOptions()
+        options.epochs = epochs
+        options.batchSize = 32
+        options.seed = 7
+        let trainer = try Trainer(model: model, modelName: "resnet_nano", dataName: "shapetex", train: train, test: test,
+                                  options: options, outDirectory: dir.appendingPathComponent(name).path)
+        trainer.verbose = false
+        return trainer
+    }
+
+    func weights(_ trainer: Trainer) -> [String: [UInt32]] {
+        trainer.model.stateDict().mapValues { $0.scalars.map(\.bitPattern) }
+    }
+
+    func testKilledAndResumedRunEndsWithTheSameWeights() throws {
+        let straight = try makeTrainer("straight")
+        let summary = try straight.run()
+        XCTAssertEqual(summary.epochs, 2)
+        XCTAssertEqual(summary.weightsSha256.count, 64)
+        let expected = weights(straight)
+
+        // Killed mid-epoch 2 (step 4 of 6): only the end-of-epoch-1 checkpoint exists.
+        let killed = try makeTrainer("killed")
+        killed.stopAfterSteps = 4
+        try killed.run()
+        let resumed = try makeTrainer("killed")
+        let resumedSummary = try resumed.run(resume: true)
+        XCTAssertEqual(weights(resumed), expected, "resume after a kill must reproduce the uninterrupted weights")
+        XCTAssertEqual(resumedSummary.weightsSha256, summary.weightsSha256)
+
+        // Ctrl-C mid-epoch: a checkpoint at that batch, then resume from there.
+        let interrupted = try makeTrainer("interrupted")
+        interrupted.interruptAfterSteps = 4
+        XCTAssertThrowsError(try interrupted.run()) { XCTAssertTrue("\($0)".contains("interrupted"), "\($0)") }
+        let continued = try makeTrainer("interrupted")
+        try continued.run(resume: true)
+        XCTAssertEqual(weights(continued), expected, "resume after Ctrl-C must reproduce the uninterrupted weights")
+
+        // metrics.jsonl has one line per epoch; summary.json has the required fields.
+        let summaryJSON = try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent("straight/summary.json"))) as! [String: Any]
+        for key in ["model", "epochs", "train_seconds", "test_accuracy", "images_per_second", "weights_sha256", "seed"] {
+            XCTAssertNotNil(summaryJSON[key], "summary.json lacks \(key)")
+        }
+        let lines = try String(contentsOf: dir.appendingPathComponent("straight/metrics.jsonl"), encoding: .utf8)
+            .split(separator: "\n")
+        XCTAssertEqual(lines.count, 2)
+    }
+
+    func testBadResumesFailClearlyAndLeaveTheCheckpointIntact() throws {
+        let first = try makeTrainer("run", epochs: 1)
+        try first.run()
+        let checkpoint = first.checkpointPath
+        let before = try Data(contentsOf: URL(fileURLWithPath: checkpoint))
+
+        // Another model name against the same folder.
+        let train = try ShapeTex(split: .train, count: 96, size: 16, seed: 3)
+        let test = try ShapeTex(split: .test, count: 32, size: 16, seed: 3)
+        let other = try Trainer(model: try Models.create("vit_nano", numClasses: 8), modelName: "vit_nano", dataName: "shapetex",
+                                train: train, test: test, options: TrainingOptions(),
+                                outDirectory: dir.appendingPathComponent("run").path)
+        other.verbose = false
+        XCTAssertThrowsError(try other.run(resume: true)) { error in
+            XCTAssertTrue("\(error)".contains(checkpoint), "\(error)")
+        }
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: checkpoint)), before, "a failed resume must not touch the checkpoint")
+
+        // No checkpoint to resume from.
+        let fresh = try makeTrainer("empty")
+        XCTAssertThrowsError(try fresh.run(resume: true)) { XCTAssertTrue("\($0)".contains("no checkpoint"), "\($0)") }
+
+        // A truncated checkpoint names the file.
+        let cut = dir.appendingPathComponent("cut.safetensors").path
+        try before.prefix(before.count / 2).write(to: URL(fileURLWithPath: cut))
+        XCTAssertThrowsError(try TrainingCheckpoint.load(from: cut, model: try Models.create("resnet_nano", numClasses: 8),
+                                                         optimizer: SGD(learningRate: 0.1))) { error in
+            XCTAssertTrue("\(error)".contains(cut), "\(error)")
+        }
+    }
+
+    func testSHA256KnownAnswers() {
+        XCTAssertEqual(SHA256.hex(Data("abc".utf8)), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        XCTAssertEqual(SHA256.hex(Data()), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        XCTAssertEqual(SHA256.hex(Data(String(repeating: "a", count: 1000).utf8)),
+                       "41edece42d63e8d9bf515a9ba6932e1c20cbc9f5a5d134645adb5db1b9737ea3")
+    }
+
+    func testMetricsTopK() {
+        var m = ClassificationMetrics()
+        let logits = Tensor([0.1, 0.9, 0.3, 0.2, 0.0, 0.5,
+                             0.8, 0.1, 0.2, 0.3, 0.4, 0.0], shape: [2, 6])
+        m.add(loss: 1, logits: logits, labels: [1, 5])
+        XCTAssertEqual(m.top1, 0.5)
+        XCTAssertEqual(m.top5, 0.5)   // class 5 ranks last in row 2
+        XCTAssertEqual(m.loss, 1)
+    }
+}
