@@ -7,5 +7,5 @@ struct PatchworkCLI: ParsableCommand {
         commandName: "patchwork",
         abstract: "Train, compare and dissect CNNs, Vision Transformers and their hybrids — in Swift, on the CPU.",
         version: PatchworkVersion.string,
-        subcommands: [ModelsCommand.self, ParityCommand.self, Bench.self, Version.self])
+        subcommands: [ModelsCommand.self, ParityCommand.self, Bench.self, ShapeTexCommand.self, Version.self])
 }
