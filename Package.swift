@@ -32,10 +32,12 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         // Debian's stb (libstb-dev): PNG/JPEG/BMP decoding and PNG encoding.
         .systemLibrary(name: "CSTB", path: "Sources/CSTB"),
+        // Debian's zlib (zlib1g-dev): gunzip for MNIST's .gz files.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "Patchwork", dependencies: ["CDNNL"], swiftSettings: engineFlags),
         .target(name: "PatchworkNN", dependencies: ["Patchwork"], swiftSettings: engineFlags),
         .target(name: "PatchworkModels", dependencies: ["Patchwork", "PatchworkNN"], swiftSettings: engineFlags),
-        .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB"], swiftSettings: engineFlags),
+        .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB", "CZlib"], swiftSettings: engineFlags),
         .target(name: "PatchworkTrain", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData"],
                 swiftSettings: engineFlags),
         .executableTarget(
@@ -43,7 +45,7 @@ let package = Package(
             dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: engineFlags),
         .testTarget(
-            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain"],
+            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "CZlib"],
             resources: [.copy("Fixtures")],
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]

@@ -7,5 +7,6 @@ struct PatchworkCLI: ParsableCommand {
         commandName: "patchwork",
         abstract: "Train, compare and dissect CNNs, Vision Transformers and their hybrids — in Swift, on the CPU.",
         version: PatchworkVersion.string,
-        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ModelsCommand.self, ParityCommand.self, Bench.self, Version.self])
+        subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ShapeTexCommand.self, ModelsCommand.self,
+                      ParityCommand.self, Bench.self, Version.self])
 }
