@@ -60,6 +60,10 @@ public enum Kernels {
             }
             return out
         }
+        if a.isContiguous && b.isContiguous {
+            if let out = zipBroadcastFast(a, b, F.self, swapped: false) { return out }
+            if let out = zipBroadcastFast(b, a, F.self, swapped: true) { return out }
+        }
         let shape = broadcastShapes(a.shape, b.shape, op: op)
         let out = Tensor(uninitializedShape: shape)
         let layout = RowLayout(shape: shape, strides: [
@@ -95,6 +99,74 @@ public enum Kernels {
                 }
             }
             while i < n { dst[i] = F.scalar(x[i * sx], y[i * sy]); i += 1 }
+        }
+        return out
+    }
+
+    /// The common broadcasts of contiguous tensors without the general row
+    /// walker: `small` is a scalar, repeats along the leading dimensions of
+    /// `big` (a bias or a per-channel scale: [C] against [B, H, W, C]), or
+    /// holds one value per row of `big` (a statistic kept with keepDims:
+    /// [R, 1] against [R, C]). Returns nil for any other shape pair.
+    /// With `swapped`, computes F(small, big) instead of F(big, small).
+    @inline(__always)
+    static func zipBroadcastFast<F: BinaryFunction>(_ big: Tensor, _ small: Tensor, _ f: F.Type, swapped: Bool) -> Tensor? {
+        let total = big.count, n = small.count
+        guard n > 0, total >= n, big.rank >= small.rank else { return nil }
+        let lead = big.rank - small.rank
+        // small's shape with its leading 1s dropped
+        let core = Array(small.shape.drop(while: { $0 == 1 }))
+        let perRowScalar: Bool
+        if n == 1 || core == Array(big.shape.suffix(core.count)) {
+            perRowScalar = false      // small repeats every n elements of big
+        } else {
+            // small = big's leading dimensions followed by trailing 1s
+            let padded = [Int](repeating: 1, count: lead) + small.shape
+            guard let firstOne = padded.lastIndex(where: { $0 != 1 }).map({ $0 + 1 }),
+                  Array(padded[..<firstOne]) == Array(big.shape[..<firstOne]),
+                  padded[firstOne...].allSatisfy({ $0 == 1 }) else { return nil }
+            perRowScalar = true       // one small value per row of `total / n` elements
+        }
+        let out = Tensor(uninitializedShape: big.shape)
+        let pb = big.base, ps = small.base, po = out.base
+        if n == 1 {
+            // A scalar: one flat pass over big.
+            let v = Vec(repeating: ps[0]), scalar = ps[0]
+            Parallel.forChunks(total) { range in
+                var i = range.lowerBound
+                while i + 16 <= range.upperBound {
+                    let x = UnsafeRawPointer(pb + i).loadUnaligned(as: Vec.self)
+                    UnsafeMutableRawPointer(po + i).storeBytes(of: swapped ? F.apply(v, x) : F.apply(x, v), as: Vec.self)
+                    i += 16
+                }
+                while i < range.upperBound { po[i] = swapped ? F.scalar(scalar, pb[i]) : F.scalar(pb[i], scalar); i += 1 }
+            }
+            return out
+        }
+        let row = perRowScalar ? total / n : n
+        let rows = total / row
+        Parallel.forChunks(rows, costPerItem: row) { range in
+            for r in range {
+                let src = pb + r * row, dst = po + r * row
+                var i = 0
+                if perRowScalar {
+                    let v = Vec(repeating: ps[r])
+                    while i + 16 <= row {
+                        let x = UnsafeRawPointer(src + i).loadUnaligned(as: Vec.self)
+                        UnsafeMutableRawPointer(dst + i).storeBytes(of: swapped ? F.apply(v, x) : F.apply(x, v), as: Vec.self)
+                        i += 16
+                    }
+                    while i < row { dst[i] = swapped ? F.scalar(ps[r], src[i]) : F.scalar(src[i], ps[r]); i += 1 }
+                } else {
+                    while i + 16 <= row {
+                        let x = UnsafeRawPointer(src + i).loadUnaligned(as: Vec.self)
+                        let y = UnsafeRawPointer(ps + i).loadUnaligned(as: Vec.self)
+                        UnsafeMutableRawPointer(dst + i).storeBytes(of: swapped ? F.apply(y, x) : F.apply(x, y), as: Vec.self)
+                        i += 16
+                    }
+                    while i < row { dst[i] = swapped ? F.scalar(ps[i], src[i]) : F.scalar(src[i], ps[i]); i += 1 }
+                }
+            }
         }
         return out
     }
