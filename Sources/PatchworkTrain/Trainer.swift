@@ -11,13 +11,13 @@ public struct TrainingOptions: Codable, Sendable {
     public var batchSize = 64
     /// "sgd" (momentum) or "adamw".
     public var optimizer = "sgd"
-    /// Peak learning rate; nil picks the optimizer's default (SGD 0.1·batch/256·… see `resolvedLearningRate`).
+    /// Peak learning rate; nil picks the optimizer's default (see `resolvedLearningRate`).
     public var learningRate: Float?
     public var momentum: Float = 0.9
     public var nesterov = true
     /// nil picks 5e-4 for SGD and 0.05 for AdamW.
     public var weightDecay: Float?
-    public var warmupEpochs: Double = 1
+    public var warmupEpochs: Double = 0.5
     public var labelSmoothing: Float = 0
     public var clipNorm: Float?
     public var mixup: Float = 0
@@ -29,7 +29,7 @@ public struct TrainingOptions: Codable, Sendable {
     public init() {}
 
     public var resolvedLearningRate: Float {
-        learningRate ?? (optimizer == "adamw" ? 1e-3 : 0.1 * Float(batchSize) / 128)
+        learningRate ?? (optimizer == "adamw" ? 1e-3 : 0.1 * Float(batchSize) / 64)
     }
 
     public var resolvedWeightDecay: Float { weightDecay ?? (optimizer == "adamw" ? 0.05 : 5e-4) }

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Patchwork
+import PatchworkModels  // JSONValue
 
 /// One op case from a committed reference file (Fixtures/ops/<group>.json).
 struct OpCase: Decodable {
@@ -21,25 +22,6 @@ struct OpCase: Decodable {
     func bool(_ key: String) -> Bool { args[key]!.bool! }
     func string(_ key: String) -> String { args[key]!.string! }
     func has(_ key: String) -> Bool { args[key] != nil && args[key] != .null }
-}
-
-/// Any JSON value (op arguments).
-enum JSONValue: Decodable, Equatable {
-    case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
-    init(from decoder: Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let d = try? c.decode(Double.self) { self = .number(d) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
-    }
-    var int: Int? { if case .number(let d) = self { return Int(d) }; return nil }
-    var double: Double? { if case .number(let d) = self { return d }; return nil }
-    var bool: Bool? { if case .bool(let b) = self { return b }; return nil }
-    var string: String? { if case .string(let s) = self { return s }; return nil }
-    var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
 }
 
 /// The cases of Fixtures/ops/<group>.json.

@@ -118,3 +118,26 @@ final class TrainingTests: XCTestCase {
         XCTAssertEqual(m.loss, 1)
     }
 }
+
+extension TrainingTests {
+    func testWeightsForAnotherClassCountAreRejectedByName() throws {
+        let trainer = try makeTrainer("classes", epochs: 1)
+        try trainer.run()
+        let (model, names) = try loadTrainedModel("resnet_nano", weights: trainer.weightsPath, classes: 10)
+        XCTAssertEqual(names?.count, 10)
+        XCTAssertEqual(model.logits(Tensor.zeros([1, 16, 16, 3])).shape, [1, 10])
+        XCTAssertThrowsError(try loadTrainedModel("resnet_nano", weights: trainer.weightsPath, classes: 100)) { error in
+            XCTAssertTrue("\(error)".contains("100 classes") && "\(error)".contains(trainer.weightsPath), "\(error)")
+        }
+        // The checkpoint loads too, and a reference-style file without class names is sized from its classifier.
+        XCTAssertNoThrow(try loadTrainedModel("resnet_nano", weights: trainer.checkpointPath, classes: 10))
+        let bare = dir.appendingPathComponent("bare.safetensors").path
+        try Safetensors.write(model.stateDict(), to: bare)
+        XCTAssertThrowsError(try loadTrainedModel("resnet_nano", weights: bare, classes: 7)) { error in
+            XCTAssertTrue("\(error)".contains("trained for 10"), "\(error)")
+        }
+        XCTAssertThrowsError(try loadTrainedModel("resnet_nope", weights: bare, classes: nil)) { error in
+            XCTAssertTrue("\(error)".contains("resnet_nope"), "\(error)")
+        }
+    }
+}

@@ -6,39 +6,6 @@ import PatchworkModels
 import PatchworkNN
 import PatchworkTrain
 
-/// Loads weights (a Patchwork weights file or training checkpoint, or a reference checkpoint) into a variant.
-func loadModel(_ name: String, weights: String, classes expected: Int?) throws -> (ImageClassifier, [String]?) {
-    let variant = try Models.variant(name)
-    let file = try Safetensors(contentsOf: weights)
-    let names = file.metadata["class_names"].flatMap { try? JSONDecoder().decode([String].self, from: Data($0.utf8)) }
-    let isCheckpoint = file.metadata["format"] == "patchwork-checkpoint"
-    // The class count the weights were trained for: from the metadata, else from the classifier's shape.
-    var classes = names?.count
-    if classes == nil {
-        let probe = try variant.create(numClasses: 1000)
-        let headKeys = Set(probe.stateDict().keys)
-        for name in file.names.reversed() {
-            let key = isCheckpoint ? String(name.dropFirst("model.".count)) : name
-            if headKeys.contains(key), key.hasSuffix("weight"), let e = file.entries[name], e.shape.count == 2,
-               probe.stateDict()[key]?.shape[0] == 1000 { classes = e.shape[0]; break }
-        }
-    }
-    guard let classes else { throw TrainingError("\(weights): cannot tell how many classes these weights were trained for") }
-    if let expected, expected != classes {
-        throw TrainingError("the data has \(expected) classes but \(weights) was trained for \(classes)\(names.map { ": \($0.joined(separator: ", "))" } ?? "")")
-    }
-    let model = try variant.create(numClasses: classes)
-    if isCheckpoint {
-        var dict: [String: Tensor] = [:]
-        for n in file.names where n.hasPrefix("model.") { dict[String(n.dropFirst(6))] = try file.tensor(n) }
-        try model.loadStateDict(dict, source: weights)
-    } else {
-        try model.load(from: weights)
-    }
-    model.eval()
-    return (model, names)
-}
-
 struct EvalCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Evaluate weights on a dataset's test split (loss, top-1, top-5).")
@@ -52,7 +19,7 @@ struct EvalCommand: ParsableCommand {
     func run() throws {
         let variant = try Models.variant(model)
         let test = try DatasetSpec.open(data, split: .test, imageSize: imgSize ?? variant.inputSize, channels: 3)
-        let (net, names) = try loadModel(model, weights: weights, classes: test.classNames.count)
+        let (net, names) = try loadTrainedModel(model, weights: weights, classes: test.classNames.count)
         if let names, names != test.classNames {
             print("warning: the weights' class names differ from the data's: \(names) vs \(test.classNames)")
         }
@@ -73,7 +40,7 @@ struct PredictCommand: ParsableCommand {
 
     func run() throws {
         let variant = try Models.variant(model)
-        let (net, names) = try loadModel(model, weights: weights, classes: nil)
+        let (net, names) = try loadTrainedModel(model, weights: weights, classes: nil)
         for path in images {
             var image = try ImageIO.load(path, channels: 3).unsqueezed(axis: 0)
             if image.shape[1] != variant.inputSize || image.shape[2] != variant.inputSize {

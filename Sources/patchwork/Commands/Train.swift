@@ -19,17 +19,17 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Model variant (see `patchwork models`).") var model: String
     @Option(help: "Dataset spec (see below).") var data: String
     @Option(help: "Output folder.") var out: String
-    @Option(help: "Epochs.") var epochs: Int = 10
+    @Option(help: "Epochs (default: 6 for shapetex, 30 otherwise).") var epochs: Int?
     @Option(help: "Batch size.") var batchSize: Int = 64
-    @Option(help: "Peak learning rate (default: 0.1·batch/128 for SGD, 1e-3 for AdamW).") var lr: Float?
+    @Option(help: "Peak learning rate (default: 0.1·batch/64 for SGD, 1e-3 for AdamW).") var lr: Float?
     @Option(help: "sgd or adamw.") var optimizer: String = "sgd"
     @Option(help: "Weight decay (default: 5e-4 for SGD, 0.05 for AdamW).") var weightDecay: Float?
-    @Option(help: "Warmup epochs before the cosine decay.") var warmupEpochs: Double = 1
+    @Option(help: "Warmup epochs before the cosine decay.") var warmupEpochs: Double = 0.5
     @Option(help: "Label smoothing.") var labelSmoothing: Float = 0
     @Option(help: "Clip the gradient norm to this value.") var clipNorm: Float?
     @Option(help: "Mixup alpha (0 = off).") var mixup: Float = 0
     @Option(help: "CutMix alpha (0 = off).") var cutmix: Float = 0
-    @Option(help: "none, crop or crop-flip (default: crop for shapetex, whose textures have an orientation; crop-flip otherwise).")
+    @Option(help: "none, crop or crop-flip (default: none for shapetex, which already randomises position and orientation; crop-flip otherwise).")
     var augment: String?
     @Option(help: "Image side (default: the dataset's; folders need it).") var imgSize: Int?
     @Option(help: "Random seed (weights, data order, augmentation, dropout).") var seed: UInt64 = 0
@@ -46,7 +46,8 @@ struct TrainCommand: ParsableCommand {
 
     func train() throws {
         var options = TrainingOptions()
-        options.epochs = epochs
+        let isShapeTex = data.hasPrefix("shapetex")
+        options.epochs = epochs ?? (isShapeTex ? 6 : 30)
         options.batchSize = batchSize
         options.learningRate = lr
         options.optimizer = optimizer
@@ -56,7 +57,7 @@ struct TrainCommand: ParsableCommand {
         options.clipNorm = clipNorm
         options.mixup = mixup
         options.cutmix = cutmix
-        options.augment = augment ?? (data.hasPrefix("shapetex") ? "crop" : "crop-flip")
+        options.augment = augment ?? (isShapeTex ? "none" : "crop-flip")
         options.seed = seed
         let variant = try Models.variant(model)
         let (train, test) = try DatasetSpec.openSplits(data, imageSize: imgSize ?? variant.inputSize, channels: 3)
