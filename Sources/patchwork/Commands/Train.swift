@@ -64,6 +64,7 @@ struct TrainCommand: ParsableCommand {
         Generator.global.reseed(seed)
         let net = try variant.create(numClasses: train.classNames.count)
         print("\(model): \(net.parameterCount.formatted()) parameters; \(data): \(train.count) train / \(test.count) test images, \(train.classNames.count) classes, \(train.imageShape)")
+        fflush(stdout)
         let trainer = try Trainer(model: net, modelName: model, dataName: data, train: train, test: test,
                                   options: options, outDirectory: out)
         let summary = try trainer.run(resume: resume)
