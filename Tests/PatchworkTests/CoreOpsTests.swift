@@ -210,3 +210,19 @@ final class CoreOpsTests: XCTestCase {
         assertStops(containing: ["permute", "[0, 0]"]) { _ = Tensor.zeros([2, 3]).permuted([0, 0]) }
     }
 }
+
+extension CoreOpsTests {
+    /// The README's ten-line example, verbatim, so it keeps compiling and training.
+    func testReadmeExample() {
+        let x = Tensor.randomNormal([8, 4])                        // a batch of 8 inputs
+        let labels = [0, 1, 1, 0, 1, 0, 0, 1]
+        var w1 = Tensor.randomNormal([16, 4], std: 0.5), w2 = Tensor.randomNormal([2, 16], std: 0.5)
+        let (loss, grads) = valueAndGradient(at: [w1, w2]) { w in
+            crossEntropy(logits: linear(linear(x, weight: w[0]).gelu(), weight: w[1]), labels: labels)
+        }
+        w1 = w1 - 0.1 * grads[0]; w2 = w2 - 0.1 * grads[1]         // one SGD step
+        print("loss", loss.item())
+        let after = crossEntropy(logits: linear(linear(x, weight: w1).gelu(), weight: w2), labels: labels)
+        XCTAssertLessThan(after.item(), loss.item(), "one SGD step lowers the loss")
+    }
+}
