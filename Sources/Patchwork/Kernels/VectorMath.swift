@@ -40,7 +40,7 @@ public enum VectorMath {
         return select(greater(above, h), h, above)
     }
 
-    /// The larger of a and b per lane (b where a is NaN... as a > b is false: torch propagates NaN via `isNaN` callers).
+    /// The larger of a and b per lane (a when either is NaN: every comparison with NaN is false).
     @inline(__always)
     public static func max(_ a: Vec, _ b: Vec) -> Vec { select(greater(b, a), b, a) }
 

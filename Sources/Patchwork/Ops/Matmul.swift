@@ -1,13 +1,13 @@
 /// Matrix products: batched `matmul` with broadcast batch dimensions, and `linear`.
 extension Tensor {
     /// How one matrix (the last two dims) can be handed to GEMM without a copy.
-    private struct MatrixOperand {
+    fileprivate struct MatrixOperand {
         let transposed: Bool
         let ld: Int
     }
 
     /// The GEMM view of the last two dimensions, or nil when they need a copy.
-    private static func matrixOperand(_ t: Tensor) -> MatrixOperand? {
+    fileprivate static func matrixOperand(_ t: Tensor) -> MatrixOperand? {
         let rows = t.shape[t.rank - 2], cols = t.shape[t.rank - 1]
         let sr = t.strides[t.rank - 2], sc = t.strides[t.rank - 1]
         if (sc == 1 || cols == 1) && (sr >= Swift.max(cols, 1) || rows == 1) { return MatrixOperand(transposed: false, ld: rows == 1 ? Swift.max(cols, 1) : sr) }
@@ -57,8 +57,7 @@ extension Kernels {
         let batch = batchShape.reduce(1, *)
         if batch == 0 || m == 0 || n == 0 { return }
         // Operands whose matrices GEMM cannot read in place are copied once.
-        let aa = Tensor.gemmReady(a), bb = Tensor.gemmReady(b)
-        let opA = Tensor.gemmLayout(aa), opB = Tensor.gemmLayout(bb)
+        let (aa, opA) = Tensor.gemmOperand(a), (bb, opB) = Tensor.gemmOperand(b)
         let aBatch = broadcastStrides(Tensor(storage: aa.storage, shape: Array(aa.shape.dropLast(2)), strides: Array(aa.strides.dropLast(2))), to: batchShape)
         let bBatch = broadcastStrides(Tensor(storage: bb.storage, shape: Array(bb.shape.dropLast(2)), strides: Array(bb.strides.dropLast(2))), to: batchShape)
         let pa = aa.storage.pointer + aa.offset, pb = bb.storage.pointer + bb.offset, pc = out.storage.pointer
@@ -93,13 +92,11 @@ extension Kernels {
 }
 
 extension Tensor {
-    /// Self, or a contiguous copy when the last two dimensions are not a GEMM-readable matrix.
-    fileprivate static func gemmReady(_ t: Tensor) -> Tensor {
-        matrixOperand(t) != nil ? t : t.detached().contiguous(recordingGrad: false)
-    }
-
-    fileprivate static func gemmLayout(_ t: Tensor) -> (transposed: Bool, ld: Int) {
-        let op = matrixOperand(t)!
-        return (op.transposed, op.ld)
+    /// The tensor GEMM reads (itself, or a contiguous copy when its last two
+    /// dimensions are not a GEMM-readable matrix) and how GEMM reads it.
+    fileprivate static func gemmOperand(_ t: Tensor) -> (Tensor, MatrixOperand) {
+        if let op = matrixOperand(t) { return (t, op) }
+        let copy = t.detached().contiguous(recordingGrad: false)
+        return (copy, matrixOperand(copy)!)
     }
 }
