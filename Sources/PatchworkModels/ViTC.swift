@@ -59,7 +59,7 @@ public final class ViTCPatchifyStem: Module {
 /// `forward(_:returnAttention:)` also hands back the per-head attention probabilities
 /// [B, heads, N, N] (torch averages them over heads by default; these are not averaged).
 /// Setting `recordsAttention` keeps the last ones in `lastAttention`.
-public final class ViTCMultiheadAttention: Module {
+public final class ViTCMultiheadAttention: Module, AttentionRecording {
     @Parameter public var inProjWeight: Tensor
     @Parameter public var inProjBias: Tensor
     public let outProj: Linear
@@ -67,6 +67,11 @@ public final class ViTCMultiheadAttention: Module {
     public let scale: Float
     public var recordsAttention = false
     public private(set) var lastAttention: Tensor?
+    /// Where the tokens sit in the image ([N, 2], see `AttentionMap`); set by the model.
+    public var tokenPositions: Tensor?
+    public var lastAttentionMap: AttentionMap? {
+        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: tokenPositions, keyPositions: tokenPositions) }
+    }
 
     init(_ dim: Int, heads: Int) {
         precondition(dim % heads == 0, "ViTCMultiheadAttention: dim \(dim) is not divisible by \(heads) heads")
@@ -298,6 +303,8 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
         head = ViTCHead(dim, classes: c.numClasses ?? 1000)
         super.init()
         initStem()
+        let positions = AttentionMap.gridPositions(height: side, width: side, prefixTokens: usesClassToken ? 1 : 0)
+        for block in encoder.blocks { block.attention.tokenPositions = positions }
     }
 
     /// pycls's init_weights_vit for the stem convs.

@@ -161,6 +161,8 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
         super.init()
         if !hasClassToken { throw ModelError("vit: class_token false is not supported") }
         initLinearWeights()
+        let positions = AttentionMap.gridPositions(height: grid.0, width: grid.1, prefixTokens: numPrefixTokens)
+        for block in blocks { block.attn.tokenPositions = positions }
     }
 
     /// timm's "timm" init: truncated-normal(0.02) Linear weights, zero biases.

@@ -6,7 +6,7 @@ import Patchwork
 /// attention probabilities [B, heads, N, N] for the analyses. Setting
 /// `recordsAttention` keeps the last probabilities in `lastAttention` for
 /// callers that only see the model from outside.
-public final class Attention: Module {
+public final class Attention: Module, AttentionRecording {
     public let qkv: Linear
     public let attnDrop: Dropout
     public let proj: Linear
@@ -15,6 +15,11 @@ public final class Attention: Module {
     public let scale: Float
     public var recordsAttention = false
     public private(set) var lastAttention: Tensor?
+    /// Where the tokens sit in the image ([N, 2], see `AttentionMap`); set by the model that knows its grid.
+    public var tokenPositions: Tensor?
+    public var lastAttentionMap: AttentionMap? {
+        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: tokenPositions, keyPositions: tokenPositions) }
+    }
 
     public init(_ dim: Int, heads: Int, qkvBias: Bool = true, projBias: Bool = true, attentionDropout: Float = 0,
                 projectionDropout: Float = 0, generator: Generator = .global) {
