@@ -40,12 +40,14 @@ let package = Package(
         .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB", "CZlib"], swiftSettings: engineFlags),
         .target(name: "PatchworkTrain", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData"],
                 swiftSettings: engineFlags),
+        .target(name: "PatchworkAnalysis", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain"],
+                swiftSettings: engineFlags),
         .executableTarget(
             name: "patchwork",
             dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: engineFlags),
         .testTarget(
-            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "CZlib"],
+            name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "PatchworkAnalysis", "CZlib"],
             resources: [.copy("Fixtures")],
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
