@@ -3,6 +3,7 @@ import XCTest
 import Patchwork
 import PatchworkNN
 import PatchworkAnalysis
+import PatchworkModels
 
 /// Known answers for the second set of analyses: attention distance, CKA,
 /// Hessian spectrum, loss landscape.
@@ -36,6 +37,27 @@ final class AnalysisIITests: XCTestCase {
         let d = try XCTUnwrap(AttentionDistance.perHead(twoByTwoMap(p, heads: 1, prefix: 1), imageHeight: 32, imageWidth: 32))
         XCTAssertEqual(d[0], 16, accuracy: 1e-5, "renormalised over spatial keys: every query looks 16 px away")
         XCTAssertNil(AttentionDistance.perHead(AttentionMap(probabilities: Tensor(p, shape: [1, 1, 5, 5])), imageHeight: 32, imageWidth: 32))
+    }
+
+    func testRolloutOfUniformAndSelfAttention() throws {
+        // Layer 1 attends to itself only; layer 2 uniformly over the 4 grid tokens and the class token.
+        let n = 5
+        var selfOnly = [Float](repeating: 0, count: n * n)
+        for i in 0..<n { selfOnly[i * n + i] = 1 }
+        let uniform = [Float](repeating: 1 / Float(n), count: n * n)
+        let maps = [("a", twoByTwoMap(selfOnly, heads: 1, prefix: 1)), ("b", twoByTwoMap(uniform, heads: 1, prefix: 1))]
+        let result = try AttentionRollout.rollout(maps)
+        // Self attention + identity stays the identity; then ½·uniform + ½·I.
+        let r = result.rollout.scalars
+        for i in 0..<n { for j in 0..<n { XCTAssertEqual(r[i * n + j], 0.5 / Float(n) + (i == j ? 0.5 : 0), accuracy: 1e-6) } }
+        let heat = try AttentionRollout.heatMaps(result, gridHeight: 2, gridWidth: 2)
+        XCTAssertEqual(heat.shape, [1, 2, 2])
+        XCTAssertEqual(heat.scalars, [1, 1, 1, 1], "the class token's row is flat over the grid")
+
+        let windowed = AttentionMap(probabilities: Tensor.full([4, 1, 4, 4], 0.25))
+        XCTAssertThrowsError(try AttentionRollout.rollout([("a", twoByTwoMap(uniform, heads: 1, prefix: 1)), ("w", windowed)])) {
+            XCTAssertTrue("\($0)".contains("layer w"), "\($0)")
+        }
     }
 
     // MARK: CKA
@@ -228,5 +250,19 @@ final class AnalysisIITests: XCTestCase {
         let middle = samples[10]
         XCTAssertEqual(middle.alpha, 0, accuracy: 1e-12)
         XCTAssertEqual(middle.loss, Double(withoutGrad { (model.w - target).square().sum() }.item()), accuracy: 1e-5)
+    }
+
+    // MARK: cost
+
+    func testCostMeasuresWithoutChangingTheModel() throws {
+        let model = try Models.create("resnet_nano", numClasses: 10)
+        let before = model.stateDict()
+        let cost = ModelCost.measure(model, name: "resnet_nano", inputSize: 16, batch: 4, classes: 10, seconds: 0.05)
+        XCTAssertEqual(cost.parameters, model.parameterCount)
+        XCTAssertGreaterThan(cost.gflopsPerImage, 0)
+        XCTAssertGreaterThan(cost.inferImagesPerSecond, 0)
+        XCTAssertGreaterThan(cost.trainImagesPerSecond, 0)
+        XCTAssertGreaterThan(ProcessMemory.peakResidentMB(), 0)
+        for (key, value) in model.stateDict() { XCTAssertEqual(value.scalars, before[key]!.scalars, key) }
     }
 }
