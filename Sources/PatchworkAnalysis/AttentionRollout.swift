@@ -19,17 +19,17 @@ public enum AttentionRollout {
     }
 
     public static func rollout(_ maps: [(key: String, map: AttentionMap)]) throws -> Result {
-        guard let first = maps.first else { throw AnalysisInputError("attention rollout: the model recorded no attention layer") }
+        guard let first = maps.first else { throw AnalysisError("attention rollout: the model recorded no attention layer") }
         let n = first.map.probabilities.shape[2]
         let batch = first.map.probabilities.shape[0]
         guard let positions = first.map.queryPositions, positions.rank == 2 else {
-            throw AnalysisInputError("attention rollout: layer \(first.key) has no shared token positions")
+            throw AnalysisError("attention rollout: layer \(first.key) has no shared token positions")
         }
         var r: Tensor? = nil
         for (key, map) in maps {
             let a = map.probabilities
             guard a.shape[0] == batch, a.shape[2] == n, a.shape[3] == n else {
-                throw AnalysisInputError("attention rollout needs every layer to attend over the same \(n) tokens; layer \(key) has maps \(a.shape) (windowed or reduced attention)")
+                throw AnalysisError("attention rollout needs every layer to attend over the same \(n) tokens; layer \(key) has maps \(a.shape) (windowed or reduced attention)")
             }
             let mixed = withoutGrad { () -> Tensor in
                 let m = a.mean(alongAxes: [1]) * 0.5 + Tensor.eye(n).reshaped([1, n, n]) * 0.5
@@ -48,7 +48,7 @@ public enum AttentionRollout {
         let n = result.positions.shape[0]
         let spatial = (0..<n).filter { !pos[2 * $0].isNaN }
         guard spatial.count == gridHeight * gridWidth else {
-            throw AnalysisInputError("attention rollout: \(spatial.count) grid tokens do not make a \(gridHeight)x\(gridWidth) grid")
+            throw AnalysisError("attention rollout: \(spatial.count) grid tokens do not make a \(gridHeight)x\(gridWidth) grid")
         }
         let r = result.rollout
         let batch = r.shape[0]
@@ -62,11 +62,4 @@ public enum AttentionRollout {
         let peak = grid.max(alongAxes: [1, 2], keepDims: true)
         return withoutGrad { grid / (peak + 1e-12) }
     }
-}
-
-/// An analysis's input was not usable (a model, a folder, an option); the message names it.
-public struct AnalysisInputError: Error, CustomStringConvertible {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
 }

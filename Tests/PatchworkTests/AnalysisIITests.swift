@@ -265,4 +265,34 @@ final class AnalysisIITests: XCTestCase {
         XCTAssertGreaterThan(ProcessMemory.peakResidentMB(), 0)
         for (key, value) in model.stateDict() { XCTAssertEqual(value.scalars, before[key]!.scalars, key) }
     }
+
+    // MARK: report
+
+    func testReportGathersAnalysesRunsAndClaimsIntoOnePage() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("report-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for (model, bias) in [("resnet_nano", 0.2), ("vit_nano", 0.7)] {
+            let dir = root + "/" + model
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            let json = "{\"analysis\": \"shape-bias\", \"summary\": {\"shape_bias\": \(bias)}, \"settings\": {\"source\": {\"model\": \"\(model)\"}}, \"data\": {}}"
+            try json.write(toFile: dir + "/shape-bias.json", atomically: true, encoding: .utf8)
+            try "<?xml version=\"1.0\"?><svg xmlns=\"http://www.w3.org/2000/svg\"><defs><clipPath id=\"c\"/></defs><rect clip-path=\"url(#c)\"/></svg>"
+                .write(toFile: dir + "/shape-bias.svg", atomically: true, encoding: .utf8)
+            try "{\"model\": \"\(model)\", \"data\": \"shapetex\", \"epochs\": 3, \"test_accuracy\": 0.9}"
+                .write(toFile: dir + "/summary.json", atomically: true, encoding: .utf8)
+        }
+        try "[{\"claim\": \"ViTs lean on shape\", \"measured\": \"0.7 vs 0.2\", \"held\": true}]"
+            .write(toFile: root + "/claims.json", atomically: true, encoding: .utf8)
+        let (entries, runs, claims) = try HTMLReport.collect([root])
+        XCTAssertEqual(entries.map(\.model).sorted(), ["resnet_nano", "vit_nano"])
+        XCTAssertEqual(runs.count, 2)
+        XCTAssertEqual(claims.first?.held, true)
+        let html = HTMLReport.render(title: "T", entries: entries, runs: runs, claims: claims)
+        XCTAssertTrue(html.contains("<h2 id=\"shape-bias\">"))
+        XCTAssertTrue(html.contains("ViTs lean on shape"))
+        XCTAssertFalse(html.contains("<?xml"), "SVG is inlined without its prolog")
+        XCTAssertTrue(html.contains("id=\"f1-c\"") && html.contains("url(#f2-c)"), "ids are unique per figure")
+        XCTAssertFalse(html.contains("http://") && html.contains("src=\"http"), "nothing is fetched")
+        XCTAssertThrowsError(try HTMLReport.collect([root + "/missing"])) { XCTAssertTrue("\($0)".contains("missing")) }
+    }
 }

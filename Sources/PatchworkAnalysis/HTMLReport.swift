@@ -1,0 +1,226 @@
+import Foundation
+
+/// `patchwork report`: one self-contained HTML page (inline SVG and images, inline
+/// CSS, nothing fetched) gathering every analysis found in run folders, models
+/// side by side, each section with a caption saying what its pictures show.
+///
+/// It reads files, not types: any `<name>.json` with `analysis` and `summary`
+/// keys is an analysis result, its picture is `<name>.svg` (or `<name>*.png`
+/// beside it for attention maps), a run's `summary.json` gives its training
+/// numbers, and an optional `claims.json` (from `patchwork demo`) the claims
+/// checked against the measurements.
+public enum HTMLReport {
+    /// One analysis result found on disk.
+    public struct Entry {
+        public let analysis: String
+        public let model: String
+        public let folder: String
+        public let summary: [String: Any]
+        public let svg: String?
+        public let pngs: [String]
+    }
+
+    /// One claim the demo checked: what the literature says, what was measured, whether it held.
+    public struct Claim: Codable {
+        public let claim: String
+        public let measured: String
+        public let held: Bool?
+        public init(claim: String, measured: String, held: Bool?) { self.claim = claim; self.measured = measured; self.held = held }
+    }
+
+    /// What each analysis shows, in the report's order.
+    public static let sections: [(name: String, title: String, caption: String)] = [
+        ("shape-bias", "Shape or texture?",
+         "Cue-conflict images carry the shape of one class and the texture of another. Shape bias = shape decisions ÷ (shape + texture decisions) (Geirhos et al. 2019): 1 means the model follows shape, 0 texture. CNNs trained on ImageNet lean on texture; ViTs are reported to lean more on shape."),
+        ("fourier-heatmap", "Sensitivity to noise by frequency",
+         "Error rate when a single Fourier basis image of fixed L2 norm is added, at every frequency (u, v); the centre is the lowest frequency (Yin et al. 2019). CNNs are reported to be fragile at high frequencies, ViTs less so."),
+        ("frequency-noise", "Band-limited noise and filtered inputs",
+         "Accuracy under Gaussian noise restricted to one radial frequency band at a time (same L2 norm in every band), and accuracy of low-pass and high-pass filtered images by cut-off radius."),
+        ("feature-frequency", "High frequencies in the features",
+         "Relative log amplitude of the high-frequency part of each block's feature maps, over depth (Park & Kim 2022, Fig. 2): convolutions amplify high frequencies, self-attention (a low-pass filter) reduces them."),
+        ("corruptions", "Common corruptions",
+         "Accuracy under ImageNet-C-style corruptions at five severities, and mean corruption accuracy relative to clean accuracy."),
+        ("adversarial", "Adversarial attacks",
+         "Accuracy under FGSM and PGD (L∞) attacks as the budget ε grows (pixels in [0, 1])."),
+        ("attention-distance", "How far attention looks",
+         "Mean attention distance in input pixels per head (dots) and layer (Dosovitskiy et al. 2021, Fig. 7): shallow layers of a ViT trained on little data already attend far; convolutions and local attention stay near."),
+        ("attention-maps", "Attention rollout",
+         "Attention rolled out through all layers (Abnar & Zuidema 2020), from the class token to the image, as overlays."),
+        ("cka", "Do the layers compute the same thing?",
+         "Linear CKA (minibatch unbiased estimator, Nguyen et al. 2021) between every pair of layers of two models: 1 = the same representation up to rotation and scale."),
+        ("landscape", "Loss landscape",
+         "Loss along filter-normalised random directions around the trained weights (Li et al. 2018): a flatter, more convex basin is easier to optimise."),
+        ("hessian", "Hessian spectrum",
+         "Top eigenvalues, trace and eigenvalue density of the loss Hessian (PyHessian-style, exact Hessian-vector products). Negative eigenvalues mean non-convex directions; Park & Kim 2022 report many more of them for ViTs trained on little data."),
+        ("cost", "What it costs",
+         "Parameters, FLOPs per image, throughput and peak memory on this machine; with accuracy, the accuracy-versus-FLOPs picture."),
+    ]
+
+    /// Every analysis result in `folders` (and their direct subfolders).
+    public static func collect(_ folders: [String]) throws -> (entries: [Entry], runs: [[String: Any]], claims: [Claim]) {
+        var entries: [Entry] = [], runs: [[String: Any]] = [], claims: [Claim] = []
+        let fm = FileManager.default
+        var queue: [String] = []
+        for folder in folders {
+            var isDir: ObjCBool = false
+            guard fm.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+                throw AnalysisError("report: \(folder) is not a folder")
+            }
+            queue.append(folder)
+            for sub in (try? fm.contentsOfDirectory(atPath: folder))?.sorted() ?? [] {
+                let path = (folder as NSString).appendingPathComponent(sub)
+                if fm.fileExists(atPath: path, isDirectory: &isDir), isDir.boolValue { queue.append(path) }
+            }
+        }
+        for folder in queue {
+            let files = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted()
+            for file in files where file.hasSuffix(".json") {
+                let path = (folder as NSString).appendingPathComponent(file)
+                guard let data = fm.contents(atPath: path) else { continue }
+                if file == "claims.json" {
+                    do { claims += try JSONDecoder().decode([Claim].self, from: data) } catch {
+                        throw AnalysisError("report: \(path) is not a list of claims: \(error)")
+                    }
+                    continue
+                }
+                guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { continue }
+                if file == "summary.json", object["test_accuracy"] != nil || object["testAccuracy"] != nil {
+                    var run = object
+                    run["folder"] = folder
+                    runs.append(run)
+                    continue
+                }
+                guard let analysis = object["analysis"] as? String, let summary = object["summary"] as? [String: Any] else { continue }
+                let stem = String(file.dropLast(5))
+                let svgPath = (folder as NSString).appendingPathComponent(stem + ".svg")
+                let svg = fm.contents(atPath: svgPath).flatMap { String(data: $0, encoding: .utf8) }
+                let pngs = files.filter { $0.hasPrefix(stem) && $0.hasSuffix(".png") }.map { (folder as NSString).appendingPathComponent($0) }
+                entries.append(Entry(analysis: analysis, model: modelName(object) ?? (folder as NSString).lastPathComponent,
+                                     folder: folder, summary: summary, svg: svg, pngs: pngs))
+            }
+        }
+        return (entries, runs, claims)
+    }
+
+    /// The model an analysis ran on: `settings.source.model`, `settings.model`, or `settings.models` joined.
+    static func modelName(_ object: [String: Any]) -> String? {
+        guard let settings = object["settings"] as? [String: Any] else { return nil }
+        if let source = settings["source"] as? [String: Any], let m = source["model"] as? String { return m }
+        if let m = settings["model"] as? String { return m }
+        if let ms = settings["models"] as? [String] { return ms.joined(separator: " vs ") }
+        return nil
+    }
+
+    /// The whole page.
+    public static func render(title: String, entries: [Entry], runs: [[String: Any]], claims: [Claim], note: String? = nil) -> String {
+        var html = """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
+        <style>
+        body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1400px;color:#222;padding:0 16px}
+        h1{font-size:26px} h2{margin-top:40px;border-bottom:2px solid #ddd;padding-bottom:4px}
+        p.caption{color:#444;max-width:1000px} table{border-collapse:collapse;margin:8px 0 16px}
+        td,th{border:1px solid #ccc;padding:4px 10px;text-align:right;font-variant-numeric:tabular-nums} th{background:#f3f3f3}
+        td:first-child,th:first-child{text-align:left} .figures{display:flex;flex-wrap:wrap;gap:16px}
+        figure{margin:0;border:1px solid #e3e3e3;padding:8px;background:#fff} figcaption{font-weight:600;margin-bottom:4px}
+        figure svg{max-width:640px;height:auto} figure img{image-rendering:pixelated;width:128px;margin:2px}
+        .held{color:#0a7d32;font-weight:600} .notheld{color:#b3261e;font-weight:600} .unknown{color:#777}
+        </style></head><body>
+        <h1>\(escape(title))</h1>
+
+        """
+        if let note { html += "<p class=\"caption\">\(escape(note))</p>\n" }
+        if !claims.isEmpty {
+            html += "<h2 id=\"claims\">The claims, checked</h2>\n<table><tr><th>claim</th><th>measured here</th><th>held?</th></tr>\n"
+            for c in claims {
+                let verdict = c.held.map { $0 ? "<span class=\"held\">yes</span>" : "<span class=\"notheld\">no</span>" }
+                    ?? "<span class=\"unknown\">not measured</span>"
+                html += "<tr><td style=\"text-align:left\">\(escape(c.claim))</td><td style=\"text-align:left\">\(escape(c.measured))</td><td>\(verdict)</td></tr>\n"
+            }
+            html += "</table>\n"
+        }
+        if !runs.isEmpty {
+            html += "<h2 id=\"runs\">Training runs</h2>\n<table><tr><th>model</th><th>data</th><th>epochs</th><th>test accuracy</th><th>train time (s)</th><th>images/s</th><th>parameters</th></tr>\n"
+            for r in runs {
+                html += "<tr><td>\(escape(r["model"] as? String ?? "?"))</td><td>\(escape(r["data"] as? String ?? ""))</td>"
+                    + "<td>\(format(r["epochs"]))</td><td>\(format(r["test_accuracy"] ?? r["testAccuracy"]))</td>"
+                    + "<td>\(format(r["train_seconds"] ?? r["trainSeconds"]))</td><td>\(format(r["images_per_second"] ?? r["imagesPerSecond"]))</td>"
+                    + "<td>\(format(r["parameters"]))</td></tr>\n"
+            }
+            html += "</table>\n"
+        }
+        let known = Set(sections.map(\.name))
+        let others = Array(Set(entries.map(\.analysis)).subtracting(known)).sorted()
+        let order = sections + others.map { ($0, $0, "") }
+        var figure = 0
+        for (name, heading, caption) in order {
+            let group = entries.filter { $0.analysis == name }
+            guard !group.isEmpty else { continue }
+            html += "<h2 id=\"\(escape(name))\">\(escape(heading))</h2>\n"
+            if !caption.isEmpty { html += "<p class=\"caption\">\(escape(caption))</p>\n" }
+            html += summaryTable(group)
+            html += "<div class=\"figures\">\n"
+            for e in group {
+                html += "<figure><figcaption>\(escape(e.model))</figcaption>\n"
+                if let svg = e.svg {
+                    figure += 1
+                    html += inlineSVG(svg, prefix: "f\(figure)-") + "\n"
+                }
+                for png in e.pngs {
+                    if let data = FileManager.default.contents(atPath: png) {
+                        html += "<img alt=\"\(escape((png as NSString).lastPathComponent))\" src=\"data:image/png;base64,\(data.base64EncodedString())\">"
+                    }
+                }
+                html += "</figure>\n"
+            }
+            html += "</div>\n"
+        }
+        if entries.isEmpty && runs.isEmpty { html += "<p>No analysis results were found in the given folders.</p>\n" }
+        html += "<p class=\"caption\">Made by patchwork report.</p>\n</body></html>\n"
+        return html
+    }
+
+    /// Models (rows) × the summary's numbers (columns).
+    static func summaryTable(_ group: [Entry]) -> String {
+        var keys: [String] = []
+        for e in group { for k in e.summary.keys.sorted() where !keys.contains(k) && isScalar(e.summary[k]) { keys.append(k) } }
+        guard !keys.isEmpty else { return "" }
+        var html = "<table><tr><th>model</th>" + keys.map { "<th>\(escape($0.replacingOccurrences(of: "_", with: " ")))</th>" }.joined() + "</tr>\n"
+        for e in group {
+            html += "<tr><td>\(escape(e.model))</td>" + keys.map { "<td>\(format(e.summary[$0]))</td>" }.joined() + "</tr>\n"
+        }
+        return html + "</table>\n"
+    }
+
+    static func isScalar(_ v: Any?) -> Bool { v is NSNumber || v is String }
+
+    static func format(_ v: Any?) -> String {
+        switch v {
+        case let n as NSNumber:
+            if String(cString: n.objCType) == "c" { return n.boolValue ? "yes" : "no" }  // JSON true/false
+            let d = n.doubleValue
+            if d == d.rounded(), abs(d) < 1e15 { return String(Int(d)) }
+            return abs(d) >= 100 ? String(format: "%.1f", d) : String(format: "%.4g", d)
+        case let s as String: return escape(s)
+        default: return ""
+        }
+    }
+
+    /// An SVG document placed inline: the XML prolog dropped and every id made unique
+    /// to this figure (several figures may use the same ids for gradients or clips).
+    static func inlineSVG(_ svg: String, prefix: String) -> String {
+        var s = svg
+        if let start = s.range(of: "<?xml"), let end = s.range(of: "?>", range: start.upperBound..<s.endIndex) {
+            s.removeSubrange(start.lowerBound..<end.upperBound)
+        }
+        s = s.replacingOccurrences(of: "id=\"", with: "id=\"\(prefix)")
+        s = s.replacingOccurrences(of: "url(#", with: "url(#\(prefix)")
+        s = s.replacingOccurrences(of: "href=\"#", with: "href=\"#\(prefix)")
+        return s
+    }
+
+    static func escape(_ s: String) -> String {
+        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+            .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+    }
+}
