@@ -55,7 +55,7 @@ struct AnalysisOptions: ParsableArguments {
     func load(samples: Int?) throws -> (AnalysisModel, ImageSet, RunSource) {
         let test = try DatasetSpec.open(data, split: .test, imageSize: try imageSize, channels: 3)
         let (m, source) = try loadModel(classes: test.classNames.count)
-        let set = try ImageSet(test, count: samples)
+        let set = try ImageSet(test, count: samples, seed: seed)
         print("\(model) on \(data): \(set.count) test images of \(set.height)×\(set.width), normalization \(m.normalization.rawValue)")
         fflush(stdout)
         return (m, set, source)
