@@ -22,6 +22,7 @@ let package = Package(
         .library(name: "PatchworkModels", targets: ["PatchworkModels"]),
         .library(name: "PatchworkData", targets: ["PatchworkData"]),
         .library(name: "PatchworkTrain", targets: ["PatchworkTrain"]),
+        .library(name: "PatchworkAnalysis", targets: ["PatchworkAnalysis"]),
         .executable(name: "patchwork", targets: ["patchwork"]),
     ],
     dependencies: [
@@ -34,17 +35,20 @@ let package = Package(
         .systemLibrary(name: "CSTB", path: "Sources/CSTB"),
         // Debian's zlib (zlib1g-dev): gunzip for MNIST's .gz files.
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Debian's FFTW (libfftw3-dev), single precision: the analyses' Fourier transforms.
+        .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
         .target(name: "Patchwork", dependencies: ["CDNNL"], swiftSettings: engineFlags),
         .target(name: "PatchworkNN", dependencies: ["Patchwork"], swiftSettings: engineFlags),
         .target(name: "PatchworkModels", dependencies: ["Patchwork", "PatchworkNN"], swiftSettings: engineFlags),
         .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB", "CZlib"], swiftSettings: engineFlags),
         .target(name: "PatchworkTrain", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData"],
                 swiftSettings: engineFlags),
-        .target(name: "PatchworkAnalysis", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain"],
+        .target(name: "PatchworkAnalysis",
+                dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "CFFTW", "CSTB"],
                 swiftSettings: engineFlags),
         .executableTarget(
             name: "patchwork",
-            dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "PatchworkAnalysis", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: engineFlags),
         .testTarget(
             name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "PatchworkAnalysis", "CZlib"],

@@ -121,12 +121,20 @@ public struct ImageSet {
         self.images = images; self.labels = labels; self.indices = indices
     }
 
-    /// `count` samples of `dataset` spread evenly over it (all when nil or
-    /// larger), so that class-sorted datasets keep every class.
-    public init(_ dataset: any Dataset, count: Int?) throws {
+    /// `count` samples of `dataset` (all when nil or larger): a random subset
+    /// drawn with `seed`, in index order. Random rather than evenly spaced,
+    /// so that neither class-sorted folders nor ShapeTex's cycling labels
+    /// (label = index mod 10, which a stride like 6.67 would alias to 3
+    /// classes) leave classes out.
+    public init(_ dataset: any Dataset, count: Int?, seed: UInt64 = 0) throws {
         let n = min(count ?? dataset.count, dataset.count)
         guard n > 0 else { throw AnalysisError("the dataset has no images to analyse (asked for \(count.map(String.init) ?? "all"), it has \(dataset.count))") }
-        let indices = (0..<n).map { $0 * dataset.count / n }
+        var indices = Array(0..<dataset.count)
+        if n < dataset.count {
+            let g = Generator(seed: Generator.derivedSeed(seed, 0x5EB5E7))
+            for i in 0..<n { indices.swapAt(i, i + g.nextInt(below: dataset.count - i)) }
+            indices = Array(indices[0..<n]).sorted()
+        }
         var images: [Tensor] = [], labels: [Int] = []
         for i in indices {
             let s = try dataset.sample(i)

@@ -5,7 +5,7 @@ import Patchwork
 ///
 /// | spec                          | dataset |
 /// |-------------------------------|---------|
-/// | `shapetex[:key=value,…]`      | ShapeTex; keys `size` (32), `seed` (0), `train` (10000), `test` (2000), `noise` (0.02) |
+/// | `shapetex[:key=value,…]`      | ShapeTex; keys `size` (32), `seed` (0), `train` (10000), `test` (2000), `noise` (0.02), and the analysis splits' counts `cue-conflict` (900), `shape-only`, `texture-only` (2000) |
 /// | `cifar10:PATH`                | CIFAR-10 binary (`PATH` or `PATH/cifar-10-batches-bin`) |
 /// | `cifar100:PATH`               | CIFAR-100 binary, 100 fine labels |
 /// | `cifar100-coarse:PATH`        | CIFAR-100 binary, 20 coarse labels |
@@ -17,7 +17,7 @@ import Patchwork
 /// unless its spec names one); `channels` converts between 1 and 3 channels.
 public enum DatasetSpec {
     public static let kinds = ["shapetex", "cifar10", "cifar100", "cifar100-coarse", "mnist", "fashion-mnist", "folder"]
-    public static let shapeTexKeys = ["size", "seed", "train", "test", "noise"]
+    public static let shapeTexKeys = ["size", "seed", "train", "test", "noise", "cue-conflict", "shape-only", "texture-only"]
 
     public static func open(_ spec: String, split: DatasetSplit, imageSize: Int? = nil, channels: Int? = nil) throws -> any Dataset {
         if let s = imageSize, s <= 0 { throw DataError("image size must be positive, got \(s)") }
@@ -26,18 +26,7 @@ public enum DatasetSpec {
         let dataset: any Dataset
         switch kind {
         case "shapetex":
-            let options = try shapeTexOptions(argument ?? "", spec: spec)
-            let size = try options["size"].map { try integer($0, "size", spec) } ?? imageSize ?? 32
-            let seed = try options["seed"].map { v -> UInt64 in
-                guard let s = UInt64(v) else { throw DataError("dataset spec \"\(spec)\": seed \"\(v)\" is not a non-negative integer") }
-                return s
-            } ?? 0
-            let count = try options[split.rawValue].map { try integer($0, split.rawValue, spec) }
-            let noise = try options["noise"].map { v -> Float in
-                guard let n = Float(v), n >= 0 else { throw DataError("dataset spec \"\(spec)\": noise \"\(v)\" is not a number ≥ 0") }
-                return n
-            } ?? 0.02
-            dataset = try ShapeTex(split: split == .train ? .train : .test, count: count, size: size, seed: seed, noise: noise)
+            dataset = try shapeTex(spec, split: split == .train ? .train : .test, imageSize: imageSize)!
         case "cifar10", "cifar100", "cifar100-coarse":
             let path = try requirePath(argument, kind, spec)
             let variant: CIFAR.Variant = kind == "cifar10" ? .cifar10 : .cifar100(coarse: kind == "cifar100-coarse")
@@ -63,6 +52,27 @@ public enum DatasetSpec {
     public static func openSplits(_ spec: String, imageSize: Int? = nil, channels: Int? = nil) throws -> (train: any Dataset, test: any Dataset) {
         (try open(spec, split: .train, imageSize: imageSize, channels: channels),
          try open(spec, split: .test, imageSize: imageSize, channels: channels))
+    }
+
+    /// ShapeTex's split `split` (any of its five, e.g. `.cueConflict`) with the
+    /// size, seed, noise and count that `spec` names; nil when `spec` is not a
+    /// ShapeTex spec. The count key is the split's name (`train`, `test`,
+    /// `cue-conflict`, `shape-only`, `texture-only`).
+    public static func shapeTex(_ spec: String, split: ShapeTex.Split, imageSize: Int? = nil) throws -> ShapeTex? {
+        let (kind, argument) = parse(spec)
+        guard kind == "shapetex" else { return nil }
+        let options = try shapeTexOptions(argument ?? "", spec: spec)
+        let size = try options["size"].map { try integer($0, "size", spec) } ?? imageSize ?? 32
+        let seed = try options["seed"].map { v -> UInt64 in
+            guard let s = UInt64(v) else { throw DataError("dataset spec \"\(spec)\": seed \"\(v)\" is not a non-negative integer") }
+            return s
+        } ?? 0
+        let count = try options[split.rawValue].map { try integer($0, split.rawValue, spec) }
+        let noise = try options["noise"].map { v -> Float in
+            guard let n = Float(v), n >= 0 else { throw DataError("dataset spec \"\(spec)\": noise \"\(v)\" is not a number ≥ 0") }
+            return n
+        } ?? 0.02
+        return try ShapeTex(split: split, count: count, size: size, seed: seed, noise: noise)
     }
 
     /// (kind, text after the first colon).

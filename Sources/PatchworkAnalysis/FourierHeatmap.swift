@@ -1,0 +1,123 @@
+import Foundation
+import Patchwork
+
+/// Fourier heat map (Yin et al. 2019, "A Fourier perspective on model
+/// robustness"): the error rate when every image gets additive noise
+/// r·v·U(u,v), where U(u,v) is the real Fourier basis image of frequency
+/// (u, v) with unit L2 norm, v the norm, and r = ±1 drawn per image and
+/// channel; the result is clipped to [0, 1]. U(u,v) = U(−u,−v), so half the
+/// plane is measured and mirrored.
+public enum FourierHeatmap {
+    /// The real Fourier basis image of frequency (u, v) (signed frequencies)
+    /// on an H×W grid, with unit L2 norm: the inverse FFT of a spectrum with
+    /// ones at (u, v) and (−u, −v).
+    public static func basis(u: Int, v: Int, height: Int, width: Int) -> [Float] {
+        var spectrum = ComplexPlane(height: height, width: width, real: [Float](repeating: 0, count: height * width))
+        let i = ((u % height) + height) % height, j = ((v % width) + width) % width
+        let ci = ((-u % height) + height) % height, cj = ((-v % width) + width) % width
+        spectrum.real[i * width + j] = 1
+        spectrum.real[ci * width + cj] = 1
+        var b = FFT.inverse(spectrum).real
+        let norm = b.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
+        for k in b.indices { b[k] = Float(Double(b[k]) / norm) }
+        return b
+    }
+
+    public struct Summary: Encodable {
+        public var cleanError: Double
+        public var meanError: Double
+        /// Mean error over frequencies with radius ≤ H/4 (the low quarter of the axis) and above.
+        public var lowFrequencyError: Double
+        public var highFrequencyError: Double
+        /// The frequency with the highest error.
+        public var worstFrequency: [Int]
+        public var worstError: Double
+    }
+
+    public struct Settings: Encodable {
+        public var source: RunSource
+        public var images: Int
+        public var norm: Double
+        public var normPer = "channel"
+        public var signs = "r = ±1 uniformly at random per image and channel"
+        public var clip = "[0, 1]"
+        public var lowFrequencyRadius: Double
+        public var command: String
+    }
+
+    public struct Data: Encodable {
+        /// Signed frequencies of the rows (u) and columns (v), lowest first (fftshift order).
+        public var rowFrequencies: [Int]
+        public var columnFrequencies: [Int]
+        /// errorRate[row][column]
+        public var errorRate: [[Double]]
+    }
+
+    public typealias Report = AnalysisReport<Summary, Settings, Data>
+
+    public static func run(_ model: AnalysisModel, images set: ImageSet, norm: Double, seed: UInt64, source: RunSource,
+                           command: String, progress: ProgressHandler? = nil) throws -> Report {
+        guard norm >= 0, norm.isFinite else { throw AnalysisError("the noise norm must be a finite number ≥ 0, got \(norm)") }
+        let (h, w, c, n) = (set.height, set.width, set.channels, set.count)
+        let pixels = set.pixels
+        let clean = 1 - model.accuracy(set.images, labels: set.labels)
+        let rowFreqs = (0..<h).map { $0 - h / 2 }, colFreqs = (0..<w).map { $0 - w / 2 }
+        var error = [[Double]](repeating: [Double](repeating: .nan, count: w), count: h)
+        let start = Date()
+        var done = 0
+        let total = h * w
+        for (ri, u) in rowFreqs.enumerated() {
+            for (cj, v) in colFreqs.enumerated() where error[ri][cj].isNaN {
+                let b = basis(u: u, v: v, height: h, width: w)
+                let g = Generator(seed: Generator.derivedSeed(seed, UInt64(bitPattern: Int64(u)), UInt64(bitPattern: Int64(v))))
+                var noisy = pixels
+                for img in 0..<n {
+                    for ch in 0..<c {
+                        let r: Float = g.nextUniform() < 0.5 ? -Float(norm) : Float(norm)
+                        for p in 0..<(h * w) {
+                            let k = (img * h * w + p) * c + ch
+                            noisy[k] = min(max(noisy[k] + r * b[p], 0), 1)
+                        }
+                    }
+                }
+                let e = 1 - model.accuracy(Tensor(noisy, shape: set.images.shape), labels: set.labels)
+                error[ri][cj] = e
+                // The mirror frequency (−u, −v) has the same basis image.
+                let mi = (-u) + h / 2, mj = (-v) + w / 2
+                if mi >= 0 && mi < h && mj >= 0 && mj < w { error[mi][mj] = e }
+                done += 1
+            }
+            let filled = error.reduce(0) { $0 + $1.filter { !$0.isNaN }.count }
+            if let progress, ri % max(1, h / 8) == 0 || ri == h - 1 {
+                let elapsed = Date().timeIntervalSince(start)
+                progress(String(format: "fourier-heatmap: %d/%d frequencies, %d evaluated, %.0f s", filled, total, done, elapsed))
+            }
+        }
+        let lowRadius = Double(h) / 4
+        var low: [Double] = [], high: [Double] = [], worst = ([0, 0], -1.0)
+        for (ri, u) in rowFreqs.enumerated() {
+            for (cj, v) in colFreqs.enumerated() {
+                let e = error[ri][cj]
+                if (Double(u * u + v * v)).squareRoot() <= lowRadius { low.append(e) } else { high.append(e) }
+                if e > worst.1 { worst = ([u, v], e) }
+            }
+        }
+        let all = error.flatMap { $0 }
+        func mean(_ a: [Double]) -> Double { a.isEmpty ? .nan : a.reduce(0, +) / Double(a.count) }
+        return Report(analysis: "fourier-heatmap",
+                      summary: Summary(cleanError: clean, meanError: mean(all), lowFrequencyError: mean(low), highFrequencyError: mean(high),
+                                       worstFrequency: worst.0, worstError: worst.1),
+                      settings: Settings(source: source, images: n, norm: norm, lowFrequencyRadius: lowRadius, command: command),
+                      data: Data(rowFrequencies: rowFreqs, columnFrequencies: colFreqs, errorRate: error))
+    }
+
+    public static func svg(_ report: Report, title: String) -> String {
+        SVGPlot.heatMap(
+            title: String(format: "%@ — error under Fourier-basis noise, ‖·‖₂ = %g (clean error %.3f)", title, report.settings.norm,
+                          report.summary.cleanError),
+            values: report.data.errorRate, rowLabels: report.data.rowFrequencies.map(String.init),
+            columnLabels: report.data.columnFrequencies.map(String.init),
+            xLabel: "frequency v (cycles per image width)", yLabel: "frequency u (cycles per image height)",
+            colourLabel: "error rate", range: 0...1)
+    }
+}
