@@ -34,7 +34,7 @@ extension AttentionDistance {
 
     /// Mean attention distance of every head of every attention layer over `images`.
     public static func run(_ model: AnalysisModel, images set: ImageSet, source: RunSource, command: String,
-                           progress: ProgressHandler = { _ in }) throws -> Report {
+                           progress: ProgressHandler? = nil) throws -> Report {
         let layers = model.model.attentionLayers()
         guard !layers.isEmpty else {
             throw AnalysisError("\(source.model) has no attention layers: attention distance is for models with attention")
@@ -54,7 +54,7 @@ extension AttentionDistance {
                 if tallies[i] == nil { tallies[i] = t } else { tallies[i]!.add(t) }
             }
             start = end
-            progress("attention distance: \(end)/\(set.count) images")
+            progress?("attention distance: \(end)/\(set.count) images")
         }
         let rows = zip(layers, tallies).compactMap { layer, t -> Layer? in
             guard let t else { return nil }

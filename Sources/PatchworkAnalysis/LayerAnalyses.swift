@@ -36,7 +36,7 @@ extension CKAAccumulator {
 
     /// CKA over `images` in minibatches of `batchSize` (≥ 4) through both models' `forwardIntermediates`.
     public static func run(_ a: AnalysisModel, _ b: AnalysisModel, images set: ImageSet, sourceA: RunSource, sourceB: RunSource,
-                           batchSize: Int, command: String, progress: ProgressHandler = { _ in }) throws -> Report {
+                           batchSize: Int, command: String, progress: ProgressHandler? = nil) throws -> Report {
         guard batchSize >= 4 else { throw AnalysisError("cka: --batch-size must be at least 4 for the unbiased estimator, got \(batchSize)") }
         var names: ([String], [String]) = ([], [])
         var acc: CKAAccumulator? = nil
@@ -52,7 +52,7 @@ extension CKAAccumulator {
             }
             acc!.add(featuresA: fa.map(\.value), featuresB: fb.map(\.value))
             start = end
-            progress("cka: \(end)/\(set.count) images")
+            progress?("cka: \(end)/\(set.count) images")
         }
         guard let acc else { throw AnalysisError("cka needs at least 4 images, got \(set.count)") }
         let m = acc.matrix
@@ -112,7 +112,7 @@ extension LossLandscape {
     public typealias Report = AnalysisReport<Summary, Settings, Data>
 
     public static func run(_ model: AnalysisModel, images set: ImageSet, source: RunSource, dimensions: Int, range: Double,
-                           points: Int, seed: UInt64, command: String, progress: ProgressHandler = { _ in }) throws -> Report {
+                           points: Int, seed: UInt64, command: String, progress: ProgressHandler? = nil) throws -> Report {
         guard dimensions == 1 || dimensions == 2 else { throw AnalysisError("landscape: --dimensions must be 1 or 2, got \(dimensions)") }
         guard range > 0 else { throw AnalysisError("landscape: --range must be positive, got \(range)") }
         guard points >= 3 else { throw AnalysisError("landscape: --points must be at least 3, got \(points)") }
@@ -129,7 +129,7 @@ extension LossLandscape {
             let predictions = argmaxRows(logits)
             return (losses.reduce(0, +) / Double(losses.count),
                     Double(zip(predictions, set.labels).filter { $0 == $1 }.count) / Double(set.count))
-        }, progress: { done, total in if done % points == 0 || done == total { progress("landscape: \(done)/\(total) points") } })
+        }, progress: { done, total in if done % points == 0 || done == total { progress?("landscape: \(done)/\(total) points") } })
         let rows = dimensions == 2 ? points : 1
         let loss = (0..<rows).map { j in (0..<points).map { samples[j * points + $0].loss } }
         let accuracy = (0..<rows).map { j in (0..<points).map { samples[j * points + $0].accuracy } }
@@ -232,7 +232,7 @@ extension HessianSpectrum {
 
     public static func run(_ model: AnalysisModel, images set: ImageSet, source: RunSource, eigenvalues k: Int, iterations: Int,
                            traceSamples: Int, lanczosRuns: Int, lanczosSteps: Int, seed: UInt64, command: String,
-                           progress: ProgressHandler = { _ in }) throws -> Report {
+                           progress: ProgressHandler? = nil) throws -> Report {
         guard k >= 1, iterations >= 1, traceSamples >= 1, lanczosRuns >= 1, lanczosSteps >= 2 else {
             throw AnalysisError("hessian: --eigenvalues, --iterations, --trace-samples, --lanczos-runs must be ≥ 1 and --lanczos-steps ≥ 2")
         }
@@ -243,11 +243,11 @@ extension HessianSpectrum {
         let hvp = HessianVectorProduct(model: net) { crossEntropy(logits: net.logits(x), labels: labels) }
         let point = ParameterVector(of: net)
         let generator = Generator(seed: seed)
-        progress("hessian: top \(k) eigenvalues (power iteration)")
+        progress?("hessian: top \(k) eigenvalues (power iteration)")
         let top = topEigenvalues(hvp, like: point, count: k, maxIterations: iterations, generator: generator)
-        progress("hessian: trace (\(traceSamples) Hutchinson samples)")
+        progress?("hessian: trace (\(traceSamples) Hutchinson samples)")
         let tr = trace(hvp, like: point, samples: traceSamples, generator: generator)
-        progress("hessian: density (\(lanczosRuns) Lanczos runs of \(lanczosSteps) steps)")
+        progress?("hessian: density (\(lanczosRuns) Lanczos runs of \(lanczosSteps) steps)")
         let quadratures = lanczosQuadratures(hvp, like: point, runs: lanczosRuns, steps: lanczosSteps, generator: generator)
         let nodes = quadratures.flatMap(\.nodes)
         let lo = min(nodes.min() ?? -1, 0), hi = max(nodes.max() ?? 1, 0)
@@ -285,6 +285,7 @@ public enum CostAnalysis {
         public var cost: ModelCost
         /// Test accuracy from a training run's summary.json, when one was given.
         public var accuracy: Double?
+        public init(cost: ModelCost, accuracy: Double?) { self.cost = cost; self.accuracy = accuracy }
     }
 
     public struct Summary: Encodable {

@@ -9,7 +9,7 @@ import PatchworkTrain
 struct AnalyzeCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "analyze",
-        abstract: "Dissect a trained model: shape bias, noise by frequency, feature frequencies, corruptions, adversarial attacks.",
+        abstract: "Dissect a trained model: shape bias, noise by frequency, feature frequencies, corruptions, adversarial attacks, attention distance and maps, CKA, loss landscape, Hessian spectrum, cost.",
         discussion: """
         Each analysis writes OUT/<name>.json (a summary with the headline numbers, the settings that reproduce it, \
         and all the data) and OUT/<name>.svg (the picture). Perturbations happen on [0, 1] pixels, before the \
@@ -17,7 +17,8 @@ struct AnalyzeCommand: ParsableCommand {
         checkpoints; by default chosen from the weights: class names in the file mean patchwork).
         """,
         subcommands: [ShapeBiasCommand.self, FourierHeatmapCommand.self, FrequencyNoiseCommand.self, FeatureFrequencyCommand.self,
-                      CorruptionsCommand.self, AdversarialCommand.self])
+                      CorruptionsCommand.self, AdversarialCommand.self, AttentionDistanceCommand.self, AttentionMapsCommand.self,
+                      CKACommand.self, LandscapeCommand.self, HessianCommand.self, CostCommand.self])
 }
 
 /// The options every analysis shares, and the one way they load a model and data.
@@ -63,7 +64,7 @@ struct AnalysisOptions: ParsableArguments {
 
     var title: String { "\(model)" }
 
-    func write<R: Encodable>(_ report: R, name: String, svg: String) throws {
+    func write<R: Encodable>(_ report: R, name: String, svg: String?) throws {
         let paths = try AnalysisOutput.write(report, name: name, svg: svg, to: out)
         print("wrote \(paths.joined(separator: " and "))")
     }

@@ -1,0 +1,255 @@
+import ArgumentParser
+import Foundation
+import Patchwork
+import PatchworkAnalysis
+import PatchworkData
+import PatchworkModels
+import PatchworkTrain
+
+/// The main job: train a CNN, a ViT and hybrids on ShapeTex, run every analysis
+/// on them, check the CNN-vs-ViT claims against the numbers, write the report.
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Train a CNN, a ViT and two hybrids on ShapeTex, analyse them all, and write an HTML report.",
+        discussion: """
+        Writes OUT/<model>/ (training run + every analysis), OUT/cka-*/, OUT/cost/, OUT/claims.json and \
+        OUT/report.html. A finished training run found in OUT/<model>/ with the same settings is reused, so a \
+        second call only re-runs the analyses. --quick trains and measures less (about 3 minutes on 2 cores).
+        """)
+    @Option(help: "Output folder.") var out: String = "runs/demo"
+    @Option(help: "Comma-separated models: the first is the CNN, the second the ViT, the rest hybrids.")
+    var models: String = "resnet_nano,vit_nano,vitc_nano,coatnet_nano"
+    @Flag(help: "A fast pass: fewer training images and epochs, smaller analyses.") var quick = false
+    @Option(help: "Random seed.") var seed: UInt64 = 0
+
+    /// Sizes of everything, full and quick.
+    struct Plan {
+        let trainImages: Int, testImages: Int, epochs: Int
+        let analysisImages: Int, fourierImages: Int, fourierStride: Int, conflictImages: Int, singleCueImages: Int
+        let corruptionImages: Int, adversarialImages: Int, pgdSteps: Int
+        let landscapePoints: Int, landscapeImages: Int, hessianImages: Int, hessianIterations: Int, lanczosSteps: Int
+        let costSeconds: Double
+
+        static let full = Plan(trainImages: 8000, testImages: 1000, epochs: 4, analysisImages: 500, fourierImages: 100, fourierStride: 1,
+                               conflictImages: 900, singleCueImages: 500, corruptionImages: 300, adversarialImages: 200, pgdSteps: 7,
+                               landscapePoints: 9, landscapeImages: 200, hessianImages: 48, hessianIterations: 8, lanczosSteps: 14,
+                               costSeconds: 1.5)
+        static let quick = Plan(trainImages: 2000, testImages: 500, epochs: 2, analysisImages: 100, fourierImages: 20, fourierStride: 1,
+                                conflictImages: 180, singleCueImages: 100, corruptionImages: 60, adversarialImages: 50, pgdSteps: 3,
+                                landscapePoints: 5, landscapeImages: 64, hessianImages: 16, hessianIterations: 3, lanczosSteps: 6,
+                                costSeconds: 0.3)
+    }
+
+    func run() throws {
+        let started = Date()
+        let plan = quick ? Plan.quick : Plan.full
+        let names = models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard names.count >= 2 else { throw ValidationError("--models needs at least a CNN and a ViT, got \(models)") }
+        for name in names { _ = try Models.variant(name) }
+        let data = "shapetex:train=\(plan.trainImages),test=\(plan.testImages)"
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        func elapsed() -> String { String(format: "%.0f s", Date().timeIntervalSince(started)) }
+        print("Patchwork demo\(quick ? " (quick)" : ""): \(names.joined(separator: ", ")) on \(data) → \(out)")
+
+        // 1. Train.
+        var summaries: [String: TrainingSummary] = [:]
+        for name in names {
+            summaries[name] = try train(name, data: data, plan: plan)
+            print(String(format: "[%@] %@: test accuracy %.2f%%", elapsed(), name, 100 * summaries[name]!.testAccuracy))
+        }
+
+        // 2. Analyse every model.
+        var results: [String: [String: Any]] = [:]
+        for name in names {
+            results[name] = try analyse(name, data: data, plan: plan)
+            print("[\(elapsed())] \(name): analyses written to \(folder(name))")
+        }
+
+        // 3. Compare: CKA of the CNN with each other model; cost of all.
+        for other in names.dropFirst() {
+            let a = try loaded(names[0]), b = try loaded(other)
+            let set = try ImageSet(try DatasetSpec.open(data, split: .test, imageSize: 32, channels: 3), count: plan.analysisImages)
+            let report = try CKAAccumulator.run(a.model, b.model, images: set, sourceA: a.source(data), sourceB: b.source(data),
+                                                batchSize: 50, command: "patchwork demo")
+            try AnalysisOutput.write(report, name: "cka", svg: CKAAccumulator.svg(report), to: "\(out)/cka-\(names[0])-vs-\(other)")
+        }
+        var rows: [CostAnalysis.Row] = []
+        for name in names {
+            let model = try Models.create(name, numClasses: ShapeTex.classCount)
+            rows.append(CostAnalysis.Row(cost: ModelCost.measure(model, name: name, inputSize: 32, batch: 32, classes: ShapeTex.classCount,
+                                                                 seconds: plan.costSeconds),
+                                         accuracy: summaries[name]?.testAccuracy))
+        }
+        let cost = CostAnalysis.report(rows: rows, batch: 32, seconds: plan.costSeconds, classes: ShapeTex.classCount, command: "patchwork demo")
+        try AnalysisOutput.write(cost, name: "cost", svg: CostAnalysis.svg(cost), to: "\(out)/cost")
+        print("[\(elapsed())] CKA and cost written")
+
+        // 4. The claims, checked, and the report.
+        let claims = DemoClaims.check(names: names, summaries: summaries, results: results)
+        try AnalysisOutput.writeAtomically(try JSONEncoder().encode(claims), to: "\(out)/claims.json")
+        let (entries, runs, found) = try HTMLReport.collect([out])
+        let note = "ShapeTex, 32×32, \(plan.trainImages) training images, \(plan.epochs) epochs per model; "
+            + "analyses on \(plan.analysisImages) test images (fewer for the costly ones; each JSON's settings say exactly). "
+            + "Made by `patchwork demo\(quick ? " --quick" : "")` in \(elapsed()) on this machine."
+        let html = HTMLReport.render(title: "Patchwork demo: CNN vs ViT vs hybrids on ShapeTex", entries: entries, runs: runs,
+                                     claims: found, note: note)
+        try AnalysisOutput.writeAtomically(Data(html.utf8), to: "\(out)/report.html")
+        for c in claims { print("  [\(c.held.map { $0 ? "held" : "did not hold" } ?? "n/a")] \(c.claim): \(c.measured)") }
+        print("[\(elapsed())] wrote \(out)/report.html")
+    }
+
+    func folder(_ name: String) -> String { "\(out)/\(name)" }
+
+    /// Trains `name`, or reuses a finished run with the same settings.
+    func train(_ name: String, data: String, plan: Plan) throws -> TrainingSummary {
+        var options = TrainingOptions()
+        options.epochs = plan.epochs
+        options.augment = "none"
+        options.seed = seed
+        let isCNN = Models.list().first { $0.name == name }?.family == "resnet"
+        if !isCNN { options.optimizer = "adamw" }   // transformers and hybrids train with AdamW, as in their papers
+        let summaryPath = folder(name) + "/summary.json"
+        if let previous = FileManager.default.contents(atPath: summaryPath) {
+            let decoder = JSONDecoder()
+            decoder.keyDecodingStrategy = .convertFromSnakeCase
+            if let s = try? decoder.decode(TrainingSummary.self, from: previous), s.data == data, s.epochs == options.epochs,
+               s.seed == seed, s.options.optimizer == options.optimizer {
+                print("\(name): reusing the finished run in \(folder(name))")
+                return s
+            }
+        }
+        let (trainSet, testSet) = try DatasetSpec.openSplits(data, imageSize: 32, channels: 3)
+        Generator.global.reseed(seed)
+        let net = try Models.create(name, numClasses: trainSet.classNames.count)
+        print("\(name): \(net.parameterCount.formatted()) parameters, \(options.optimizer), \(options.epochs) epochs")
+        fflush(stdout)
+        // A previous run's checkpoint with other settings would be resumed by mistake: start clean.
+        try? FileManager.default.removeItem(atPath: folder(name) + "/checkpoint.safetensors")
+        let trainer = try Trainer(model: net, modelName: name, dataName: data, train: trainSet, test: testSet,
+                                  options: options, outDirectory: folder(name))
+        return try trainer.run()
+    }
+
+    struct Loaded {
+        let name: String
+        let model: AnalysisModel
+        func source(_ data: String) -> RunSource {
+            RunSource(model: name, weights: "weights.safetensors", data: data, imageSize: 32, normalization: "patchwork", seed: 0)
+        }
+    }
+
+    func loaded(_ name: String) throws -> Loaded {
+        Loaded(name: name, model: try AnalysisModel.load(name, weights: folder(name) + "/weights.safetensors",
+                                                         classes: ShapeTex.classCount, normalization: .patchwork, batchSize: 100))
+    }
+
+    /// Every single-model analysis of `name`; returns each one's summary (as JSON objects) by analysis name.
+    func analyse(_ name: String, data: String, plan: Plan) throws -> [String: Any] {
+        let m = try loaded(name)
+        let source = RunSource(model: name, weights: folder(name) + "/weights.safetensors", data: data, imageSize: 32,
+                               normalization: "patchwork", seed: seed)
+        let test = try DatasetSpec.open(data, split: .test, imageSize: 32, channels: 3)
+        let set = try ImageSet(test, count: plan.analysisImages)
+        let dir = folder(name)
+        let command = "patchwork demo\(quick ? " --quick" : "")"
+        var summaries: [String: Any] = [:]
+        func keep<R: Encodable>(_ report: R, _ analysis: String, svg: String?) throws {
+            try AnalysisOutput.write(report, name: analysis, svg: svg, to: dir)
+            let json = try JSONSerialization.jsonObject(with: AnalysisOutput.encoder().encode(report)) as? [String: Any]
+            summaries[analysis] = json?["summary"]
+        }
+        let title = name
+        let shape = try ShapeBias.runShapeTex(m.model, spec: data, imageSize: 32, conflictCount: plan.conflictImages,
+                                              singleCueCount: plan.singleCueImages, source: source, command: command)
+        try keep(shape, "shape-bias", svg: ShapeBias.svg(shape, title: title))
+        let fourier = try FourierHeatmap.run(m.model, images: try ImageSet(test, count: plan.fourierImages), norm: 4, seed: seed,
+                                             source: source, command: command)
+        try keep(fourier, "fourier-heatmap", svg: FourierHeatmap.svg(fourier, title: title))
+        let bands = try FrequencyNoise.run(m.model, images: set, bands: 8, norm: 4, cutoffs: nil, seed: seed, source: source, command: command)
+        try keep(bands, "frequency-noise", svg: FrequencyNoise.svg(bands, title: title))
+        let features = try FeatureFrequency.run(m.model, images: try ImageSet(test, count: min(plan.analysisImages, 200)),
+                                                source: source, command: command)
+        try keep(features, "feature-frequency", svg: FeatureFrequency.svg(features, title: title))
+        let corrupt = try Corruptions.run(m.model, images: try ImageSet(test, count: plan.corruptionImages), seed: seed,
+                                          source: source, command: command)
+        try keep(corrupt, "corruptions", svg: Corruptions.svg(corrupt, title: title))
+        let attack = try Adversarial.run(m.model, images: try ImageSet(test, count: plan.adversarialImages),
+                                         epsilons: [0, 1.0 / 255, 2.0 / 255, 4.0 / 255, 8.0 / 255], steps: plan.pgdSteps,
+                                         stepSizeOverEpsilon: 2.5 / Double(plan.pgdSteps), randomStart: true, seed: seed,
+                                         source: source, command: command)
+        try keep(attack, "adversarial", svg: Adversarial.svg(attack, title: title))
+        if !m.model.model.attentionLayers().isEmpty {
+            let distance = try AttentionDistance.run(m.model, images: try ImageSet(test, count: min(plan.analysisImages, 200)),
+                                                     source: source, command: command)
+            try keep(distance, "attention-distance", svg: AttentionDistance.svg(distance, title: title))
+            do {
+                let maps = try AttentionRollout.run(m.model, images: try ImageSet(test, count: 6), source: source, command: command,
+                                                    directory: dir)
+                try keep(maps, "attention-maps", svg: nil)
+            } catch let error as AnalysisError {
+                print("  \(name): attention maps skipped (\(error))")
+            }
+        }
+        let landscape = try LossLandscape.run(m.model, images: try ImageSet(test, count: plan.landscapeImages), source: source,
+                                              dimensions: 2, range: 1, points: plan.landscapePoints, seed: seed, command: command)
+        try keep(landscape, "landscape", svg: LossLandscape.svg(landscape, title: title))
+        let hessian = try HessianSpectrum.run(m.model, images: try ImageSet(test, count: plan.hessianImages), source: source,
+                                              eigenvalues: 1, iterations: plan.hessianIterations, traceSamples: quick ? 2 : 4,
+                                              lanczosRuns: 1, lanczosSteps: plan.lanczosSteps, seed: seed, command: command)
+        try keep(hessian, "hessian", svg: HessianSpectrum.svg(hessian, title: title))
+        return summaries
+    }
+}
+
+/// The claims the demo checks, from the analyses' summaries.
+enum DemoClaims {
+    static func number(_ results: [String: [String: Any]], _ model: String, _ analysis: String, _ key: String) -> Double? {
+        ((results[model]?[analysis] as? [String: Any])?[key] as? NSNumber)?.doubleValue
+    }
+
+    static func check(names: [String], summaries: [String: TrainingSummary], results: [String: [String: Any]]) -> [HTMLReport.Claim] {
+        let cnn = names[0], vit = names[1], hybrids = Array(names.dropFirst(2))
+        var claims: [HTMLReport.Claim] = []
+        func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "n/a" }
+
+        let sb = (number(results, cnn, "shape-bias", "shape_bias"), number(results, vit, "shape-bias", "shape_bias"))
+        claims.append(.init(claim: "CNNs decide by texture more than ViTs; ViTs by shape (Geirhos et al. 2019; Naseer et al. 2021)",
+                            measured: "shape bias \(cnn) \(f(sb.0)), \(vit) \(f(sb.1))",
+                            held: sb.0.flatMap { a in sb.1.map { $0 > a } }))
+
+        let hf = (number(results, cnn, "fourier-heatmap", "high_frequency_error"), number(results, vit, "fourier-heatmap", "high_frequency_error"))
+        claims.append(.init(claim: "CNNs are more sensitive to high-frequency noise than ViTs (Yin et al. 2019; Park & Kim 2022)",
+                            measured: "error under high-frequency Fourier noise \(cnn) \(f(hf.0)), \(vit) \(f(hf.1))",
+                            held: hf.0.flatMap { a in hf.1.map { a > $0 } }))
+
+        let lf = (number(results, cnn, "fourier-heatmap", "low_frequency_error"), number(results, vit, "fourier-heatmap", "low_frequency_error"))
+        claims.append(.init(claim: "ViTs are relatively more sensitive to low-frequency noise than CNNs (Park & Kim 2022)",
+                            measured: "error under low-frequency Fourier noise \(cnn) \(f(lf.0)), \(vit) \(f(lf.1))",
+                            held: lf.0.flatMap { a in lf.1.map { $0 > a } }))
+
+        let ff = (number(results, cnn, "feature-frequency", "mean_high_frequency"), number(results, vit, "feature-frequency", "mean_high_frequency"))
+        claims.append(.init(claim: "Self-attention passes less high-frequency content through its features than convolution (Park & Kim 2022, Fig. 2)",
+                            measured: "mean relative high-frequency log amplitude \(cnn) \(f(ff.0)), \(vit) \(f(ff.1))",
+                            held: ff.0.flatMap { a in ff.1.map { $0 < a } }))
+
+        let ad = (number(results, vit, "attention-distance", "first_layer_mean_distance"),
+                  number(results, vit, "attention-distance", "last_layer_mean_distance"),
+                  number(results, vit, "attention-distance", "image_size"))
+        claims.append(.init(claim: "A ViT trained on little data attends globally even in its first layer (Dosovitskiy et al. 2021; Raghu et al. 2021)",
+                            measured: "\(vit) mean attention distance: first layer \(f(ad.0)) px, last \(f(ad.1)) px (a uniform head on a \(Int(ad.2 ?? 0))px image: about \(f((ad.2 ?? 0) * 0.52)) px)",
+                            held: ad.0.flatMap { a in ad.2.map { a > 0.3 * $0 } }))
+
+        let accuracy = { (m: String) in summaries[m]?.testAccuracy }
+        let hybridAccuracies = hybrids.compactMap { accuracy($0) }
+        claims.append(.init(claim: "Hybrids (convolutions + attention) learn better than a plain ViT from little data (Xiao et al. 2021; Dai et al. 2021)",
+                            measured: "test accuracy \(vit) \(f(accuracy(vit))); " + hybrids.map { "\($0) \(f(accuracy($0)))" }.joined(separator: ", "),
+                            held: accuracy(vit).flatMap { v in hybridAccuracies.isEmpty ? nil : hybridAccuracies.allSatisfy { $0 > v } }))
+
+        let neg = (number(results, cnn, "hessian", "negative_to_top_ratio"), number(results, vit, "hessian", "negative_to_top_ratio"))
+        claims.append(.init(claim: "A ViT's loss is less convex than a CNN's: stronger negative Hessian eigenvalues (Park & Kim 2022)",
+                            measured: "|most negative| / top eigenvalue \(cnn) \(f(neg.0)), \(vit) \(f(neg.1))",
+                            held: neg.0.flatMap { a in neg.1.map { $0 > a } }))
+        return claims
+    }
+}
