@@ -83,7 +83,7 @@ public class DATLocalAttention: Module, AttentionRecording {
         self.projDrop = Dropout(projDrop)
         self.attnDrop = Dropout(attnDrop)
         relativePositionBiasTable = Init.truncatedNormal([(2 * window - 1) * (2 * window - 1), heads], std: 0.01)
-        index = Windows.relativePositionIndex((window, window))
+        index = SwinWindows.relativePositionIndex((window, window))
         _relativePositionIndex = Buffer(wrappedValue: Tensor(index.map(Float.init), shape: [window * window, window * window]),
                                         checkpointDType: .I64)
         self.shift = shift
@@ -97,14 +97,14 @@ public class DATLocalAttention: Module, AttentionRecording {
         let n = window.0 * window.1
         let bias = relativePositionBiasTable.indexSelect(axis: 0, indices: index).reshaped([n, n, heads])
             .permuted([2, 0, 1]).unsqueezed(axis: 0)
-        let (probabilities, v) = Windows.attend(Windows.partition(x, window), qkv: projQkv, heads: heads, scale: scale,
+        let (probabilities, v) = SwinWindows.attend(SwinWindows.partition(x, window), qkv: projQkv, heads: heads, scale: scale,
                                                 bias: bias, mask: mask)
         if recordsAttention {
-            let p = Windows.positions(size: (h, w), padded: (h, w), window: window, shift: (shift, shift), batch: b)
+            let p = SwinWindows.positions(size: (h, w), padded: (h, w), window: window, shift: (shift, shift), batch: b)
             lastAttentionMap = AttentionMap(probabilities: probabilities.detached(), queryPositions: p, keyPositions: p)
         }
-        let out = projDrop(projOut(Windows.mergeHeads(matmul(attnDrop(probabilities), v))))
-        return Windows.reverse(out, window, height: h, width: w)
+        let out = projDrop(projOut(SwinWindows.mergeHeads(matmul(attnDrop(probabilities), v))))
+        return SwinWindows.reverse(out, window, height: h, width: w)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { windowed(x, mask: nil) }
@@ -115,7 +115,7 @@ public final class DATShiftWindowAttention: DATLocalAttention {
     @Buffer var attnMask: Tensor
 
     init(dim: Int, heads: Int, window: Int, attnDrop: Float, projDrop: Float, shift: Int, fmap: (Int, Int)) {
-        attnMask = Windows.shiftMask(height: fmap.0, width: fmap.1, window: (window, window), shift: (shift, shift))
+        attnMask = SwinWindows.shiftMask(height: fmap.0, width: fmap.1, window: (window, window), shift: (shift, shift))
         super.init(dim: dim, heads: heads, window: window, attnDrop: attnDrop, projDrop: projDrop, shift: shift)
     }
 
@@ -473,7 +473,7 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
             if let mine = own[key], mine.shape != v.shape {
                 if key.hasSuffix("relative_position_bias_table"), v.rank == 2 {
                     let side = (Int(Double(mine.shape[0]).squareRoot().rounded()) + 1) / 2
-                    v = Windows.resampleTable(v, to: (side, side))
+                    v = SwinWindows.resampleTable(v, to: (side, side))
                 } else if key.hasSuffix("rpe_table"), v.rank == 3 {
                     v = resize(v.permuted([1, 2, 0]).unsqueezed(axis: 0), size: (mine.shape[1], mine.shape[2]),
                                mode: .bicubic, alignCorners: false).squeezed(axes: [0]).permuted([2, 0, 1])

@@ -8,7 +8,8 @@ import PatchworkNN
 
 // MARK: - Window helpers
 
-enum Windows {
+/// Swin's window partition, relative-position index and shifted-window mask (shared with DAT).
+public enum SwinWindows {
     /// [B, H, W, C] → [B·nW, wh·ww, C], windows in row-major order per image (timm's window_partition).
     static func partition(_ x: Tensor, _ window: (Int, Int)) -> Tensor {
         let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
@@ -24,7 +25,7 @@ enum Windows {
     }
 
     /// Swin's pair-wise relative position index [N·N] into a (2wh−1)(2ww−1) table.
-    static func relativePositionIndex(_ window: (Int, Int)) -> [Int] {
+    public static func relativePositionIndex(_ window: (Int, Int)) -> [Int] {
         let (wh, ww) = window
         let n = wh * ww
         var index = [Int](repeating: 0, count: n * n)
@@ -40,7 +41,7 @@ enum Windows {
 
     /// The shifted-window mask [nW, N, N] (0 within a region, −100 across) for an h×w map
     /// (already a multiple of the window), as timm's `get_attn_mask` and DAT's ShiftWindowAttention.
-    static func shiftMask(height: Int, width: Int, window: (Int, Int), shift: (Int, Int)) -> Tensor {
+    public static func shiftMask(height: Int, width: Int, window: (Int, Int), shift: (Int, Int)) -> Tensor {
         func region(_ i: Int, _ size: Int, _ win: Int, _ s: Int) -> Int {
             // slices (0, -win), (-win, -s), (-s, None)
             if i < size - win { return 0 }
@@ -151,7 +152,7 @@ public final class WindowAttention: Module, AttentionRecording {
         self.attnDrop = Dropout(attnDrop)
         proj = Linear(hd * heads, dim)
         self.projDrop = Dropout(projDrop)
-        relativePositionIndex = Windows.relativePositionIndex(window)
+        relativePositionIndex = SwinWindows.relativePositionIndex(window)
     }
 
     /// [1, heads, N, N] from the table.
@@ -163,12 +164,12 @@ public final class WindowAttention: Module, AttentionRecording {
 
     /// x [G, N, C] windows; positions [G, N, 2] only needed when recording.
     func forward(_ x: Tensor, mask: Tensor?, positions: () -> Tensor?) -> Tensor {
-        let (probabilities, v) = Windows.attend(x, qkv: qkv, heads: heads, scale: scale, bias: relativePositionBias(), mask: mask)
+        let (probabilities, v) = SwinWindows.attend(x, qkv: qkv, heads: heads, scale: scale, bias: relativePositionBias(), mask: mask)
         if recordsAttention {
             let p = positions()
             lastAttentionMap = AttentionMap(probabilities: probabilities.detached(), queryPositions: p, keyPositions: p)
         }
-        return projDrop(proj(Windows.mergeHeads(matmul(attnDrop(probabilities), v))))
+        return projDrop(proj(SwinWindows.mergeHeads(matmul(attnDrop(probabilities), v))))
     }
 }
 
@@ -183,7 +184,8 @@ public final class SwinBlock: Module {
     public let resolution: (Int, Int)
     public let window: (Int, Int)
     public let shift: (Int, Int)
-    let mask: Tensor?
+    /// The shifted-window mask [nW, N, N] (nil without a shift); recomputed, never stored.
+    public let mask: Tensor?
 
     init(dim: Int, resolution: (Int, Int), heads: Int, headDim: Int?, window target: (Int, Int), shifted: Bool,
          alwaysPartition: Bool, mlpRatio: Double, qkvBias: Bool, projDrop: Float, attnDrop: Float, dropPath: Float) {
@@ -207,7 +209,7 @@ public final class SwinBlock: Module {
         if sh.0 != 0 || sh.1 != 0 {
             let ph = (resolution.0 + win.0 - 1) / win.0 * win.0
             let pw = (resolution.1 + win.1 - 1) / win.1 * win.1
-            mask = Windows.shiftMask(height: ph, width: pw, window: win, shift: sh)
+            mask = SwinWindows.shiftMask(height: ph, width: pw, window: win, shift: sh)
         } else {
             mask = nil
         }
@@ -223,11 +225,11 @@ public final class SwinBlock: Module {
         let padH = (window.0 - h % window.0) % window.0, padW = (window.1 - w % window.1) % window.1
         if padH > 0 || padW > 0 { y = y.padded([(0, 0), (0, padH), (0, padW), (0, 0)]) }
         let (hp, wp) = (h + padH, w + padW)
-        let windows = Windows.partition(y, window)
+        let windows = SwinWindows.partition(y, window)
         let out = attn.forward(windows, mask: mask) { [resolution, window, shift] in
-            Windows.positions(size: resolution, padded: (hp, wp), window: window, shift: shift, batch: b)
+            SwinWindows.positions(size: resolution, padded: (hp, wp), window: window, shift: shift, batch: b)
         }
-        var merged = Windows.reverse(out, window, height: hp, width: wp)
+        var merged = SwinWindows.reverse(out, window, height: hp, width: wp)
         if padH > 0 || padW > 0 { merged = merged.sliced(axis: 1, start: 0, end: h).sliced(axis: 2, start: 0, end: w) }
         _ = c
         return shifted ? merged.rolled(shifts: [shift.0, shift.1], axes: [1, 2]) : merged
@@ -441,7 +443,7 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
             }
             if k.hasSuffix("relative_position_bias_table"), let attn = tables[k], v.rank == 2,
                v.shape != attn.relativePositionBiasTable.shape {
-                v = Windows.resampleTable(v, to: attn.window)
+                v = SwinWindows.resampleTable(v, to: attn.window)
             }
             out[k] = v
         }
