@@ -344,7 +344,12 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
             convPatches ? Conv2d(3, stem, kernelSize: 7, stride: patch, padding: 3) : Conv2d(3, stem, kernelSize: patch, stride: patch),
             LayerNormProxy(stem),
         ])
-        var fmap = convPatches ? (size + 6 - 7) / patch + 1 : size / patch
+        if convPatches && (size % patch != 0 || (size / patch) % 8 != 0) {
+            // The reference sizes its masks and rpe tables from img_size // patch_size halved by floor division,
+            // while the 7x7 stem and the 3x3/s2 downsampling round up: other sizes do not run there.
+            throw ModelError("dat: use_conv_patches needs img_size / patch_size to be a multiple of 8 (got \(size) / \(patch))")
+        }
+        var fmap = size / patch
         var built: [DATStage] = []
         var blockIndex = 0
         for i in 0..<4 {

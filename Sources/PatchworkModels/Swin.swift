@@ -216,7 +216,7 @@ public final class SwinBlock: Module {
     }
 
     func windowAttention(_ x: Tensor) -> Tensor {
-        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (b, h, w) = (x.shape[0], x.shape[1], x.shape[2])
         guard (h, w) == resolution else {
             fail("SwinBlock", "input \(x.shape) does not have the block's resolution \(resolution.0)x\(resolution.1)")
         }
@@ -231,7 +231,6 @@ public final class SwinBlock: Module {
         }
         var merged = SwinWindows.reverse(out, window, height: hp, width: wp)
         if padH > 0 || padW > 0 { merged = merged.sliced(axis: 1, start: 0, end: h).sliced(axis: 2, start: 0, end: w) }
-        _ = c
         return shifted ? merged.rolled(shifts: [shift.0, shift.1], axes: [1, 2]) : merged
     }
 
