@@ -10,6 +10,8 @@ public enum Models {
         VisionTransformer.family,
         HybridVisionTransformer.family,
         ViTC.family,
+        PVT.family,
+        PvtV2.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {
