@@ -243,6 +243,7 @@ public final class PvtEncoder: Module {
                                       inChannels: i == 0 ? c.numChannels : c.hiddenSizes[i - 1], hiddenSize: c.hiddenSizes[i],
                                       clsToken: i == stages - 1, eps: c.eps, dropout: c.dropout)
         }
+        // torch.linspace(0, drop_path_rate, sum(config.depths)) over every listed depth, as the reference.
         let total = c.depths.reduce(0, +)
         let rates = (0..<total).map { total > 1 ? Float(c.dropPathRate) * Float($0) / Float(total - 1) : 0 }
         var cur = 0
@@ -361,10 +362,13 @@ public struct PvtConfig: Codable, Sendable {
                 throw ModelError("pvt: image_size \(r.imageSize) leaves no position embedding grid for stage \(i) (patch size \(r.patchSizes[i]))")
             }
         }
+        // The final LayerNorm and the classifier are sized by hidden_sizes[-1], the stages by their prefix.
+        guard r.hiddenSizes.last == r.hiddenSizes[stages - 1] else {
+            throw ModelError("pvt: hidden_sizes[-1] \(r.hiddenSizes.last!) (the final LayerNorm) differs from the last stage's \(r.hiddenSizes[stages - 1]) for num_encoder_blocks \(stages)")
+        }
         guard r.sequenceReductionRatios[stages - 1] == 1 else {
             throw ModelError("pvt: the last stage carries the class token, so its sequence_reduction_ratio must be 1 (got \(r.sequenceReductionRatios[stages - 1]))")
         }
-        r.depths = Array(r.depths.prefix(stages))
         return r
     }
 }

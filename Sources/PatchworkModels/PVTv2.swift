@@ -195,6 +195,36 @@ public struct PvtV2Config: Codable, Sendable {
     public var dropPathRate: Double?
     public var normLayer: ReferenceCallable?
 
+    enum CodingKeys: String, CodingKey {
+        case inChans, numClasses, globalPool, depths, embedDims, numHeads, srRatios, mlpRatios, qkvBias, linear
+        case dropRate, projDropRate, attnDropRate, dropPathRate, normLayer
+    }
+
+    /// Reads the reference's arguments; num_heads, sr_ratios and mlp_ratios may be one
+    /// number for every stage (timm's to_ntuple).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func list<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> [T]? {
+            if let values = try? c.decodeIfPresent([T].self, forKey: key) { return values }
+            return try c.decodeIfPresent(T.self, forKey: key).map { [$0] }
+        }
+        inChans = try c.decodeIfPresent(Int.self, forKey: .inChans)
+        numClasses = try c.decodeIfPresent(Int.self, forKey: .numClasses)
+        globalPool = try c.decodeIfPresent(String.self, forKey: .globalPool)
+        depths = try c.decodeIfPresent([Int].self, forKey: .depths)
+        embedDims = try c.decodeIfPresent([Int].self, forKey: .embedDims)
+        numHeads = try list(.numHeads, Int.self)
+        srRatios = try list(.srRatios, Int.self)
+        mlpRatios = try list(.mlpRatios, Double.self)
+        qkvBias = try c.decodeIfPresent(Bool.self, forKey: .qkvBias)
+        linear = try c.decodeIfPresent(Bool.self, forKey: .linear)
+        dropRate = try c.decodeIfPresent(Double.self, forKey: .dropRate)
+        projDropRate = try c.decodeIfPresent(Double.self, forKey: .projDropRate)
+        attnDropRate = try c.decodeIfPresent(Double.self, forKey: .attnDropRate)
+        dropPathRate = try c.decodeIfPresent(Double.self, forKey: .dropPathRate)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+    }
+
     public init(depths: [Int] = [3, 4, 6, 3], embedDims: [Int] = [64, 128, 256, 512], numHeads: [Int] = [1, 2, 4, 8],
                 srRatios: [Int] = [8, 4, 2, 1], mlpRatios: [Double] = [8, 8, 4, 4], linear: Bool = false,
                 numClasses: Int = 1000) {

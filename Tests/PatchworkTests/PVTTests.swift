@@ -139,6 +139,8 @@ final class PVTTests: XCTestCase {
         XCTAssertThrowsError(try PVT(c)) { XCTAssertTrue("\($0)".contains("mish")) }
         c = tinyConfig(); c.numEncoderBlocks = 3
         XCTAssertThrowsError(try PVT(c), "lists shorter than num_encoder_blocks")
+        c = tinyConfig(); c.numEncoderBlocks = 1; c.sequenceReductionRatios = [1, 1]
+        XCTAssertThrowsError(try PVT(c), "the final LayerNorm is sized by hidden_sizes[-1]")
         c = tinyConfig(); c.imageSize = 4
         XCTAssertThrowsError(try PVT(c), "no grid left for the second stage")
     }

@@ -171,6 +171,13 @@ final class PVTv2Tests: XCTestCase {
                                       "kwargs": .object(["eps": .number(1e-3)])])
         let partial = try XCTUnwrap(Models.family("pvt_v2").build(config: .object(json)) as? PvtV2)
         XCTAssertEqual(partial.stages[0].norm.eps, 1e-3)
+        // to_ntuple: one number for every stage.
+        json["depths"] = .array([.number(1), .number(1)]); json["embed_dims"] = .array([.number(8), .number(16)])
+        json["num_heads"] = .number(2); json["sr_ratios"] = .number(1); json["mlp_ratios"] = .number(3)
+        let scalars = try XCTUnwrap(Models.family("pvt_v2").build(config: .object(json)) as? PvtV2)
+        XCTAssertEqual(scalars.stages[1].blocks[0].attn.heads, 2)
+        XCTAssertNil(scalars.stages[0].blocks[0].attn.sr)
+        XCTAssertEqual(scalars.stateDict()["stages.1.blocks.0.mlp.fc1.weight"]?.shape, [48, 16])
         json["norm_layer"] = .object(["$type": .string("callable"), "name": .string("torch.nn.BatchNorm2d")])
         XCTAssertThrowsError(try Models.family("pvt_v2").build(config: .object(json)))
     }
