@@ -12,6 +12,8 @@ public enum Models {
         ViTC.family,
         SwinTransformer.family,
         DAT.family,
+        PVT.family,
+        PvtV2.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {
