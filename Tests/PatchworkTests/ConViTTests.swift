@@ -151,6 +151,20 @@ final class ConViTTests: XCTestCase {
         model.recordAttention(false)
     }
 
+    /// A checkpoint for another input size: pos_embed (patches only) is resampled to this grid;
+    /// the GPSA offsets belong to the model's own grid.
+    func testCheckpointFilterResamplesThePositionEmbedding() throws {
+        let small = try ConViT(tinyConfig())
+        var big = tinyConfig()
+        big.imgSize = 32
+        let model = try ConViT(big)
+        let filtered = model.checkpointFilter(small.stateDict())
+        XCTAssertEqual(filtered["pos_embed"]?.shape, [1, 64, 16])
+        try model.loadStateDict(filtered)
+        assertClose(model.stateDict()["cls_token"]!, small.stateDict()["cls_token"]!, atol: 0, rtol: 0)
+        XCTAssertEqual(try XCTUnwrap(model.blocks[0].attn as? GPSA).relIndices.shape, [64, 64, 3])
+    }
+
     func testUnsupportedConfigsThrow() {
         var c = tinyConfig()
         c.globalPool = "max"
