@@ -14,6 +14,8 @@ public enum Models {
         DAT.family,
         PVT.family,
         PvtV2.family,
+        ConViT.family,
+        CeiT.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {
