@@ -10,6 +10,8 @@ public enum Models {
         VisionTransformer.family,
         HybridVisionTransformer.family,
         ViTC.family,
+        P2T.family,
+        CMT.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {
