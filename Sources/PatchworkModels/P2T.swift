@@ -348,7 +348,14 @@ extension P2T {
         }
     }
 
-    /// p2t_tiny / small / base / medium / large as registered in p2t.py (224x224).
+    /// p2t_nano's pool ratios, NOT the paper's: at 32x32 the token maps are 8/4/2/1, and the
+    /// reference's hard-coded ratios ([[12,16,20,24],[6,8,10,12],[3,4,5,6],[1,2,3,4]]) pool them
+    /// to round(8/16) = 0 cells (the reference crashes at any side ≤ 64). These give pyramids of
+    /// 4/3/2/1, 4/2/1/1, 2/1 and 1 cells per side.
+    public static let nanoPoolRatios = [[2, 3, 4, 8], [1, 2, 3, 4], [1, 2], [1]]
+
+    /// p2t_tiny / small / base / medium / large as registered in p2t.py (224x224), and
+    /// p2t_nano for 32x32 (with `nanoPoolRatios`).
     public static let family = ModelFamily(
         name: "p2t", reference: "yuhuan-wu/P2T@acd5e64 p2t.py PyramidPoolingTransformer",
         variants: [
@@ -357,12 +364,9 @@ extension P2T {
             variant("p2t_base", dims: [64, 128, 320, 512], depths: [3, 4, 18, 3]),
             variant("p2t_medium", dims: [64, 128, 384, 512], heads: [1, 2, 6, 8], depths: [3, 4, 15, 3]),
             variant("p2t_large", dims: [64, 128, 320, 640], depths: [3, 8, 27, 3]),
-            // For 32x32 (token maps 8/4/2/1): the reference's ratios would pool to nothing, so
-            // pool_ratios [[2,3,4,8],[1,2,3,4],[1,2],[1]] give pyramids of 4/3/2/1, 4/2/1/1, 2/1 and 1 cells.
             ModelVariant("p2t_nano", family: "p2t", inputSize: 32) { classes in
                 try P2T(P2TConfig(imgSize: 32, numClasses: classes, embedDims: [32, 64, 96, 128], numHeads: [1, 2, 3, 4],
-                                  mlpRatios: [8, 8, 4, 4], depths: [2, 2, 3, 2], dropPathRate: 0,
-                                  poolRatios: [[2, 3, 4, 8], [1, 2, 3, 4], [1, 2], [1]]))
+                                  mlpRatios: [8, 8, 4, 4], depths: [2, 2, 3, 2], dropPathRate: 0, poolRatios: nanoPoolRatios))
             },
         ],
         build: { config in try P2T(config.decode(P2TConfig.self)) })

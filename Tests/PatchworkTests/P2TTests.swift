@@ -83,7 +83,9 @@ final class P2TTests: XCTestCase {
         XCTAssertThrowsError(try P2T(tinyConfig(imgSize: 64, poolRatios: nil)), "round(2/4) = 0 at stage 4")
         XCTAssertNoThrow(try P2T(tinyConfig(imgSize: 96, poolRatios: nil)))
         let nano = try XCTUnwrap(Models.create("p2t_nano", numClasses: 10) as? P2T)
-        XCTAssertEqual(nano.poolRatios, [[2, 3, 4, 8], [1, 2, 3, 4], [1, 2], [1]])
+        XCTAssertEqual(nano.poolRatios, P2T.nanoPoolRatios)
+        XCTAssertNotEqual(P2T.nanoPoolRatios, P2TConfig.referencePoolRatios, "p2t_nano's ratios are its own, not the paper's")
+        XCTAssertEqual(nano.block1[0].attn.pooledSizes(height: 8, width: 8).map(\.0), [4, 3, 2, 1])
         XCTAssertTrue((200_000...2_000_000).contains(nano.parameterCount), "\(nano.parameterCount)")
         nano.eval()
         let logits = withoutGrad { nano.logits(Tensor.randomNormal([2, 32, 32, 3], generator: Generator(seed: 4))) }
