@@ -16,6 +16,8 @@ public enum Models {
         PvtV2.family,
         ConViT.family,
         CeiT.family,
+        P2T.family,
+        CMT.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {
