@@ -18,6 +18,8 @@ public enum Models {
         CeiT.family,
         P2T.family,
         CMT.family,
+        LeViT.family,
+        CvT.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {
