@@ -10,6 +10,8 @@ public enum Models {
         VisionTransformer.family,
         HybridVisionTransformer.family,
         ViTC.family,
+        CoAtNet.family,
+        MaxViT.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {
