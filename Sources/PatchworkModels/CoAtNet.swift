@@ -7,7 +7,7 @@ import PatchworkNN
 
 public enum CoAtNet {
     /// timm's `coatnet_{0,1,2}` configs: the paper's widths and depths, NormMlp head.
-    static func paperCfg(_ dims: [Int], _ depths: [Int], stem: Int) -> MaxxVitCfg {
+    public static func paperCfg(_ dims: [Int], _ depths: [Int], stem: Int) -> MaxxVitCfg {
         var cfg = MaxxVitCfg()
         cfg.embedDim = dims
         cfg.depths = depths
@@ -19,7 +19,7 @@ public enum CoAtNet {
     /// timm's `coatnet_0_rw` (`_rw_coat_cfg(conv_attn_early=True, transformer_shortcut_bias=False)`):
     /// pooled MBConv stride, pre-norm activation, expansion from the input width, no output
     /// bias, SE (ReLU) before norm2, SiLU; attention expands in its projection; plain head.
-    static func rw0Cfg() -> MaxxVitCfg {
+    public static func rw0Cfg() -> MaxxVitCfg {
         var cfg = MaxxVitCfg()
         cfg.embedDim = [96, 192, 384, 768]
         cfg.depths = [2, 3, 7, 2]
@@ -37,7 +37,7 @@ public enum CoAtNet {
     }
 
     /// A CoAtNet for 32x32 images: C at 8x8, then T at 4x4 and 2x2, 16-wide heads.
-    static func nanoCfg() -> MaxxVitCfg {
+    public static func nanoCfg() -> MaxxVitCfg {
         var cfg = MaxxVitCfg()
         cfg.embedDim = [48, 96, 160]
         cfg.depths = [2, 2, 2]

@@ -9,7 +9,7 @@ import PatchworkNN
 public enum MaxViT {
     /// timm's `_tf_cfg()`: BN eps 1e-3, gelu_tanh, "same" padding; LN eps 1e-5, qkv with
     /// heads inside each of q/k/v (`head_first=False`), TF-layout relative-position bias.
-    static func tfCfg(_ dims: [Int], _ depths: [Int], stem: Int) -> MaxxVitCfg {
+    public static func tfCfg(_ dims: [Int], _ depths: [Int], stem: Int) -> MaxxVitCfg {
         var cfg = MaxxVitCfg()
         cfg.embedDim = dims
         cfg.depths = depths
@@ -28,7 +28,7 @@ public enum MaxViT {
     }
 
     /// A MaxViT for 32x32 images: stages at 8x8, 4x4, 2x2 with 2x2 windows and grids.
-    static func nanoCfg() -> MaxxVitCfg {
+    public static func nanoCfg() -> MaxxVitCfg {
         var cfg = tfCfg([32, 64, 128], [1, 2, 1], stem: 32)
         cfg.transformerCfg.dimHead = 16
         cfg.transformerCfg.windowSize = IntPair(2)

@@ -372,14 +372,14 @@ final class MaxxMlp: Module {
 /// query − key) and RelPosBiasTf (`"bias_tf"`, table [heads, 2h-1, 2w-1], indexed by
 /// key − query, as TF MaxViT's one-hot einsum lookups). The index is recomputed (it is a
 /// non-persistent buffer in timm).
-final class RelPosBias: Module {
-    @Parameter var relativePositionBiasTable: Tensor
+public final class RelPosBias: Module {
+    @Parameter public var relativePositionBiasTable: Tensor
     let tfLayout: Bool
     let window: (Int, Int)
     let heads: Int
     let index: [Int]
 
-    init(window: (Int, Int), heads: Int, tfLayout: Bool) {
+    public init(window: (Int, Int), heads: Int, tfLayout: Bool) {
         let (h, w) = window
         let vh = 2 * h - 1, vw = 2 * w - 1
         relativePositionBiasTable = tfLayout ? Tensor.randomNormal([heads, vh, vw], std: 0.02)
@@ -398,7 +398,7 @@ final class RelPosBias: Module {
     }
 
     /// The bias [1, heads, N, N] added to the attention logits.
-    func bias() -> Tensor {
+    public func bias() -> Tensor {
         let n = window.0 * window.1
         if tfLayout {
             return relativePositionBiasTable.reshaped([heads, -1]).indexSelect(axis: 1, indices: index).reshaped([1, heads, n, n])
@@ -493,7 +493,7 @@ final class MbConvBlock: Module {
             throw ModelError("maxxvit: conv block_type \"\(cfg.blockType)\" is not supported (mbconv)")
         }
         guard ["batchnorm2d", "batchnorm"].contains(cfg.resolvedNormLayer) else {
-            throw ModelError("maxxvit: conv norm_layer \"\(cfg.normLayer)\" is not supported (batchnorm2d)")
+            throw ModelError("maxxvit: conv norm_layer \"\(cfg.resolvedNormLayer)\" is not supported (batchnorm2d)")
         }
         guard cfg.attnLayer == "se" else { throw ModelError("maxxvit: conv attn_layer \"\(cfg.attnLayer)\" is not supported (se)") }
         let act = try maxxActivation(cfg.actLayer, "act_layer")
@@ -614,8 +614,8 @@ final class TransformerBlock2d: Module {
 /// Splits [B, H, W, C] into partitions [B·n, ph, pw, C]: windows of adjacent tokens
 /// (`grid: false`, timm's window_partition) or a ph×pw grid of tokens strided by
 /// (H/ph, W/pw) (`grid: true`, timm's grid_partition), and back.
-enum Partition {
-    static func split(_ x: Tensor, _ size: (Int, Int), grid: Bool) -> Tensor {
+public enum Partition {
+    public static func split(_ x: Tensor, _ size: (Int, Int), grid: Bool) -> Tensor {
         let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (ph, pw) = size
         if grid {
@@ -624,7 +624,7 @@ enum Partition {
         return x.reshaped([b, h / ph, ph, w / pw, pw, c]).permuted([0, 1, 3, 2, 4, 5]).reshaped([-1, ph, pw, c])
     }
 
-    static func merge(_ p: Tensor, _ size: (Int, Int), image: (Int, Int), grid: Bool) -> Tensor {
+    public static func merge(_ p: Tensor, _ size: (Int, Int), image: (Int, Int), grid: Bool) -> Tensor {
         let (h, w) = image, (ph, pw) = size, c = p.shape[3]
         if grid {
             return p.reshaped([-1, h / ph, w / pw, ph, pw, c]).permuted([0, 3, 1, 4, 2, 5]).reshaped([-1, h, w, c])
@@ -634,7 +634,7 @@ enum Partition {
 
     /// Each partition's token centres as (y, x) image fractions: [B·n, ph·pw, 2], in the
     /// order `split` gives.
-    static func positions(batch: Int, image: (Int, Int), _ size: (Int, Int), grid: Bool) -> Tensor {
+    public static func positions(batch: Int, image: (Int, Int), _ size: (Int, Int), grid: Bool) -> Tensor {
         let (h, w) = image, (ph, pw) = size
         let (nh, nw) = (h / ph, w / pw)
         var one: [Float] = []
@@ -816,9 +816,12 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
         let window = t.windowSize?.values ?? (img.0 / t.partitionRatio, img.1 / t.partitionRatio)
         let gridSize = t.gridSize?.values ?? window
 
+        guard c.blockType == "mbconv" else {
+            throw ModelError("\(family): conv block_type \"\(c.blockType)\" is not supported (mbconv)")
+        }
         let convAct = try maxxActivation(c.actLayer, "act_layer")
         guard ["batchnorm2d", "batchnorm"].contains(c.resolvedNormLayer) else {
-            throw ModelError("\(family): conv norm_layer \"\(c.normLayer)\" is not supported (batchnorm2d)")
+            throw ModelError("\(family): conv norm_layer \"\(c.resolvedNormLayer)\" is not supported (batchnorm2d)")
         }
         let stemWidth = cfg.stemWidth.values
         stem = MaxxVitStem(inChs: config.inChans, outChs: stemWidth, padding: c.padding, bias: cfg.stemBias,
@@ -836,7 +839,7 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
             var blocks: [Module] = []
             for (j, type) in cfg.blockType[i].extended(to: cfg.depths[i]).enumerated() {
                 guard allowedBlocks.contains(type) else {
-                    let known = ["C", "T", "M", "PM"].contains(type)
+                    let known = ["C", "T", "M"].contains(type)
                     throw ModelError("\(family): block type \"\(type)\" " + (known ? "belongs to another family (this one takes "
                                      + allowedBlocks.sorted().joined(separator: ", ") + ")" : "is not supported"))
                 }
@@ -845,7 +848,13 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
                 switch type {
                 case "C": blocks.append(try MbConvBlock(inChs, outChs, stride: stride, cfg: c, dropPath: rate))
                 case "T": blocks.append(try TransformerBlock2d(inChs, outChs, stride: stride, featSize: feat, cfg: t, dropPath: rate))
-                default: blocks.append(try MaxxVitBlock(inChs, outChs, stride: stride, convCfg: c, transformerCfg: t,
+                default:
+                    for (name, size) in [("window_size", window), ("grid_size", gridSize)]
+                    where size.0 <= 0 || size.1 <= 0 || feat.0 % size.0 != 0 || feat.1 % size.1 != 0 {
+                        throw ModelError("\(family): stage \(i) is \(feat.0)x\(feat.1) for a \(img.0)x\(img.1) image, "
+                                         + "not divisible by the \(name) \(size.0)x\(size.1)")
+                    }
+                    blocks.append(try MaxxVitBlock(inChs, outChs, stride: stride, convCfg: c, transformerCfg: t,
                                                         windowSize: window, gridSize: gridSize, dropPath: rate))
                 }
                 inChs = outChs
