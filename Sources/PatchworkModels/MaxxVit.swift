@@ -95,10 +95,11 @@ public struct MaxxVitConvCfg: Codable, Sendable {
         groupSize = try c.value(.groupSize, groupSize); preNormAct = try c.value(.preNormAct, preNormAct)
         outputBias = try c.value(.outputBias, outputBias); strideMode = try c.value(.strideMode, strideMode)
         poolType = try c.value(.poolType, poolType)
-        downsamplePoolType = try c.value(.downsamplePoolType, "")
+        downsamplePoolType = try c.value(.downsamplePoolType, downsamplePoolType)
         padding = try c.value(.padding, padding); attnEarly = try c.value(.attnEarly, attnEarly)
         attnLayer = try c.value(.attnLayer, attnLayer); attnActLayer = try c.value(.attnActLayer, attnActLayer)
-        attnRatio = try c.value(.attnRatio, attnRatio); initValues = try c.decodeIfPresent(Double.self, forKey: .initValues)
+        attnRatio = try c.value(.attnRatio, attnRatio)
+        if c.contains(.initValues) { initValues = try c.decodeIfPresent(Double.self, forKey: .initValues) }
         actLayer = try c.value(.actLayer, actLayer); normLayer = try c.value(.normLayer, normLayer)
         normLayerCl = try c.value(.normLayerCl, normLayerCl); normEps = try c.decodeIfPresent(Double.self, forKey: .normEps)
         if downsamplePoolType.isEmpty { downsamplePoolType = poolType }
@@ -871,6 +872,61 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
         norm = cfg.headHiddenSize == nil ? LayerNorm(inChs, eps: normEps) : nil
         head = MaxxVitHead(inChs, numClasses: config.numClasses, hidden: cfg.headHiddenSize, eps: normEps, dropRate: dropRate)
         super.init()
+        initWeights(scheme: cfg.weightInit)
+    }
+
+    /// timm's weight init (`weight_init`, "vit_eff" by default): conv parts (stem, MBConv)
+    /// EfficientNet-like N(0, 2/fan_out), transformer parts Xavier-uniform with zero biases
+    /// (MLP biases N(0, 1e-6²)); "normal", "trunc_normal", "xavier_normal" for both; "" keeps
+    /// PyTorch's defaults. The head and the relative-position tables keep their own init.
+    private func initWeights(scheme: String) {
+        guard !scheme.isEmpty else { return }
+        func apply(_ root: Module, transformer: Bool) {
+            for (name, m) in root.namedModules() {
+                let torchShape: [Int], groups: Int
+                if let c = m as? Conv2d {
+                    torchShape = [c.weight.shape[0], c.weight.shape[3], c.weight.shape[1], c.weight.shape[2]]; groups = c.groups
+                } else if let c = m as? MaxxConv2d {
+                    torchShape = [c.weight.shape[0], c.weight.shape[3], c.weight.shape[1], c.weight.shape[2]]; groups = c.groups
+                } else if let l = m as? Linear {
+                    torchShape = l.weight.shape; groups = 1
+                } else { continue }
+                let (fanIn, fanOut) = Init.fans(torchShape)
+                let shape = (m as? Linear)?.weight.shape ?? [torchShape[0], torchShape[2], torchShape[3], torchShape[1]]
+                let w: Tensor
+                switch scheme {
+                case "normal": w = Tensor.randomNormal(shape, std: 0.02)
+                case "trunc_normal": w = Tensor.randomTruncatedNormal(shape, std: 0.02, lower: -0.04, upper: 0.04)
+                case "xavier_normal": w = Tensor.randomNormal(shape, std: (2 / Float(fanIn + fanOut)).squareRoot())
+                default:
+                    w = transformer ? Init.xavierUniform(shape, fanIn: fanIn, fanOut: fanOut)
+                        : Tensor.randomNormal(shape, std: (2 / Float(max(fanOut / groups, 1))).squareRoot())
+                }
+                let mlpBias = scheme == "vit_eff" && transformer && name.contains("mlp")
+                if let c = m as? Conv2d {
+                    c.weight = w
+                    if let b = c.bias { c.bias = mlpBias ? Tensor.randomNormal(b.shape, std: 1e-6) : Tensor.zeros(b.shape) }
+                } else if let c = m as? MaxxConv2d {
+                    c.weight = w
+                    if let b = c.bias { c.bias = Tensor.zeros(b.shape) }
+                } else if let l = m as? Linear {
+                    l.weight = w
+                    if let b = l.bias { l.bias = mlpBias ? Tensor.randomNormal(b.shape, std: 1e-6) : Tensor.zeros(b.shape) }
+                }
+            }
+        }
+        apply(stem, transformer: false)
+        for stage in stages {
+            for block in stage.blocks {
+                if let b = block as? MaxxVitBlock {
+                    apply(b.conv, transformer: false)
+                    if let a = b.attnBlock { apply(a, transformer: true) }
+                    apply(b.attnGrid, transformer: true)
+                } else {
+                    apply(block, transformer: block is TransformerBlock2d)
+                }
+            }
+        }
     }
 
     public func forwardFeatures(_ x: Tensor) -> Tensor {
