@@ -206,6 +206,27 @@ final class CoAtNetTests: XCTestCase {
         assertClose(model.stateDict()["stages.1.blocks.0.attn.qkv.weight"]!, qkv, atol: 0, rtol: 0)
     }
 
+    /// timm's default `weight_init="vit_eff"`: MBConv convs N(0, 2/fan_out) (fan_out = k²·out/groups),
+    /// transformer weights Xavier-uniform with zero biases except the MLP's (N(0, 1e-6²));
+    /// `weight_init=""` keeps PyTorch's defaults.
+    func testVitEffWeightInit() throws {
+        Generator.global.reseed(7)
+        let model = try MaxxVit(tinyConfig(), allowedBlocks: ["C", "T"], family: "coatnet")
+        let p = Dictionary(uniqueKeysWithValues: model.parameters())
+        XCTAssertTrue(p["stages.1.blocks.0.attn.qkv.bias"]!.scalars.allSatisfy { $0 == 0 })
+        let mlpBias = p["stages.1.blocks.0.mlp.fc1.bias"]!.scalars
+        XCTAssertTrue(mlpBias.allSatisfy { abs($0) < 1e-5 } && mlpBias.contains { $0 != 0 })
+        let qkv = p["stages.1.blocks.0.attn.qkv.weight"]!.scalars   // [72, 16, 1, 1]: bound √(6/88)
+        XCTAssertLessThanOrEqual(qkv.map { abs($0) }.max()!, (6 / Float(88)).squareRoot())
+        let dw = p["stages.0.blocks.0.conv2_kxk.weight"]!.scalars   // depthwise 3x3, 64 channels: fan_out 9
+        let std = (dw.map { $0 * $0 }.reduce(0, +) / Float(dw.count)).squareRoot()
+        XCTAssertEqual(std, (2 / Float(9)).squareRoot(), accuracy: 0.08)
+        var plain = tinyConfig()
+        plain.cfg.weightInit = ""
+        let torchInit = try MaxxVit(plain, allowedBlocks: ["C", "T"], family: "coatnet")
+        XCTAssertTrue(torchInit.parameters().first { $0.0 == "stages.1.blocks.0.attn.qkv.bias" }!.1.scalars.contains { $0 != 0 })
+    }
+
     func testUnsupportedConfigsThrowClearErrors() throws {
         func message(_ edit: (inout MaxxVitConfig) -> Void) -> String {
             var c = tinyConfig()
