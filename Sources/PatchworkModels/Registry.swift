@@ -20,6 +20,8 @@ public enum Models {
         CMT.family,
         LeViT.family,
         CvT.family,
+        CoAtNet.family,
+        MaxViT.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {
