@@ -10,6 +10,18 @@ public enum Models {
         VisionTransformer.family,
         HybridVisionTransformer.family,
         ViTC.family,
+        ConViT.family,
+        LeViT.family,
+        SwinTransformer.family,
+        CoAtNet.family,
+        PVT.family,
+        PvtV2.family,
+        P2T.family,
+        CeiT.family,
+        DAT.family,
+        MaxViT.family,
+        CvT.family,
+        CMT.family,
     ]
 
     public static func family(_ name: String) throws -> ModelFamily {

@@ -1,0 +1,486 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+// CMT: "Convolutional Neural Networks Meet Vision Transformers" (Guo et al. 2022), the
+// authors' code: huawei-noah/Efficient-AI-Backbones cmt_pytorch/cmt.py.
+// Blocks → model → checkpoint filter → named variants.
+//
+// Conv stem (three 3x3 convs, each → GELU → BN), then four stages, each a 2x2/s2 patch
+// embedding + LayerNorm and blocks of: local perception unit (x + dw3x3 x),
+// lightweight multi-head self-attention (keys and values from a map reduced by a
+// depthwise conv with kernel = stride = sr, + BN; logits biased by a learnable
+// relative_pos table heads × N × N/sr²), inverted-residual FFN. Head: 1x1 conv to
+// fc_dim → BN → Swish → global average → dropout → Linear. Tokens are [B, N, C],
+// maps channels-last [B, H, W, C]; one is a reshape of the other.
+
+/// An activation as a child module without parameters (the reference's nn.GELU inside
+/// nn.Sequential, which takes an index but no keys).
+final class CMTActivation: Module {
+    let activation: Activation
+    init(_ activation: Activation) { self.activation = activation }
+    override func callAsFunction(_ x: Tensor) -> Tensor { activation(x) }
+}
+
+/// The reference's Mlp (IRFFN): conv1 = (1x1 conv → GELU → BN), then x + dw3x3(x) (`proj`)
+/// → GELU → BN (`proj_bn`), then conv2 = (1x1 conv → BN). Dropout after conv1 and at the end.
+public final class CMTMlp: Module {
+    public let conv1: Sequential
+    public let proj: Conv2d
+    public let projBn: BatchNorm
+    public let conv2: Sequential
+    let drop: Dropout
+
+    init(_ dim: Int, hidden: Int, drop p: Float) {
+        conv1 = Sequential([Conv2d(dim, hidden, kernelSize: 1), CMTActivation(.gelu), BatchNorm(hidden, eps: 1e-5)])
+        proj = Conv2d(hidden, hidden, kernelSize: 3, padding: 1, groups: hidden)
+        projBn = BatchNorm(hidden, eps: 1e-5)
+        conv2 = Sequential([Conv2d(hidden, dim, kernelSize: 1), BatchNorm(dim, eps: 1e-5)])
+        drop = Dropout(p)
+    }
+
+    /// Tokens [B, H·W, C] on an H×W grid → tokens [B, H·W, C].
+    func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        let b = x.shape[0], c = x.shape[2]
+        var h = drop(conv1(x.reshaped([b, height, width, c])))
+        h = projBn((proj(h) + h).gelu())
+        h = conv2(h)
+        return drop(h.reshaped([b, height * width, c]))
+    }
+}
+
+/// Lightweight multi-head self-attention: q from the tokens; k and v from the tokens, or
+/// (sr > 1) from the map reduced by `sr` = (depthwise conv k = stride = sr, with bias → BN).
+/// logits = q·kᵀ·scale + relative_pos; scale = qk_scale or (dim/heads)^-0.5.
+///
+/// Recording (`recordsAttention`) keeps the probabilities [B, heads, N, N/sr²] with the
+/// queries at the token centres and the keys at the centres of the reduced grid's cells
+/// (cell i covers tokens i·sr ..< (i+1)·sr).
+public final class CMTAttention: Module, AttentionRecording {
+    public let q: Linear
+    public let k: Linear
+    public let v: Linear
+    let attnDrop: Dropout
+    public let proj: Linear
+    let projDrop: Dropout
+    public let sr: Sequential?
+    public let heads: Int
+    public let qkDim: Int
+    public let srRatio: Int
+    public let scale: Float
+    public var recordsAttention = false
+    public private(set) var lastAttention: Tensor?
+    private var lastPositions: (queries: Tensor, keys: Tensor)?
+    public var lastAttentionMap: AttentionMap? {
+        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: lastPositions?.queries, keyPositions: lastPositions?.keys) }
+    }
+
+    init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Double?, attnDrop: Float, projDrop: Float, qkRatio: Int, srRatio: Int) {
+        self.heads = heads
+        qkDim = dim / qkRatio
+        q = Linear(dim, qkDim, bias: qkvBias)
+        k = Linear(dim, qkDim, bias: qkvBias)
+        v = Linear(dim, dim, bias: qkvBias)
+        self.attnDrop = Dropout(attnDrop)
+        proj = Linear(dim, dim)
+        self.projDrop = Dropout(projDrop)
+        self.srRatio = srRatio
+        sr = srRatio > 1
+            ? Sequential([Conv2d(dim, dim, kernelSize: srRatio, stride: srRatio, groups: dim), BatchNorm(dim, eps: 1e-5)])
+            : nil
+        if let s = qkScale, s != 0 { scale = Float(s) } else { scale = 1 / Float(dim / heads).squareRoot() }
+    }
+
+    /// Tokens [B, H·W, C] on an H×W grid, with the stage's relative_pos [heads, N, Nk].
+    func forward(_ x: Tensor, height: Int, width: Int, relativePos: Tensor) -> Tensor {
+        let b = x.shape[0], n = x.shape[1], c = x.shape[2]
+        let qHead = qkDim / heads
+        let query = q(x).reshaped([b, n, heads, qHead]).permuted([0, 2, 1, 3])
+        var source = x, kh = height, kw = width
+        if let sr {
+            let reduced = sr(x.reshaped([b, height, width, c]))
+            (kh, kw) = (reduced.shape[1], reduced.shape[2])
+            source = reduced.reshaped([b, kh * kw, c])
+        }
+        let nk = kh * kw
+        guard relativePos.shape == [heads, n, nk] else {
+            fail("CMTAttention", "relative_pos has shape \(relativePos.shape), the attention needs \([heads, n, nk]) (\(height)x\(width) tokens, sr \(srRatio)); the model was built for another input size")
+        }
+        let key = k(source).reshaped([b, nk, heads, qHead]).permuted([0, 2, 1, 3])
+        let value = v(source).reshaped([b, nk, heads, c / heads]).permuted([0, 2, 1, 3])
+        let logits = matmul(query, key.transposed()) * scale + relativePos.reshaped([1, heads, n, nk])
+        let probabilities = logits.softmax(axis: -1)
+        if recordsAttention {
+            lastAttention = probabilities.detached()
+            lastPositions = (AttentionMap.gridPositions(height: height, width: width),
+                             CMT.reducedCellPositions(height: height, width: width, sr: srRatio))
+        }
+        let mixed = matmul(attnDrop(probabilities), value).permuted([0, 2, 1, 3]).reshaped([b, n, c])
+        return projDrop(proj(mixed))
+    }
+}
+
+/// A CMT block: x + dw3x3(x) (LPU, `proj`), x + attn(norm1 x), x + mlp(norm2 x).
+public final class CMTBlock: Module {
+    public let norm1: LayerNorm
+    public let attn: CMTAttention
+    let dropPath: DropPath
+    public let norm2: LayerNorm
+    public let mlp: CMTMlp
+    public let proj: Conv2d
+
+    init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, qkScale: Double?, drop: Float, attnDrop: Float,
+         dropPath: Float, normEps: Float, qkRatio: Int, srRatio: Int) {
+        norm1 = LayerNorm(dim, eps: normEps)
+        attn = CMTAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, attnDrop: attnDrop, projDrop: drop,
+                            qkRatio: qkRatio, srRatio: srRatio)
+        self.dropPath = DropPath(dropPath)
+        norm2 = LayerNorm(dim, eps: normEps)
+        mlp = CMTMlp(dim, hidden: Int(Double(dim) * mlpRatio), drop: drop)
+        proj = Conv2d(dim, dim, kernelSize: 3, padding: 1, groups: dim)
+    }
+
+    func forward(_ x: Tensor, height: Int, width: Int, relativePos: Tensor) -> Tensor {
+        let b = x.shape[0], n = x.shape[1], c = x.shape[2]
+        let map = x.reshaped([b, height, width, c])
+        var h = (proj(map) + map).reshaped([b, n, c])
+        h = h + dropPath(attn.forward(norm1(h), height: height, width: width, relativePos: relativePos))
+        return h + dropPath(mlp.forward(norm2(h), height: height, width: width))
+    }
+}
+
+/// The reference's PatchEmbed: conv with kernel = stride = 2 (with bias), then LayerNorm (eps 1e-5).
+public final class CMTPatchEmbed: Module {
+    public let proj: Conv2d
+    public let norm: LayerNorm
+
+    init(_ inChannels: Int, _ dim: Int) {
+        proj = Conv2d(inChannels, dim, kernelSize: 2, stride: 2)
+        norm = LayerNorm(dim, eps: 1e-5)
+    }
+
+    /// Map [B, H, W, C] → tokens [B, H/2·W/2, D] and the new grid.
+    func tokens(_ x: Tensor) -> (Tensor, Int, Int) {
+        let y = proj(x)
+        let (h, w) = (y.shape[1], y.shape[2])
+        return (norm(y.reshaped([y.shape[0], h * w, y.shape[3]])), h, w)
+    }
+}
+
+/// The arguments of the reference's `CMT(...)`, under their names (nil: the reference's default).
+public struct CMTConfig: Codable, Sendable {
+    public var imgSize: Int?
+    public var inChans: Int?
+    public var numClasses: Int?
+    public var embedDims: [Int]?
+    public var stemChannel: Int?
+    public var fcDim: Int?
+    public var numHeads: [Int]?
+    public var mlpRatios: [Double]?
+    public var qkvBias: Bool?
+    public var qkScale: Double?
+    public var representationSize: Int?
+    public var dropRate: Double?
+    public var attnDropRate: Double?
+    public var dropPathRate: Double?
+    public var hybridBackbone: JSONValue?
+    /// Block norms: nil/null is the reference's partial(nn.LayerNorm, eps=1e-6); a tagged
+    /// LayerNorm callable or partial (with its eps) is accepted too.
+    public var normLayer: JSONValue?
+    public var depths: [Int]?
+    public var qkRatio: Int?
+    public var srRatios: [Int]?
+    /// Dropout before the head (the reference's default 0.1; cmt_b 0.3).
+    public var dp: Double?
+
+    public init(imgSize: Int = 224, numClasses: Int = 1000, embedDims: [Int] = [46, 92, 184, 368], stemChannel: Int = 16,
+                fcDim: Int = 1280, numHeads: [Int] = [1, 2, 4, 8], mlpRatios: [Double] = [3.6, 3.6, 3.6, 3.6],
+                depths: [Int] = [2, 2, 10, 2], srRatios: [Int] = [8, 4, 2, 1], dropPathRate: Double = 0, dp: Double = 0.1) {
+        self.imgSize = imgSize; self.numClasses = numClasses; self.embedDims = embedDims; self.stemChannel = stemChannel
+        self.fcDim = fcDim; self.numHeads = numHeads; self.mlpRatios = mlpRatios; self.depths = depths
+        self.srRatios = srRatios; self.dropPathRate = dropPathRate; self.dp = dp
+    }
+}
+
+/// The eps of a block-norm argument: nil/null gives `defaultEps`; a tagged
+/// torch LayerNorm (callable, or partial with kwargs eps) gives its eps.
+func cmtLayerNormEps(_ value: JSONValue?, defaultEps: Float, family: String) throws -> Float {
+    guard let value, value != .null else { return defaultEps }
+    guard let tagged = try? value.decode(ReferenceCallable.self), tagged.shortName == "LayerNorm",
+          ["callable", "partial"].contains(tagged.type) else {
+        throw ModelError("\(family): norm_layer \(value) is not supported (only torch.nn.LayerNorm, optionally a partial with eps)")
+    }
+    if let eps = tagged.kwargs?["eps"] {
+        guard let e = eps.double else { throw ModelError("\(family): norm_layer eps \(eps) is not a number") }
+        return Float(e)
+    }
+    return 1e-5
+}
+
+/// The authors' CMT. Input side must be img_size (the relative_pos tables are sized for it;
+/// `checkpointFilter` resamples a checkpoint's tables made for another size).
+public final class CMT: Module, ImageClassifier, CheckpointFiltering {
+    public let stemConv1: Conv2d
+    public let stemNorm1: BatchNorm
+    public let stemConv2: Conv2d
+    public let stemNorm2: BatchNorm
+    public let stemConv3: Conv2d
+    public let stemNorm3: BatchNorm
+    public let patchEmbedA: CMTPatchEmbed
+    public let patchEmbedB: CMTPatchEmbed
+    public let patchEmbedC: CMTPatchEmbed
+    public let patchEmbedD: CMTPatchEmbed
+    @Parameter public var relativePosA: Tensor
+    @Parameter public var relativePosB: Tensor
+    @Parameter public var relativePosC: Tensor
+    @Parameter public var relativePosD: Tensor
+    public let blocksA: [CMTBlock]
+    public let blocksB: [CMTBlock]
+    public let blocksC: [CMTBlock]
+    public let blocksD: [CMTBlock]
+    /// `_fc`, `_bn`, `_drop` in the reference (renamed in `namedChildren`).
+    public let fc: Conv2d
+    public let bn: BatchNorm
+    let drop: Dropout
+    public private(set) var head: Module
+    public let imgSize: Int
+    public let fcDim: Int
+    /// Token grid side of each stage at img_size, and each stage's sr ratio.
+    public let sides: [Int]
+    public let srRatios: [Int]
+
+    public init(_ c: CMTConfig) throws {
+        let imgSize = c.imgSize ?? 224
+        let dims = c.embedDims ?? [46, 92, 184, 368]
+        let heads = c.numHeads ?? [1, 2, 4, 8]
+        let ratios = c.mlpRatios ?? [3.6, 3.6, 3.6, 3.6]
+        let depths = c.depths ?? [2, 2, 10, 2]
+        let srs = c.srRatios ?? [8, 4, 2, 1]
+        let stem = c.stemChannel ?? 16, fcDim = c.fcDim ?? 1280, qkRatio = c.qkRatio ?? 1
+        for (name, list) in [("embed_dims", dims), ("num_heads", heads), ("depths", depths), ("sr_ratios", srs)] where list.count != 4 {
+            throw ModelError("cmt: \(name) must have 4 entries (one per stage), got \(list)")
+        }
+        guard ratios.count == 4 else { throw ModelError("cmt: mlp_ratios must have 4 entries, got \(ratios)") }
+        if let chans = c.inChans, chans != 3 {
+            throw ModelError("cmt: in_chans \(chans) is not supported (the reference's stem_conv1 always takes 3 channels)")
+        }
+        if let hb = c.hybridBackbone, hb != .null { throw ModelError("cmt: hybrid_backbone is not supported") }
+        if c.representationSize != nil {
+            throw ModelError("cmt: representation_size is not supported (the reference's pre_logits refers to an undefined embed_dim)")
+        }
+        guard imgSize > 0, imgSize % 32 == 0 else {
+            throw ModelError("cmt: img_size \(imgSize) must be a multiple of 32 (the stem and four 2x2 patch embeddings halve it five times)")
+        }
+        guard qkRatio > 0 else { throw ModelError("cmt: qk_ratio \(qkRatio) must be positive") }
+        let sides = (0..<4).map { imgSize / (4 << $0) }
+        for i in 0..<4 {
+            guard heads[i] > 0, dims[i] % heads[i] == 0, (dims[i] / qkRatio) % heads[i] == 0 else {
+                throw ModelError("cmt: embed_dims[\(i)] \(dims[i]) (and dim/qk_ratio) must be divisible by num_heads[\(i)] \(heads[i])")
+            }
+            guard srs[i] > 0, sides[i] % srs[i] == 0 else {
+                throw ModelError("cmt: stage \(i + 1) has a \(sides[i])x\(sides[i]) token grid at img_size \(imgSize), not divisible by sr_ratios[\(i)] \(srs[i])")
+            }
+            guard depths[i] >= 0 else { throw ModelError("cmt: depths[\(i)] \(depths[i]) is negative") }
+        }
+        let normEps = try cmtLayerNormEps(c.normLayer, defaultEps: 1e-6, family: "cmt")
+        self.imgSize = imgSize
+        self.fcDim = fcDim
+        self.sides = sides
+        srRatios = srs
+
+        stemConv1 = Conv2d(3, stem, kernelSize: 3, stride: 2, padding: 1)
+        stemNorm1 = BatchNorm(stem, eps: 1e-5)
+        stemConv2 = Conv2d(stem, stem, kernelSize: 3, padding: 1)
+        stemNorm2 = BatchNorm(stem, eps: 1e-5)
+        stemConv3 = Conv2d(stem, stem, kernelSize: 3, padding: 1)
+        stemNorm3 = BatchNorm(stem, eps: 1e-5)
+        patchEmbedA = CMTPatchEmbed(stem, dims[0])
+        patchEmbedB = CMTPatchEmbed(dims[0], dims[1])
+        patchEmbedC = CMTPatchEmbed(dims[1], dims[2])
+        patchEmbedD = CMTPatchEmbed(dims[2], dims[3])
+        let tables = (0..<4).map { i -> Tensor in
+            let n = sides[i] * sides[i]
+            return Tensor.randomNormal([heads[i], n, n / srs[i] / srs[i]])
+        }
+        relativePosA = tables[0]; relativePosB = tables[1]; relativePosC = tables[2]; relativePosD = tables[3]
+
+        let total = depths.reduce(0, +)
+        let rate = Float(c.dropPathRate ?? 0)
+        let dpr = (0..<total).map { total > 1 ? rate * Float($0) / Float(total - 1) : 0 }
+        var stages: [[CMTBlock]] = []
+        var cur = 0
+        for i in 0..<4 {
+            stages.append((0..<depths[i]).map { j in
+                CMTBlock(dim: dims[i], heads: heads[i], mlpRatio: ratios[i], qkvBias: c.qkvBias ?? true, qkScale: c.qkScale,
+                         drop: Float(c.dropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0), dropPath: dpr[cur + j],
+                         normEps: normEps, qkRatio: qkRatio, srRatio: srs[i])
+            })
+            cur += depths[i]
+        }
+        blocksA = stages[0]; blocksB = stages[1]; blocksC = stages[2]; blocksD = stages[3]
+        fc = Conv2d(dims[3], fcDim, kernelSize: 1)
+        bn = BatchNorm(fcDim, eps: 1e-5)
+        drop = Dropout(Float(c.dp ?? 0.1))
+        head = CMT.makeHead(fcDim, classes: c.numClasses ?? 1000)
+        super.init()
+        initWeights()
+    }
+
+    static func makeHead(_ dim: Int, classes: Int) -> Module {
+        guard classes > 0 else { return Identity() }
+        let l = Linear(dim, classes)
+        l.weight = Init.truncatedNormal(l.weight.shape, std: 0.02)
+        l.bias = Tensor.zeros([classes])
+        return l
+    }
+
+    /// The head's conv, norm and dropout are `_fc`, `_bn`, `_drop` in the reference.
+    public override func namedChildren() -> [(String, Module)] {
+        let renamed = ["fc": "_fc", "bn": "_bn", "drop": "_drop"]
+        return super.namedChildren().map { (renamed[$0.0] ?? $0.0, $0.1) }
+    }
+
+    /// The reference's _init_weights: Linear trunc_normal(0.02), zero bias; Conv2d
+    /// kaiming_normal(fan_out), zero bias; norms ones and zeros (as built).
+    private func initWeights() {
+        for (_, m) in namedModules() {
+            if let l = m as? Linear {
+                l.weight = Init.truncatedNormal(l.weight.shape, std: 0.02)
+                if let b = l.bias { l.bias = Tensor.zeros(b.shape) }
+            } else if let conv = m as? Conv2d {
+                let fanOut = conv.outChannels * conv.kernelSize.0 * conv.kernelSize.1
+                conv.weight = Init.kaimingNormalFanOut(conv.weight.shape, fanOut: fanOut)
+                if let b = conv.bias { conv.bias = Tensor.zeros(b.shape) }
+            }
+        }
+    }
+
+    var stages: [(embed: CMTPatchEmbed, blocks: [CMTBlock], table: Tensor, key: String)] {
+        [(patchEmbedA, blocksA, relativePosA, "blocks_a"), (patchEmbedB, blocksB, relativePosB, "blocks_b"),
+         (patchEmbedC, blocksC, relativePosC, "blocks_c"), (patchEmbedD, blocksD, relativePosD, "blocks_d")]
+    }
+
+    func stem(_ x: Tensor) -> Tensor {
+        guard x.rank == 4, x.shape[1] == imgSize, x.shape[2] == imgSize, x.shape[3] == 3 else {
+            fail("CMT", "input \(x.shape) must be [B, \(imgSize), \(imgSize), 3]: the relative_pos tables are sized for img_size \(imgSize)")
+        }
+        var h = stemNorm1(stemConv1(x).gelu())
+        h = stemNorm2(stemConv2(h).gelu())
+        return stemNorm3(stemConv3(h).gelu())
+    }
+
+    /// Runs the four stages on the stem's map; `visit` sees every block's output map.
+    func stagesForward(_ map: Tensor, visit: ((String, Tensor) -> Void)? = nil) -> Tensor {
+        var x = map
+        for stage in stages {
+            let (embedded, h, w) = stage.embed.tokens(x)
+            var tokens = embedded
+            for (j, block) in stage.blocks.enumerated() {
+                tokens = block.forward(tokens, height: h, width: w, relativePos: stage.table)
+                visit?("\(stage.key).\(j)", tokens.reshaped([tokens.shape[0], h, w, tokens.shape[2]]))
+            }
+            x = tokens.reshaped([tokens.shape[0], h, w, tokens.shape[2]])
+        }
+        return x
+    }
+
+    /// The last stage's map [B, h, w, C] (before the head's 1x1 conv).
+    public func forwardFeatures(_ x: Tensor) -> Tensor { stagesForward(stem(x)) }
+
+    /// `_fc` (1x1 conv) → `_bn` → Swish → global average → dropout (→ head).
+    /// `preLogits` gives the pooled fc_dim features.
+    public func forwardHead(_ features: Tensor, preLogits: Bool) -> Tensor {
+        let pooled = drop(bn(fc(features)).silu().mean(alongAxes: [1, 2]))
+        return preLogits ? pooled : head(pooled)
+    }
+
+    /// "stem" (after stem_norm3), then every block's output map "blocks_{a,b,c,d}.{i}".
+    public func forwardIntermediates(_ x: Tensor) -> [(name: String, value: Tensor)] {
+        let s = stem(x)
+        var out: [(name: String, value: Tensor)] = [("stem", s)]
+        _ = stagesForward(s) { out.append(($0, $1)) }
+        return out
+    }
+
+    /// A new Linear(fc_dim, classes) head (the reference's reset_classifier reads an
+    /// attribute it never sets; the head's input is fc_dim wide).
+    public func resetClassifier(numClasses: Int) { head = CMT.makeHead(fcDim, classes: numClasses) }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { logits(x) }
+
+    /// Key positions of an attention whose keys come from a conv with kernel = stride = sr:
+    /// the centre of each cell (tokens i·sr ..< (i+1)·sr), as image fractions, [Nk, 2].
+    static func reducedCellPositions(height: Int, width: Int, sr: Int) -> Tensor {
+        let kh = height / sr, kw = width / sr
+        var values: [Float] = []
+        values.reserveCapacity(kh * kw * 2)
+        for i in 0..<kh {
+            for j in 0..<kw {
+                values.append((Float(i * sr) + Float(sr) / 2) / Float(height))
+                values.append((Float(j * sr) + Float(sr) / 2) / Float(width))
+            }
+        }
+        return Tensor(values, shape: [kh * kw, 2])
+    }
+
+    // MARK: checkpoint filter
+
+    /// Resamples relative_pos_{a,b,c,d} tables made for another input size to this model's
+    /// (bicubic, antialiased, as timm's position-embedding filters): the query grid and the
+    /// reduced key grid are each resized as square maps. Other keys pass through.
+    public func checkpointFilter(_ stateDict: [String: Tensor]) -> [String: Tensor] {
+        var dict = stateDict
+        for (i, key) in ["relative_pos_a", "relative_pos_b", "relative_pos_c", "relative_pos_d"].enumerated() {
+            let want = [relativePosA, relativePosB, relativePosC, relativePosD][i].shape
+            guard let table = dict[key], table.shape != want, table.rank == 3, table.shape[0] == want[0] else { continue }
+            let side = sides[i], keySide = sides[i] / srRatios[i]
+            if let resampled = CMT.resampleRelativePosition(table, queryGrid: (side, side), keyGrid: (keySide, keySide)) {
+                dict[key] = resampled
+            }
+        }
+        return dict
+    }
+
+    /// [heads, Nq, Nk] on square query and key grids → [heads, qh·qw, kh·kw]; nil when a grid is not square.
+    public static func resampleRelativePosition(_ table: Tensor, queryGrid: (Int, Int), keyGrid: (Int, Int)) -> Tensor? {
+        let heads = table.shape[0], nq = table.shape[1], nk = table.shape[2]
+        let sq = Int(Double(nq).squareRoot().rounded()), sk = Int(Double(nk).squareRoot().rounded())
+        guard sq * sq == nq, sk * sk == nk, sq > 0, sk > 0 else { return nil }
+        var x = table.reshaped([heads, sq, sq, nk])
+        if (sq, sq) != queryGrid { x = resize(x, size: queryGrid, mode: .bicubic, alignCorners: false, antialias: true) }
+        let newNq = queryGrid.0 * queryGrid.1
+        x = x.reshaped([heads * newNq, sk, sk, 1])
+        if (sk, sk) != keyGrid { x = resize(x, size: keyGrid, mode: .bicubic, alignCorners: false, antialias: true) }
+        return x.reshaped([heads, newNq, keyGrid.0 * keyGrid.1]).contiguous()
+    }
+}
+
+// MARK: variants
+
+extension CMT {
+    static func variant(_ name: String, dims: [Int], stem: Int, depths: [Int], ratio: Double, dp: Double = 0.1) -> ModelVariant {
+        // The authors' _create_cmt_model defaults every variant to img_size 224 (their _cfg).
+        ModelVariant(name, family: "cmt", inputSize: 224) { classes in
+            try CMT(CMTConfig(imgSize: 224, numClasses: classes, embedDims: dims, stemChannel: stem, fcDim: 1280,
+                              mlpRatios: [ratio, ratio, ratio, ratio], depths: depths, dp: dp))
+        }
+    }
+
+    /// cmt_ti / cmt_xs / cmt_s / cmt_b as registered in cmt_pytorch/cmt.py (at 224x224).
+    public static let family = ModelFamily(
+        name: "cmt", reference: "huawei-noah/Efficient-AI-Backbones@f90e129 cmt_pytorch/cmt.py CMT",
+        variants: [
+            variant("cmt_ti", dims: [46, 92, 184, 368], stem: 16, depths: [2, 2, 10, 2], ratio: 3.6),
+            variant("cmt_xs", dims: [52, 104, 208, 416], stem: 16, depths: [3, 3, 12, 3], ratio: 3.77),
+            variant("cmt_s", dims: [64, 128, 256, 512], stem: 32, depths: [3, 3, 16, 3], ratio: 4),
+            variant("cmt_b", dims: [76, 152, 304, 608], stem: 38, depths: [4, 4, 20, 4], ratio: 4, dp: 0.3),
+            // For 32x32: token grids 8/4/2/1; sr 2,2,1,1 so attention has 16/4/4/1 keys
+            // (the default 8,4,2,1 would reduce every stage to one key).
+            ModelVariant("cmt_nano", family: "cmt", inputSize: 32) { classes in
+                try CMT(CMTConfig(imgSize: 32, numClasses: classes, embedDims: [32, 64, 128, 160], stemChannel: 16, fcDim: 320,
+                                  numHeads: [1, 2, 4, 8], mlpRatios: [3.6, 3.6, 3.6, 3.6], depths: [1, 1, 3, 1],
+                                  srRatios: [2, 2, 1, 1], dp: 0))
+            },
+        ],
+        build: { config in try CMT(config.decode(CMTConfig.self)) })
+}

@@ -1,0 +1,513 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+// CvT, "CvT: Introducing Convolutions to Vision Transformers" (Wu et al. 2021), as
+// Hugging Face transformers 5.24.0 has it (transformers/models/cvt/modeling_cvt.py,
+// CvtForImageClassification). Blocks → model → checkpoint filter → named variants.
+//
+// Tokens are [B, N, C] in memory and maps channels-last [B, h, w, C], so the
+// reference's "b c h w <-> b (h w) c" rearrangements are plain reshapes here.
+// What Hugging Face's code does and a re-implementer must keep (NOTES.md):
+// - attention scores are scaled by embed_dim^-0.5 (the whole stage width, not the head width);
+// - every LayerNorm has eps 1e-5 (config.layer_norm_eps is never read);
+// - every layer of stage s gets drop-path rate linspace(0, drop_path_rate[s], depth[s])[s]
+//   (the list is indexed with the stage index), so depth[s] must be > s;
+// - drop-path is applied to the attention branch and to the whole second residual sum;
+// - the class token (shape [1, 1, embed_dim[-1]]) joins the tokens after the stage's
+//   embedding and bypasses the depthwise-conv projections.
+
+/// Hugging Face's CvtConvEmbeddings: a strided conv, then LayerNorm over channels.
+public final class CvTConvEmbeddings: Module {
+    public let projection: Conv2d
+    public let normalization: LayerNorm
+
+    init(patchSize: Int, inChannels: Int, dim: Int, stride: Int, padding: Int) {
+        projection = Conv2d(inChannels, dim, kernelSize: patchSize, stride: stride, padding: padding, bias: true)
+        normalization = LayerNorm(dim, eps: 1e-5)
+    }
+
+    /// [B, H, W, Cin] → [B, h, w, dim].
+    public override func callAsFunction(_ x: Tensor) -> Tensor { normalization(projection(x)) }
+}
+
+/// CvtEmbeddings: the conv embedding, then dropout (drop_rate).
+public final class CvTEmbeddings: Module {
+    public let convolutionEmbeddings: CvTConvEmbeddings
+    public let dropout: Dropout
+
+    init(patchSize: Int, inChannels: Int, dim: Int, stride: Int, padding: Int, dropRate: Float) {
+        convolutionEmbeddings = CvTConvEmbeddings(patchSize: patchSize, inChannels: inChannels, dim: dim, stride: stride, padding: padding)
+        dropout = Dropout(dropRate)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { dropout(convolutionEmbeddings(x)) }
+}
+
+/// CvtSelfAttentionConvProjection: depthwise conv (no bias) → BatchNorm2d.
+public final class CvTConvProjection: Module {
+    public let convolution: Conv2d
+    public let normalization: BatchNorm
+
+    init(dim: Int, kernelSize: Int, padding: Int, stride: Int) {
+        convolution = Conv2d(dim, dim, kernelSize: kernelSize, stride: stride, padding: padding, groups: dim, bias: false)
+        normalization = BatchNorm(dim, eps: 1e-5)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { normalization(convolution(x)) }
+}
+
+/// CvtSelfAttentionProjection ("dw_bn"): conv projection of a map [B, h, w, C] → tokens [B, h'·w', C]
+/// (the reference's parameterless `linear_projection` is the flattening).
+public final class CvTProjection: Module {
+    public let convolutionProjection: CvTConvProjection
+    public let kernelSize: Int, padding: Int, stride: Int
+
+    init(dim: Int, kernelSize: Int, padding: Int, stride: Int) {
+        convolutionProjection = CvTConvProjection(dim: dim, kernelSize: kernelSize, padding: padding, stride: stride)
+        self.kernelSize = kernelSize; self.padding = padding; self.stride = stride
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = convolutionProjection(x)
+        return y.reshaped([y.shape[0], y.shape[1] * y.shape[2], y.shape[3]])
+    }
+
+    /// The output grid size for an h×w input.
+    func outputSize(_ n: Int) -> Int { (n + 2 * padding - kernelSize) / stride + 1 }
+
+    /// Image fractions of output index i along a side of n input tokens: the centre of its
+    /// kernel window, i·stride − padding + (k−1)/2, in input-token units.
+    func outputPositions(height: Int, width: Int) -> [(Float, Float)] {
+        let (ho, wo) = (outputSize(height), outputSize(width))
+        let centre = Float(kernelSize - 1) / 2
+        var out: [(Float, Float)] = []
+        out.reserveCapacity(ho * wo)
+        for i in 0..<ho {
+            for j in 0..<wo {
+                out.append(((Float(i * stride - padding) + centre + 0.5) / Float(height),
+                            (Float(j * stride - padding) + centre + 0.5) / Float(width)))
+            }
+        }
+        return out
+    }
+}
+
+/// CvtSelfAttention: depthwise-conv projections of q (stride_q) and k, v (stride_kv) on the
+/// token map, the class token concatenated in front of each unprojected, then Linear
+/// projections, multi-head attention with scale embed_dim^-0.5.
+public final class CvTSelfAttention: Module, AttentionRecording {
+    public let convolutionProjectionQuery: CvTProjection
+    public let convolutionProjectionKey: CvTProjection
+    public let convolutionProjectionValue: CvTProjection
+    public let projectionQuery: Linear
+    public let projectionKey: Linear
+    public let projectionValue: Linear
+    public let dropout: Dropout
+    public let heads: Int
+    public let dim: Int
+    public let scale: Float
+    public let withClassToken: Bool
+
+    public var recordsAttention = false
+    public private(set) var lastAttention: Tensor?
+    private var lastGrid: (Int, Int)?
+
+    /// Queries on the token grid (class token: NaN); keys at the centres of the strided
+    /// conv windows that made them.
+    public var lastAttentionMap: AttentionMap? {
+        guard let a = lastAttention, let grid = lastGrid else { return nil }
+        let (h, w) = grid
+        let prefix = withClassToken ? 1 : 0
+        func positions(_ p: CvTProjection) -> Tensor {
+            var values = [Float](repeating: .nan, count: 2 * prefix)
+            for (y, x) in p.outputPositions(height: h, width: w) { values.append(y); values.append(x) }
+            return Tensor(values, shape: [values.count / 2, 2])
+        }
+        return AttentionMap(probabilities: a, queryPositions: positions(convolutionProjectionQuery),
+                            keyPositions: positions(convolutionProjectionKey))
+    }
+
+    init(heads: Int, dim: Int, kernelSize: Int, paddingQ: Int, paddingKV: Int, strideQ: Int, strideKV: Int,
+         qkvBias: Bool, attentionDropRate: Float, withClassToken: Bool) {
+        convolutionProjectionQuery = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingQ, stride: strideQ)
+        convolutionProjectionKey = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingKV, stride: strideKV)
+        convolutionProjectionValue = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingKV, stride: strideKV)
+        projectionQuery = Linear(dim, dim, bias: qkvBias)
+        projectionKey = Linear(dim, dim, bias: qkvBias)
+        projectionValue = Linear(dim, dim, bias: qkvBias)
+        dropout = Dropout(attentionDropRate)
+        self.heads = heads
+        self.dim = dim
+        scale = 1 / Float(dim).squareRoot()
+        self.withClassToken = withClassToken
+    }
+
+    /// x [B, (1 +) h·w, C] → context [B, (1 +) h·w, C] (before the output Linear).
+    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        let b = x.shape[0], c = x.shape[2]
+        var classToken: Tensor?
+        var tokens = x
+        if withClassToken {
+            classToken = x.sliced(axis: 1, start: 0, end: 1)
+            tokens = x.sliced(axis: 1, start: 1)
+        }
+        guard tokens.shape[1] == height * width else {
+            fail("CvTSelfAttention", "\(tokens.shape[1]) tokens do not fill a \(height)x\(width) grid")
+        }
+        let map = tokens.reshaped([b, height, width, c])
+        var key = convolutionProjectionKey(map)
+        var query = convolutionProjectionQuery(map)
+        var value = convolutionProjectionValue(map)
+        if let classToken {
+            query = concat([classToken, query], axis: 1)
+            key = concat([classToken, key], axis: 1)
+            value = concat([classToken, value], axis: 1)
+        }
+        let hd = dim / heads
+        func split(_ t: Tensor) -> Tensor { t.reshaped([b, t.shape[1], heads, hd]).permuted([0, 2, 1, 3]) }
+        let q = split(projectionQuery(query)), k = split(projectionKey(key)), v = split(projectionValue(value))
+        let probabilities = (matmul(q, k.transposed()) * scale).softmax(axis: -1)
+        if recordsAttention {
+            lastAttention = probabilities.detached()
+            lastGrid = (height, width)
+        }
+        let context = matmul(dropout(probabilities), v)               // [B, heads, Nq, hd]
+        let nq = context.shape[2]
+        return context.permuted([0, 2, 1, 3]).reshaped([b, nq, dim])
+    }
+}
+
+/// CvtSelfOutput: dense → dropout (the residual is added in the layer).
+public final class CvTSelfOutput: Module {
+    public let dense: Linear
+    public let dropout: Dropout
+    init(dim: Int, dropRate: Float) { dense = Linear(dim, dim); dropout = Dropout(dropRate) }
+    public override func callAsFunction(_ x: Tensor) -> Tensor { dropout(dense(x)) }
+}
+
+/// CvtAttention: self-attention, then its output Linear.
+public final class CvTAttention: Module {
+    public let attention: CvTSelfAttention
+    public let output: CvTSelfOutput
+    init(attention: CvTSelfAttention, dropRate: Float) {
+        self.attention = attention
+        output = CvTSelfOutput(dim: attention.dim, dropRate: dropRate)
+    }
+    func forward(_ x: Tensor, height: Int, width: Int) -> Tensor { output(attention.forward(x, height: height, width: width)) }
+}
+
+/// CvtIntermediate: dense → GELU (erf).
+public final class CvTIntermediate: Module {
+    public let dense: Linear
+    init(dim: Int, hidden: Int) { dense = Linear(dim, hidden) }
+    public override func callAsFunction(_ x: Tensor) -> Tensor { dense(x).gelu() }
+}
+
+/// CvtOutput: dense → dropout, plus the residual.
+public final class CvTOutput: Module {
+    public let dense: Linear
+    public let dropout: Dropout
+    init(dim: Int, hidden: Int, dropRate: Float) { dense = Linear(hidden, dim); dropout = Dropout(dropRate) }
+    func forward(_ x: Tensor, residual: Tensor) -> Tensor { dropout(dense(x)) + residual }
+}
+
+/// CvtLayer: h = x + dp(attn(LN x)); out = dp(h + mlp(LN h)) (HF drops the whole second sum).
+public final class CvTLayer: Module {
+    public let attention: CvTAttention
+    public let intermediate: CvTIntermediate
+    public let output: CvTOutput
+    public let dropPath: DropPath
+    public let layernormBefore: LayerNorm
+    public let layernormAfter: LayerNorm
+
+    init(heads: Int, dim: Int, kernelSize: Int, paddingQ: Int, paddingKV: Int, strideQ: Int, strideKV: Int,
+         qkvBias: Bool, attentionDropRate: Float, dropRate: Float, mlpRatio: Double, dropPathRate: Float, withClassToken: Bool) {
+        attention = CvTAttention(
+            attention: CvTSelfAttention(heads: heads, dim: dim, kernelSize: kernelSize, paddingQ: paddingQ, paddingKV: paddingKV,
+                                        strideQ: strideQ, strideKV: strideKV, qkvBias: qkvBias,
+                                        attentionDropRate: attentionDropRate, withClassToken: withClassToken),
+            dropRate: dropRate)
+        let hidden = Int(Double(dim) * mlpRatio)
+        intermediate = CvTIntermediate(dim: dim, hidden: hidden)
+        output = CvTOutput(dim: dim, hidden: hidden, dropRate: dropRate)
+        dropPath = DropPath(dropPathRate)
+        layernormBefore = LayerNorm(dim, eps: 1e-5)
+        layernormAfter = LayerNorm(dim, eps: 1e-5)
+    }
+
+    public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
+        let h = dropPath(attention.forward(layernormBefore(x), height: height, width: width)) + x
+        return dropPath(output.forward(intermediate(layernormAfter(h)), residual: h))
+    }
+}
+
+/// CvtStage: conv embedding, (class token,) layers. Returns the map [B, h, w, C] and the class token [B, 1, C].
+public final class CvTStage: Module {
+    @OptionalParameter public var clsToken: Tensor?
+    public let embedding: CvTEmbeddings
+    public let layers: [CvTLayer]
+
+    init(_ c: CvTConfig, stage s: Int) {
+        _clsToken = OptionalParameter(wrappedValue: c.clsToken[s] ? Init.truncatedNormal([1, 1, c.embedDim.last!], std: Float(c.initializerRange)) : nil)
+        embedding = CvTEmbeddings(patchSize: c.patchSizes[s], inChannels: s == 0 ? c.numChannels : c.embedDim[s - 1],
+                                  dim: c.embedDim[s], stride: c.patchStride[s], padding: c.patchPadding[s], dropRate: Float(c.dropRate[s]))
+        // torch.linspace(0, rate, depth)[stage]: the stage index, as the reference does.
+        let n = c.depth[s]
+        let dpr = n > 1 ? Float(c.dropPathRate[s]) * Float(s) / Float(n - 1) : 0
+        layers = (0..<n).map { _ in
+            CvTLayer(heads: c.numHeads[s], dim: c.embedDim[s], kernelSize: c.kernelQkv[s], paddingQ: c.paddingQ[s],
+                     paddingKV: c.paddingKv[s], strideQ: c.strideQ[s], strideKV: c.strideKv[s], qkvBias: c.qkvBias[s],
+                     attentionDropRate: Float(c.attentionDropRate[s]), dropRate: Float(c.dropRate[s]),
+                     mlpRatio: c.mlpRatio[s], dropPathRate: dpr, withClassToken: c.clsToken[s])
+        }
+    }
+
+    /// Embedding map [B, h, w, C] → tokens [B, (1 +) h·w, C] with the class token in front.
+    func tokens(fromEmbedding e: Tensor) -> Tensor {
+        let b = e.shape[0], c = e.shape[3]
+        let t = e.reshaped([b, e.shape[1] * e.shape[2], c])
+        guard let token = clsToken else { return t }
+        return concat([token.expanded(to: [b, 1, c]), t], axis: 1)
+    }
+
+    /// Tokens → (map [B, h, w, C], class token [B, 1, C] or nil).
+    func split(_ t: Tensor, height: Int, width: Int) -> (map: Tensor, classToken: Tensor?) {
+        let b = t.shape[0], c = t.shape[2]
+        guard clsToken != nil else { return (t.reshaped([b, height, width, c]), nil) }
+        return (t.sliced(axis: 1, start: 1).reshaped([b, height, width, c]), t.sliced(axis: 1, start: 0, end: 1))
+    }
+
+    /// The last layer's tokens [B, (1 +) h·w, C] and the grid.
+    func forwardTokens(_ x: Tensor) -> (tokens: Tensor, height: Int, width: Int) {
+        let e = embedding(x)
+        let (h, w) = (e.shape[1], e.shape[2])
+        return (layers.reduce(tokens(fromEmbedding: e)) { $1.forward($0, height: h, width: w) }, h, w)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let (t, h, w) = forwardTokens(x)
+        return split(t, height: h, width: w).map
+    }
+}
+
+/// CvtEncoder: the stages (key `stages`).
+public final class CvTEncoder: Module {
+    public let stages: [CvTStage]
+    init(_ c: CvTConfig) { stages = c.depth.indices.map { CvTStage(c, stage: $0) } }
+}
+
+/// CvtModel (key `cvt`): the encoder.
+public final class CvTBackbone: Module {
+    public let encoder: CvTEncoder
+    init(_ c: CvTConfig) { encoder = CvTEncoder(c) }
+}
+
+/// Hugging Face's CvtConfig, under its argument names (every list has one entry per stage).
+/// Defaults are CvtConfig's (microsoft/cvt-13; num_labels 2 as PreTrainedConfig).
+public struct CvTConfig: Codable, Sendable {
+    public var numLabels = 2
+    public var numChannels = 3
+    public var patchSizes = [7, 3, 3]
+    public var patchStride = [4, 2, 2]
+    public var patchPadding = [2, 1, 1]
+    public var embedDim = [64, 192, 384]
+    public var numHeads = [1, 3, 6]
+    public var depth = [1, 2, 10]
+    public var mlpRatio: [Double] = [4, 4, 4]
+    public var attentionDropRate: [Double] = [0, 0, 0]
+    public var dropRate: [Double] = [0, 0, 0]
+    public var dropPathRate: [Double] = [0, 0, 0.1]
+    public var qkvBias = [true, true, true]
+    public var clsToken = [false, false, true]
+    public var qkvProjectionMethod = ["dw_bn", "dw_bn", "dw_bn"]
+    public var kernelQkv = [3, 3, 3]
+    public var paddingKv = [1, 1, 1]
+    public var strideKv = [2, 2, 2]
+    public var paddingQ = [1, 1, 1]
+    public var strideQ = [1, 1, 1]
+    public var initializerRange = 0.02
+    /// Read by nothing in the reference (every LayerNorm has eps 1e-5); kept for round trips.
+    public var layerNormEps = 1e-12
+
+    public init(numLabels: Int = 2, embedDim: [Int] = [64, 192, 384], numHeads: [Int] = [1, 3, 6], depth: [Int] = [1, 2, 10]) {
+        self.numLabels = numLabels; self.embedDim = embedDim; self.numHeads = numHeads; self.depth = depth
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case numLabels, numChannels, patchSizes, patchStride, patchPadding, embedDim, numHeads, depth, mlpRatio,
+             attentionDropRate, dropRate, dropPathRate, qkvBias, clsToken, qkvProjectionMethod, kernelQkv,
+             paddingKv, strideKv, paddingQ, strideQ, initializerRange, layerNormEps
+    }
+
+    /// Missing keys keep CvtConfig's defaults; unknown keys (id2label, ...) are ignored.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func read<T: Decodable>(_ key: CodingKeys, _ value: inout T) throws {
+            if let v = try c.decodeIfPresent(T.self, forKey: key) { value = v }
+        }
+        try read(.numLabels, &numLabels); try read(.numChannels, &numChannels)
+        try read(.patchSizes, &patchSizes); try read(.patchStride, &patchStride); try read(.patchPadding, &patchPadding)
+        try read(.embedDim, &embedDim); try read(.numHeads, &numHeads); try read(.depth, &depth); try read(.mlpRatio, &mlpRatio)
+        try read(.attentionDropRate, &attentionDropRate); try read(.dropRate, &dropRate); try read(.dropPathRate, &dropPathRate)
+        try read(.qkvBias, &qkvBias); try read(.clsToken, &clsToken); try read(.qkvProjectionMethod, &qkvProjectionMethod)
+        try read(.kernelQkv, &kernelQkv); try read(.paddingKv, &paddingKv); try read(.strideKv, &strideKv)
+        try read(.paddingQ, &paddingQ); try read(.strideQ, &strideQ)
+        try read(.initializerRange, &initializerRange); try read(.layerNormEps, &layerNormEps)
+    }
+
+    /// Throws for what the reference cannot build or run.
+    func validate() throws {
+        let n = depth.count
+        guard n > 0 else { throw ModelError("cvt: depth is empty") }
+        let lists: [(String, Int)] = [
+            ("patch_sizes", patchSizes.count), ("patch_stride", patchStride.count), ("patch_padding", patchPadding.count),
+            ("embed_dim", embedDim.count), ("num_heads", numHeads.count), ("mlp_ratio", mlpRatio.count),
+            ("attention_drop_rate", attentionDropRate.count), ("drop_rate", dropRate.count), ("drop_path_rate", dropPathRate.count),
+            ("qkv_bias", qkvBias.count), ("cls_token", clsToken.count), ("qkv_projection_method", qkvProjectionMethod.count),
+            ("kernel_qkv", kernelQkv.count), ("padding_kv", paddingKv.count), ("stride_kv", strideKv.count),
+            ("padding_q", paddingQ.count), ("stride_q", strideQ.count)]
+        for (name, count) in lists where count < n {
+            throw ModelError("cvt: \(name) has \(count) entries for \(n) stages (depth \(depth))")
+        }
+        for s in 0..<n {
+            guard depth[s] > s else {
+                throw ModelError("cvt: depth[\(s)] = \(depth[s]) must be > \(s): Hugging Face's CvtStage indexes its drop-path rates (one per layer) with the stage index")
+            }
+            guard numHeads[s] > 0, embedDim[s] % numHeads[s] == 0 else {
+                throw ModelError("cvt: embed_dim[\(s)] = \(embedDim[s]) is not divisible by num_heads[\(s)] = \(numHeads[s])")
+            }
+            guard qkvProjectionMethod[s] == "dw_bn" else {
+                throw ModelError("cvt: qkv_projection_method \"\(qkvProjectionMethod[s])\" (stage \(s)) is not supported: only \"dw_bn\" runs in the reference (its other methods build no convolution_projection)")
+            }
+            guard strideQ[s] == 1, 2 * paddingQ[s] == kernelQkv[s] - 1 else {
+                throw ModelError("cvt: the query projection of stage \(s) (kernel \(kernelQkv[s]), stride \(strideQ[s]), padding \(paddingQ[s])) must keep the token grid (stride 1, padding (kernel-1)/2) for the residual sum")
+            }
+            guard !clsToken[s] || embedDim[s] == embedDim.last! else {
+                throw ModelError("cvt: cls_token in stage \(s) needs embed_dim[\(s)] = embed_dim[-1] (the reference sizes every class token by the last stage)")
+            }
+        }
+    }
+}
+
+/// Hugging Face's CvtForImageClassification: `cvt` (the stages), `layernorm` and `classifier`.
+/// Head: LayerNorm on the last stage's class token (or on all its tokens without one), mean
+/// over those tokens, Linear.
+public final class CvT: Module, ImageClassifier, CheckpointFiltering {
+    public let cvt: CvTBackbone
+    public let layernorm: LayerNorm
+    public private(set) var classifier: Module
+    public let config: CvTConfig
+
+    public init(_ c: CvTConfig) throws {
+        try c.validate()
+        config = c
+        cvt = CvTBackbone(c)
+        layernorm = LayerNorm(c.embedDim.last!, eps: 1e-5)
+        classifier = c.numLabels > 0 ? Linear(c.embedDim.last!, c.numLabels) as Module : Identity()
+        super.init()
+        initWeights()
+    }
+
+    /// CvtPreTrainedModel._init_weights: trunc_normal(std initializer_range) Linear/Conv weights, zero biases.
+    private func initWeights() {
+        let std = Float(config.initializerRange)
+        for (_, m) in namedModules() {
+            if let l = m as? Linear {
+                l.weight = Init.truncatedNormal(l.weight.shape, std: std)
+                if let b = l.bias { l.bias = Tensor.zeros(b.shape) }
+            } else if let conv = m as? Conv2d {
+                conv.weight = Init.truncatedNormal(conv.weight.shape, std: std)
+                if let b = conv.bias { conv.bias = Tensor.zeros(b.shape) }
+            }
+        }
+    }
+
+    public var stages: [CvTStage] { cvt.encoder.stages }
+    var hasClassToken: Bool { config.clsToken[config.depth.count - 1] }
+
+    /// The last stage's tokens [B, 1 + h·w, C] (class token first) when it has a class
+    /// token, else its map [B, h, w, C]; before the head's LayerNorm.
+    public func forwardFeatures(_ x: Tensor) -> Tensor {
+        var h = x
+        for stage in stages.dropLast() { h = stage(h) }
+        let (t, hh, ww) = stages.last!.forwardTokens(h)
+        return hasClassToken ? t : stages.last!.split(t, height: hh, width: ww).map
+    }
+
+    public func forwardHead(_ features: Tensor, preLogits: Bool) -> Tensor {
+        let b = features.shape[0], c = features.shape[features.rank - 1]
+        let tokens = hasClassToken ? features.sliced(axis: 1, start: 0, end: 1)
+                                   : features.reshaped([b, features.count / (b * c), c])
+        let pooled = layernorm(tokens).mean(alongAxes: [1])
+        return preLogits ? pooled : classifier(pooled)
+    }
+
+    /// Per stage: its embedding map "cvt.encoder.stages.{s}.embedding" [B, h, w, C], then
+    /// every layer's tokens "cvt.encoder.stages.{s}.layers.{l}" [B, (1 +) h·w, C].
+    public func forwardIntermediates(_ x: Tensor) -> [(name: String, value: Tensor)] {
+        var out: [(String, Tensor)] = []
+        var h = x
+        for (s, stage) in stages.enumerated() {
+            let e = stage.embedding(h)
+            let (hh, ww) = (e.shape[1], e.shape[2])
+            let prefix = "cvt.encoder.stages.\(s)"
+            out.append(("\(prefix).embedding", e))
+            var t = stage.tokens(fromEmbedding: e)
+            for (l, layer) in stage.layers.enumerated() {
+                t = layer.forward(t, height: hh, width: ww)
+                out.append(("\(prefix).layers.\(l)", t))
+            }
+            h = stage.split(t, height: hh, width: ww).map
+        }
+        return out
+    }
+
+    public func resetClassifier(numClasses: Int) {
+        let d = config.embedDim.last!
+        if numClasses > 0 {
+            let l = Linear(d, numClasses)
+            l.weight = Init.truncatedNormal(l.weight.shape, std: Float(config.initializerRange))
+            l.bias = Tensor.zeros([numClasses])
+            classifier = l
+        } else {
+            classifier = Identity()
+        }
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { logits(x) }
+
+    /// CvtForImageClassification checkpoints load as they are; a bare CvtModel state dict
+    /// (keys `encoder.stages...`, without the `cvt.` base-model prefix) gets the prefix.
+    public func checkpointFilter(_ stateDict: [String: Tensor]) -> [String: Tensor] {
+        guard stateDict.keys.contains(where: { $0.hasPrefix("encoder.stages.") }) else { return stateDict }
+        var out: [String: Tensor] = [:]
+        for (k, v) in stateDict { out[k.hasPrefix("encoder.") ? "cvt." + k : k] = v }
+        return out
+    }
+}
+
+extension CvT {
+    static func variant(_ name: String, inputSize: Int, embedDim: [Int], numHeads: [Int], depth: [Int]) -> ModelVariant {
+        ModelVariant(name, family: "cvt", inputSize: inputSize) { classes in
+            try CvT(CvTConfig(numLabels: classes, embedDim: embedDim, numHeads: numHeads, depth: depth))
+        }
+    }
+
+    /// microsoft/cvt-13, cvt-21 (224) and cvt-w24-384 (384) on the Hugging Face hub.
+    public static let family = ModelFamily(
+        name: "cvt", reference: "transformers 5.24.0 transformers.models.cvt.modeling_cvt.CvtForImageClassification",
+        variants: [
+            variant("cvt_13", inputSize: 224, embedDim: [64, 192, 384], numHeads: [1, 3, 6], depth: [1, 2, 10]),
+            variant("cvt_21", inputSize: 224, embedDim: [64, 192, 384], numHeads: [1, 3, 6], depth: [1, 4, 16]),
+            variant("cvt_w24", inputSize: 384, embedDim: [192, 768, 1024], numHeads: [3, 12, 16], depth: [2, 2, 20]),
+            // For 32x32: 3x3 stride-2 embeddings (16x16, 8x8, 4x4 tokens), keys/values at half that.
+            ModelVariant("cvt_nano", family: "cvt", inputSize: 32) { classes in
+                var c = CvTConfig(numLabels: classes, embedDim: [32, 64, 128], numHeads: [1, 2, 4], depth: [1, 2, 3])
+                c.patchSizes = [3, 3, 3]; c.patchStride = [2, 2, 2]; c.patchPadding = [1, 1, 1]
+                c.dropPathRate = [0, 0, 0]
+                return try CvT(c)
+            },
+        ],
+        build: { config in try CvT(config.decode(CvTConfig.self)) })
+}

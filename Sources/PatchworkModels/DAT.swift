@@ -1,0 +1,538 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+// The authors' original DAT (CVPR 2022), LeapLabTHU/DAT models/dat.py + models/dat_blocks.py
+// at 566a593daf96efc3df58a1542e60b847b8b6f4ff (before DAT++). Channels-last throughout;
+// the window helpers are Swin's (Swin.swift).
+// Blocks → model → checkpoint filter → named variants.
+
+// MARK: - Blocks
+
+/// The authors' LayerNormProxy: a LayerNorm over channels (under the key `norm`).
+public final class LayerNormProxy: Module {
+    public let norm: LayerNorm
+    init(_ dim: Int) { norm = LayerNorm(dim) }
+    public override func callAsFunction(_ x: Tensor) -> Tensor { norm(x) }
+}
+
+/// nn.GELU as a module (a slot in a Sequential).
+final class GELULayer: Module {
+    override func callAsFunction(_ x: Tensor) -> Tensor { x.gelu() }
+}
+
+/// TransformerMLP's `chunk`: linear1 → GELU → dropout → linear2 → dropout.
+final class DATMLPChunk: Module {
+    let linear1: Linear
+    let drop1: Dropout
+    let linear2: Linear
+    let drop2: Dropout
+    init(_ dim: Int, hidden: Int, drop: Float) {
+        linear1 = Linear(dim, hidden); drop1 = Dropout(drop)
+        linear2 = Linear(hidden, dim); drop2 = Dropout(drop)
+    }
+    override func callAsFunction(_ x: Tensor) -> Tensor { drop2(linear2(drop1(linear1(x).gelu()))) }
+}
+
+/// TransformerMLP (keys `chunk.linear1`, `chunk.linear2`).
+final class DATMLP: Module {
+    let chunk: DATMLPChunk
+    init(_ dim: Int, expansion: Int, drop: Float) { chunk = DATMLPChunk(dim, hidden: dim * expansion, drop: drop) }
+    override func callAsFunction(_ x: Tensor) -> Tensor { chunk(x) }
+}
+
+/// TransformerMLPWithConv: 1x1 conv → depthwise 3x3 → GELU → dropout → 1x1 conv → dropout.
+final class DATConvMLP: Module {
+    let linear1: Conv2d
+    let drop1: Dropout
+    let linear2: Conv2d
+    let drop2: Dropout
+    let dwc: Conv2d
+    init(_ dim: Int, expansion: Int, drop: Float) {
+        let hidden = dim * expansion
+        linear1 = Conv2d(dim, hidden, kernelSize: 1); drop1 = Dropout(drop)
+        linear2 = Conv2d(hidden, dim, kernelSize: 1); drop2 = Dropout(drop)
+        dwc = Conv2d(hidden, hidden, kernelSize: 3, padding: 1, groups: hidden)
+    }
+    override func callAsFunction(_ x: Tensor) -> Tensor { drop2(linear2(drop1(dwc(linear1(x)).gelu()))) }
+}
+
+/// LocalAttention (L): Swin window attention with a (2w−1)² bias table; its index table is a
+/// stored buffer in the reference (persistent), kept here under the same key.
+public class DATLocalAttention: Module, AttentionRecording {
+    public let projQkv: Linear
+    let projOut: Linear
+    let projDrop: Dropout
+    let attnDrop: Dropout
+    @Parameter var relativePositionBiasTable: Tensor
+    @Buffer var relativePositionIndex: Tensor
+    public let heads: Int
+    public let window: (Int, Int)
+    public let shift: Int
+    let scale: Float
+    let index: [Int]
+    public var recordsAttention = false
+    public private(set) var lastAttentionMap: AttentionMap?
+
+    init(dim: Int, heads: Int, window: Int, attnDrop: Float, projDrop: Float, shift: Int = 0) {
+        projQkv = Linear(dim, 3 * dim)
+        self.heads = heads
+        scale = 1 / Float(dim / heads).squareRoot()
+        projOut = Linear(dim, dim)
+        self.window = (window, window)
+        self.projDrop = Dropout(projDrop)
+        self.attnDrop = Dropout(attnDrop)
+        relativePositionBiasTable = Init.truncatedNormal([(2 * window - 1) * (2 * window - 1), heads], std: 0.01)
+        index = SwinWindows.relativePositionIndex((window, window))
+        _relativePositionIndex = Buffer(wrappedValue: Tensor(index.map(Float.init), shape: [window * window, window * window]),
+                                        checkpointDType: .I64)
+        self.shift = shift
+    }
+
+    func windowed(_ x: Tensor, mask: Tensor?) -> Tensor {
+        let (b, h, w) = (x.shape[0], x.shape[1], x.shape[2])
+        guard h % window.0 == 0, w % window.1 == 0 else {
+            fail("DAT LocalAttention", "input \(x.shape) is not a multiple of the window \(window.0)x\(window.1)")
+        }
+        let n = window.0 * window.1
+        let bias = relativePositionBiasTable.indexSelect(axis: 0, indices: index).reshaped([n, n, heads])
+            .permuted([2, 0, 1]).unsqueezed(axis: 0)
+        let (probabilities, v) = SwinWindows.attend(SwinWindows.partition(x, window), qkv: projQkv, heads: heads, scale: scale,
+                                                bias: bias, mask: mask)
+        if recordsAttention {
+            let p = SwinWindows.positions(size: (h, w), padded: (h, w), window: window, shift: (shift, shift), batch: b)
+            lastAttentionMap = AttentionMap(probabilities: probabilities.detached(), queryPositions: p, keyPositions: p)
+        }
+        let out = projDrop(projOut(SwinWindows.mergeHeads(matmul(attnDrop(probabilities), v))))
+        return SwinWindows.reverse(out, window, height: h, width: w)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { windowed(x, mask: nil) }
+}
+
+/// ShiftWindowAttention (S): roll by −ceil(w/2), window attention with the stored 0/−100 mask, roll back.
+public final class DATShiftWindowAttention: DATLocalAttention {
+    @Buffer var attnMask: Tensor
+
+    init(dim: Int, heads: Int, window: Int, attnDrop: Float, projDrop: Float, shift: Int, fmap: (Int, Int)) {
+        attnMask = SwinWindows.shiftMask(height: fmap.0, width: fmap.1, window: (window, window), shift: (shift, shift))
+        super.init(dim: dim, heads: heads, window: window, attnDrop: attnDrop, projDrop: projDrop, shift: shift)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let y = windowed(x.rolled(shifts: [-shift, -shift], axes: [1, 2]), mask: attnMask)
+        return y.rolled(shifts: [shift, shift], axes: [1, 2])
+    }
+}
+
+/// DAttentionBaseline (D): deformable attention. Queries from a 1x1 conv; an offset network per
+/// group moves reference points; keys and values are 1x1 convs of the normed map bilinearly sampled
+/// there; the bias is `rpe_table` grid-sampled at the query-to-sample displacement.
+public final class DATDeformableAttention: Module, AttentionRecording {
+    let convOffset: Sequential
+    let projQ: Conv2d
+    let projK: Conv2d
+    let projV: Conv2d
+    let projOut: Conv2d
+    let projDrop: Dropout
+    let attnDrop: Dropout
+    @OptionalParameter var rpeTable: Tensor?
+    @Child(key: "rpe_table") var rpeConv: Conv2d? = nil
+    public let heads: Int
+    public let groups: Int
+    let headChannels: Int
+    let scale: Float
+    let offsetRangeFactor: Float
+    /// The map size the rpe table was built for.
+    public let fmap: (Int, Int)
+    public var recordsAttention = false
+    public private(set) var lastAttentionMap: AttentionMap?
+
+    init(fmap: (Int, Int), heads: Int, headChannels: Int, groups: Int, attnDrop: Float, projDrop: Float, stride: Int,
+         offsetRangeFactor: Float, usePe: Bool, dwcPe: Bool, stageIndex: Int) {
+        let nc = heads * headChannels, gc = nc / groups
+        let kk = [9, 7, 5, 3][stageIndex]
+        convOffset = Sequential([
+            Conv2d(gc, gc, kernelSize: kk, stride: stride, padding: kk / 2, groups: gc),
+            LayerNormProxy(gc),
+            GELULayer(),
+            Conv2d(gc, 2, kernelSize: 1, bias: false),
+        ])
+        projQ = Conv2d(nc, nc, kernelSize: 1)
+        projK = Conv2d(nc, nc, kernelSize: 1)
+        projV = Conv2d(nc, nc, kernelSize: 1)
+        projOut = Conv2d(nc, nc, kernelSize: 1)
+        self.projDrop = Dropout(projDrop)
+        self.attnDrop = Dropout(attnDrop)
+        if usePe && dwcPe {
+            _rpeTable = OptionalParameter(wrappedValue: nil)
+            _rpeConv = Child<Conv2d?>(wrappedValue: Conv2d(nc, nc, kernelSize: 3, padding: 1, groups: nc), key: "rpe_table")
+        } else {
+            _rpeTable = OptionalParameter(wrappedValue: usePe ? Init.truncatedNormal([heads, 2 * fmap.0 - 1, 2 * fmap.1 - 1], std: 0.01) : nil)
+            _rpeConv = Child<Conv2d?>(wrappedValue: nil, key: "rpe_table")
+        }
+        self.heads = heads
+        self.groups = groups
+        self.headChannels = headChannels
+        scale = 1 / Float(headChannels).squareRoot()
+        self.offsetRangeFactor = offsetRangeFactor
+        self.fmap = fmap
+    }
+
+    /// Pixel centres of an h×w grid as (y, x) in [-1, 1]: [h, w, 2].
+    static func referencePoints(_ h: Int, _ w: Int) -> Tensor {
+        var values = [Float]()
+        values.reserveCapacity(h * w * 2)
+        for i in 0..<h {
+            for j in 0..<w {
+                values.append((Float(i) + 0.5) / Float(h) * 2 - 1)
+                values.append((Float(j) + 0.5) / Float(w) * 2 - 1)
+            }
+        }
+        return Tensor(values, shape: [h, w, 2])
+    }
+
+    /// [B, H, W, C] → [B·g, H, W, C/g].
+    func splitGroups(_ x: Tensor) -> Tensor {
+        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        return x.reshaped([b, h, w, groups, c / groups]).permuted([0, 3, 1, 2, 4]).reshaped([b * groups, h, w, c / groups])
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let gc = c / groups, gh = heads / groups
+        let q = projQ(x)
+        var offset = convOffset(splitGroups(q))                      // [B·g, Hk, Wk, 2] (y, x)
+        let (hk, wk) = (offset.shape[1], offset.shape[2])
+        let ns = hk * wk
+        if offsetRangeFactor > 0 {
+            offset = offset.tanh() * Tensor([1 / Float(hk), 1 / Float(wk)]) * offsetRangeFactor
+        }
+        let reference = DATDeformableAttention.referencePoints(hk, wk).unsqueezed(axis: 0)
+        let pos = offsetRangeFactor >= 0 ? offset + reference : (offset + reference).tanh()
+        let sampled = gridSample(splitGroups(x), grid: pos.flipped(axes: [3]), alignCorners: true)  // [B·g, Hk, Wk, gc]
+        let tokens = sampled.reshaped([b, groups, ns, gc]).permuted([0, 2, 1, 3]).reshaped([b, 1, ns, c])
+        let k = projK(tokens).reshaped([b, ns, heads, headChannels]).permuted([0, 2, 1, 3])
+        let v = projV(tokens).reshaped([b, ns, heads, headChannels]).permuted([0, 2, 1, 3])
+        let qh = q.reshaped([b, h * w, heads, headChannels]).permuted([0, 2, 1, 3])
+        var logits = matmul(qh, k.transposed()) * scale              // [B, heads, HW, Ns]
+        if let rpe = rpeTable {
+            guard rpe.shape[1] == 2 * h - 1, rpe.shape[2] == 2 * w - 1 else {
+                fail("DAT DAttention", "input \(x.shape) does not match the rpe table \(rpe.shape) (built for \(fmap.0)x\(fmap.1))")
+            }
+            let table = rpe.reshaped([groups, gh, 2 * h - 1, 2 * w - 1]).permuted([0, 2, 3, 1]).unsqueezed(axis: 0)
+                .expanded(to: [b, groups, 2 * h - 1, 2 * w - 1, gh]).reshaped([b * groups, 2 * h - 1, 2 * w - 1, gh])
+            let queries = DATDeformableAttention.referencePoints(h, w).reshaped([1, h * w, 1, 2])
+            let displacement = (queries - pos.reshaped([b * groups, 1, ns, 2])) * 0.5  // [B·g, HW, Ns, 2]
+            let bias = gridSample(table, grid: displacement.flipped(axes: [3]), alignCorners: true)  // [B·g, HW, Ns, gh]
+            logits = logits + bias.reshaped([b, groups, h * w, ns, gh]).permuted([0, 1, 4, 2, 3]).reshaped([b, heads, h * w, ns])
+        }
+        let probabilities = logits.softmax(axis: -1)
+        if recordsAttention {
+            // Sampled points (align_corners=True: ±1 are the outer pixel centres) as image fractions.
+            let fractions = pos * Tensor([Float(h - 1) / Float(2 * h), Float(w - 1) / Float(2 * w)]) + 0.5
+            let refFractions = reference * Tensor([Float(h - 1) / Float(2 * h), Float(w - 1) / Float(2 * w)]) + 0.5
+            lastAttentionMap = AttentionMap(
+                probabilities: probabilities.detached().reshaped([b * groups, gh, h * w, ns]),
+                queryPositions: AttentionMap.gridPositions(height: h, width: w),
+                keyPositions: fractions.detached().reshaped([b * groups, ns, 2]),
+                extras: ["sampled_positions": fractions.detached().reshaped([b, groups, hk, wk, 2]),
+                         "reference_positions": refFractions.detached().reshaped([hk, wk, 2])])
+        }
+        var out = matmul(attnDrop(probabilities), v).permuted([0, 2, 1, 3]).reshaped([b, h, w, c])
+        if let rpeConv { out = out + rpeConv(q) }
+        return projDrop(projOut(out))
+    }
+}
+
+/// TransformerStage: optional 1x1 projection, then per block x + attn(LN x), x + MLP(LN x).
+public final class DATStage: Module {
+    let proj: Module
+    let layerNorms: [LayerNormProxy]
+    let mlps: [Module]
+    public let attns: [Module]
+    let dropPath: [DropPath]
+
+    init(proj: Module, layerNorms: [LayerNormProxy], mlps: [Module], attns: [Module], dropPath: [DropPath]) {
+        self.proj = proj; self.layerNorms = layerNorms; self.mlps = mlps; self.attns = attns; self.dropPath = dropPath
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        var h = proj(x)
+        for d in 0..<attns.count {
+            h = h + dropPath[d](attns[d](layerNorms[2 * d](h)))
+            h = h + dropPath[d](mlps[d](layerNorms[2 * d + 1](h)))
+        }
+        return h
+    }
+}
+
+// MARK: - Model
+
+/// The config of the authors' `DAT(...)`, under its argument names.
+public struct DATConfig: Codable, Sendable {
+    public var imgSize: Int?
+    public var patchSize: Int?
+    public var numClasses: Int?
+    public var expansion: Int?
+    public var dimStem: Int?
+    public var dims: [Int]?
+    public var depths: [Int]?
+    public var heads: [Int]?
+    public var windowSizes: [Int]?
+    public var dropRate: Double?
+    public var attnDropRate: Double?
+    public var dropPathRate: Double?
+    public var strides: [Int]?
+    public var offsetRangeFactor: [Double]?
+    public var stageSpec: [[String]]?
+    public var groups: [Int]?
+    public var usePes: [Bool]?
+    public var dwcPes: [Bool]?
+    public var srRatios: [Int]?
+    public var fixedPes: [Bool]?
+    public var noOffs: [Bool]?
+    public var nsPerPts: [Int]?
+    public var useDwcMlps: [Bool]?
+    public var useConvPatches: Bool?
+
+    public init() {}
+}
+
+/// The authors' DAT: conv stem + LN, four stages of L / S / D blocks, 2x2/s2 conv + LN between stages,
+/// LN, average pool, Linear.
+public final class DAT: Module, ImageClassifier, CheckpointFiltering {
+    let patchProj: Sequential
+    public let stages: [DATStage]
+    let downProjs: [Sequential]
+    let clsNorm: LayerNormProxy
+    var clsHead: Module
+    public let imageSize: Int
+    let width: Int
+
+    public init(_ c: DATConfig) throws {
+        let dims = c.dims ?? [96, 192, 384, 768]
+        let depths = c.depths ?? [2, 2, 6, 2]
+        let heads = c.heads ?? [3, 6, 12, 24]
+        let windows = c.windowSizes ?? [7, 7, 7, 7]
+        let strides = c.strides ?? [-1, -1, -1, -1]
+        let factors = c.offsetRangeFactor ?? [1, 2, 3, 4]
+        let specs = c.stageSpec ?? [["L", "D"], ["L", "D"], ["L", "D", "L", "D", "L", "D"], ["L", "D"]]
+        let groups = c.groups ?? [-1, -1, 3, 6]
+        let usePes = c.usePes ?? [false, false, false, false]
+        let dwcPes = c.dwcPes ?? [false, false, false, false]
+        let fixedPes = c.fixedPes ?? [false, false, false, false]
+        let noOffs = c.noOffs ?? [false, false, false, false]
+        let dwcMlps = c.useDwcMlps ?? [false, false, false, false]
+        let lists: [(String, Int)] = [("dims", dims.count), ("depths", depths.count), ("heads", heads.count),
+                                      ("window_sizes", windows.count), ("strides", strides.count),
+                                      ("offset_range_factor", factors.count), ("stage_spec", specs.count),
+                                      ("groups", groups.count), ("use_pes", usePes.count), ("dwc_pes", dwcPes.count),
+                                      ("fixed_pes", fixedPes.count), ("no_offs", noOffs.count), ("use_dwc_mlps", dwcMlps.count)]
+        for (name, n) in lists where n < 4 { throw ModelError("dat: \(name) needs one entry per stage (4), got \(n)") }
+        let size = c.imgSize ?? 224, patch = c.patchSize ?? 4
+        let stem = c.dimStem ?? 96
+        let expansion = c.expansion ?? 4
+        let convPatches = c.useConvPatches ?? false
+        guard patch > 0, size / patch >= 8 else { throw ModelError("dat: img_size \(size) / patch_size \(patch) leaves no room for 4 stages") }
+        let drop = Float(c.dropRate ?? 0), attnDrop = Float(c.attnDropRate ?? 0)
+        let total = depths.prefix(4).reduce(0, +)
+        let rate = Float(c.dropPathRate ?? 0)
+        let dpr = (0..<total).map { total > 1 ? rate * Float($0) / Float(total - 1) : 0 }
+
+        patchProj = Sequential([
+            convPatches ? Conv2d(3, stem, kernelSize: 7, stride: patch, padding: 3) : Conv2d(3, stem, kernelSize: patch, stride: patch),
+            LayerNormProxy(stem),
+        ])
+        if convPatches && (size % patch != 0 || (size / patch) % 8 != 0) {
+            // The reference sizes its masks and rpe tables from img_size // patch_size halved by floor division,
+            // while the 7x7 stem and the 3x3/s2 downsampling round up: other sizes do not run there.
+            throw ModelError("dat: use_conv_patches needs img_size / patch_size to be a multiple of 8 (got \(size) / \(patch))")
+        }
+        var fmap = size / patch
+        var built: [DATStage] = []
+        var blockIndex = 0
+        for i in 0..<4 {
+            let dimIn = i == 0 ? stem : dims[i - 1] * 2
+            let dim = dims[i]
+            guard heads[i] > 0, dim % heads[i] == 0 else { throw ModelError("dat: stage \(i) width \(dim) is not divisible by \(heads[i]) heads") }
+            if i > 0 && dims[i] != 2 * dims[i - 1] {
+                throw ModelError("dat: dims \(dims): each stage must be twice as wide as the one before (the reference's stage input width is dims[i-1]*2)")
+            }
+            guard specs[i].count == depths[i] else {
+                throw ModelError("dat: stage_spec[\(i)] \(specs[i]) must have depths[\(i)] = \(depths[i]) entries")
+            }
+            var attns: [Module] = []
+            for spec in specs[i] {
+                switch spec {
+                case "L", "S":
+                    let w = windows[i]
+                    guard w > 0, fmap % w == 0 else {
+                        throw ModelError("dat: stage \(i) map \(fmap)x\(fmap) is not a multiple of window_sizes[\(i)] = \(w)")
+                    }
+                    if spec == "L" {
+                        attns.append(DATLocalAttention(dim: dim, heads: heads[i], window: w, attnDrop: attnDrop, projDrop: drop))
+                    } else {
+                        let shift = (w + 1) / 2
+                        guard shift < w else { throw ModelError("dat: stage \(i) window \(w) is too small to shift (S needs ≥ 2)") }
+                        attns.append(DATShiftWindowAttention(dim: dim, heads: heads[i], window: w, attnDrop: attnDrop, projDrop: drop,
+                                                             shift: shift, fmap: (fmap, fmap)))
+                    }
+                case "D":
+                    let g = groups[i]
+                    guard g > 0, heads[i] % g == 0 else { throw ModelError("dat: stage \(i) groups \(g) must divide \(heads[i]) heads") }
+                    guard strides[i] > 0 else { throw ModelError("dat: stage \(i) stride \(strides[i]) must be positive for D blocks") }
+                    if usePes[i] && !dwcPes[i] && fixedPes[i] {
+                        throw ModelError("dat: fixed_pes is not supported (the reference's forward reads a missing attribute n_sample)")
+                    }
+                    if noOffs[i] { throw ModelError("dat: no_offs is not supported (the reference's forward calls the missing Tensor.fill)") }
+                    attns.append(DATDeformableAttention(
+                        fmap: (fmap, fmap), heads: heads[i], headChannels: dim / heads[i], groups: g, attnDrop: attnDrop,
+                        projDrop: drop, stride: strides[i], offsetRangeFactor: Float(factors[i]), usePe: usePes[i],
+                        dwcPe: dwcPes[i], stageIndex: i))
+                default:
+                    throw ModelError("dat: stage_spec entry \"\(spec)\" is not supported (L, S, D)")
+                }
+            }
+            let mlps: [Module] = (0..<depths[i]).map { _ in
+                dwcMlps[i] ? DATConvMLP(dim, expansion: expansion, drop: drop) : DATMLP(dim, expansion: expansion, drop: drop)
+            }
+            built.append(DATStage(
+                proj: dimIn != dim ? Conv2d(dimIn, dim, kernelSize: 1) : Identity(),
+                layerNorms: (0..<(2 * depths[i])).map { _ in LayerNormProxy(dim) },
+                mlps: mlps, attns: attns,
+                dropPath: (0..<depths[i]).map { DropPath(dpr[blockIndex + $0]) }))
+            blockIndex += depths[i]
+            fmap /= 2
+        }
+        stages = built
+        downProjs = (0..<3).map { i in
+            Sequential([
+                convPatches ? Conv2d(dims[i], dims[i + 1], kernelSize: 3, stride: 2, padding: 1, bias: false)
+                            : Conv2d(dims[i], dims[i + 1], kernelSize: 2, stride: 2, bias: false),
+                LayerNormProxy(dims[i + 1]),
+            ])
+        }
+        clsNorm = LayerNormProxy(dims[3])
+        let classes = c.numClasses ?? 1000
+        clsHead = classes > 0 ? Linear(dims[3], classes) : Identity()
+        imageSize = size
+        width = dims[3]
+        super.init()
+    }
+
+    func checkInput(_ x: Tensor) {
+        guard x.rank == 4, x.shape[1] == imageSize, x.shape[2] == imageSize else {
+            fail("DAT", "input \(x.shape) is not [B, \(imageSize), \(imageSize), C], the size the model was built for")
+        }
+    }
+
+    /// [B, h, w, C] after cls_norm.
+    public func forwardFeatures(_ x: Tensor) -> Tensor {
+        checkInput(x)
+        var h = patchProj(x)
+        for i in 0..<4 {
+            h = stages[i](h)
+            if i < 3 { h = downProjs[i](h) }
+        }
+        return clsNorm(h)
+    }
+
+    public func forwardHead(_ features: Tensor, preLogits: Bool) -> Tensor {
+        let pooled = features.mean(alongAxes: [1, 2])
+        return preLogits ? pooled : clsHead(pooled)
+    }
+
+    /// The stem, then each stage's output and each downsampling's output, [B, h, w, C].
+    public func forwardIntermediates(_ x: Tensor) -> [(name: String, value: Tensor)] {
+        checkInput(x)
+        var h = patchProj(x)
+        var out: [(String, Tensor)] = [("patch_proj", h)]
+        for i in 0..<4 {
+            h = stages[i](h)
+            out.append(("stages.\(i)", h))
+            if i < 3 {
+                h = downProjs[i](h)
+                out.append(("down_projs.\(i)", h))
+            }
+        }
+        return out
+    }
+
+    public func resetClassifier(numClasses: Int) { clsHead = numClasses > 0 ? Linear(width, numClasses) : Identity() }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { logits(x) }
+
+    /// As the authors' `load_pretrained`: derived buffers (relative_position_index, attn_mask) are this
+    /// model's own, and relative-position tables (relative_position_bias_table, rpe_table) of another
+    /// size are resampled bicubically (F.interpolate, align_corners=False).
+    public func checkpointFilter(_ stateDict: [String: Tensor]) -> [String: Tensor] {
+        let own = self.stateDict()
+        var out: [String: Tensor] = [:]
+        for (key, value) in stateDict {
+            if key.hasSuffix("relative_position_index") || key.hasSuffix("attn_mask") {
+                if let mine = own[key] { out[key] = mine }
+                continue
+            }
+            var v = value
+            if let mine = own[key], mine.shape != v.shape {
+                if key.hasSuffix("relative_position_bias_table"), v.rank == 2 {
+                    let side = (Int(Double(mine.shape[0]).squareRoot().rounded()) + 1) / 2
+                    v = SwinWindows.resampleTable(v, to: (side, side))
+                } else if key.hasSuffix("rpe_table"), v.rank == 3 {
+                    v = resize(v.permuted([1, 2, 0]).unsqueezed(axis: 0), size: (mine.shape[1], mine.shape[2]),
+                               mode: .bicubic, alignCorners: false).squeezed(axes: [0]).permuted([2, 0, 1])
+                }
+            }
+            out[key] = v
+        }
+        return out
+    }
+}
+
+// MARK: - Variants
+
+extension DAT {
+    /// configs/dat_{tiny,small,base}.yaml at the fixture's commit.
+    static func config(dimStem: Int, dims: [Int], depths: [Int], heads: [Int], groups: [Int], dropPath: Double,
+                       numClasses: Int) -> DATConfig {
+        var c = DATConfig()
+        c.imgSize = 224; c.patchSize = 4; c.numClasses = numClasses; c.expansion = 4
+        c.dimStem = dimStem; c.dims = dims; c.depths = depths; c.heads = heads
+        c.stageSpec = [["L", "S"], ["L", "S"], Array(repeating: ["L", "D"], count: depths[2] / 2).flatMap { $0 }, ["L", "D"]]
+        c.windowSizes = [7, 7, 7, 7]; c.groups = groups
+        c.usePes = [false, false, true, true]; c.dwcPes = [false, false, false, false]
+        c.strides = [-1, -1, 1, 1]; c.srRatios = [-1, -1, -1, -1]; c.offsetRangeFactor = [-1, -1, 2, 2]
+        c.noOffs = [false, false, false, false]; c.fixedPes = [false, false, false, false]
+        c.useDwcMlps = [false, false, false, false]; c.useConvPatches = false
+        c.dropRate = 0; c.attnDropRate = 0; c.dropPathRate = dropPath
+        return c
+    }
+
+    /// A small DAT for 32×32 images: patch 2 (16×16 map), L/S windows of 4 in stages 1–2,
+    /// L (window 2) + D in stages 3–4.
+    public static func nanoConfig(numClasses: Int = 10) -> DATConfig {
+        var c = config(dimStem: 16, dims: [16, 32, 64, 128], depths: [2, 2, 2, 2], heads: [1, 2, 4, 8], groups: [-1, -1, 2, 4],
+                       dropPath: 0, numClasses: numClasses)
+        c.imgSize = 32; c.patchSize = 2
+        c.windowSizes = [4, 4, 2, 2]
+        return c
+    }
+
+    static func variant(_ name: String, make: @escaping @Sendable (Int) -> DATConfig) -> ModelVariant {
+        ModelVariant(name, family: "dat", inputSize: 224) { classes in try DAT(make(classes)) }
+    }
+
+    public static let family = ModelFamily(
+        name: "dat", reference: "github LeapLabTHU/DAT@566a593daf96efc3df58a1542e60b847b8b6f4ff models/dat.py DAT",
+        variants: [
+            variant("dat_tiny") { config(dimStem: 96, dims: [96, 192, 384, 768], depths: [2, 2, 6, 2], heads: [3, 6, 12, 24],
+                                         groups: [-1, -1, 3, 6], dropPath: 0.2, numClasses: $0) },
+            variant("dat_small") { config(dimStem: 96, dims: [96, 192, 384, 768], depths: [2, 2, 18, 2], heads: [3, 6, 12, 24],
+                                          groups: [-1, -1, 3, 6], dropPath: 0.3, numClasses: $0) },
+            variant("dat_base") { config(dimStem: 128, dims: [128, 256, 512, 1024], depths: [2, 2, 18, 2], heads: [4, 8, 16, 32],
+                                         groups: [-1, -1, 4, 8], dropPath: 0.5, numClasses: $0) },
+            ModelVariant("dat_nano", family: "dat", inputSize: 32) { classes in try DAT(DAT.nanoConfig(numClasses: classes)) },
+        ],
+        build: { config in try DAT(config.decode(DATConfig.self)) })
+}

@@ -1,0 +1,423 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+// PVT v2 (Wang et al. 2022), as timm 1.0.31 writes it: timm/models/pvt_v2.py,
+// PyramidVisionTransformerV2. Blocks → model → checkpoint filter → named variants.
+//
+// Maps are channels-last [B, H, W, C] between stages (timm keeps NCHW there); inside
+// a stage the tokens are [B, h·w, C], the same memory. Keys equal timm's.
+
+/// MlpWithDepthwiseConv: fc1 → (ReLU when linear) → depthwise 3x3 conv → GELU → dropout → fc2 → dropout.
+public final class PvtV2Mlp: Module {
+    public let fc1: Linear
+    public let dwconv: Conv2d
+    public let fc2: Linear
+    let drop: Dropout
+    let extraReLU: Bool
+
+    init(_ dim: Int, hidden: Int, drop p: Float, extraReLU: Bool) {
+        fc1 = Linear(dim, hidden)
+        dwconv = Conv2d(hidden, hidden, kernelSize: 3, stride: 1, padding: 1, groups: hidden, bias: true)
+        fc2 = Linear(hidden, dim)
+        drop = Dropout(p)
+        self.extraReLU = extraReLU
+    }
+
+    /// x [B, h·w, C] → [B, h·w, C].
+    func forward(_ x: Tensor, h: Int, w: Int) -> Tensor {
+        var y = fc1(x)
+        let b = y.shape[0], c = y.shape[2]
+        if extraReLU { y = y.relu() }
+        y = dwconv(y.reshaped([b, h, w, c])).reshaped([b, h * w, c]).gelu()
+        return drop(fc2(drop(y)))
+    }
+}
+
+/// timm's pvt_v2 Attention: q from every token; k and v (one `kv` Linear) from the
+/// tokens reduced by Conv2d(kernel = stride = sr) + LayerNorm(1e-5) when sr > 1, or,
+/// in the linear variant, pooled to 7x7 (AdaptiveAvgPool2d) → 1x1 conv → LayerNorm → GELU.
+///
+/// Attention maps: queries at their token centres; reduced keys at the centres of
+/// their sr×sr cells, pooled keys at the centres of their adaptive-pool bins.
+public final class PvtV2Attention: Module, AttentionRecording {
+    public let q: Linear
+    public let kv: Linear
+    let attnDrop: Dropout
+    public let proj: Linear
+    let projDrop: Dropout
+    public let sr: Conv2d?
+    public let norm: LayerNorm?
+    public let heads: Int
+    public let reductionRatio: Int
+    public let linearAttention: Bool
+    /// The linear variant's pooled grid.
+    public static let poolSize = 7
+    let scale: Float
+    public var recordsAttention = false
+    public private(set) var lastAttentionMap: AttentionMap?
+
+    init(_ dim: Int, heads: Int, reductionRatio: Int, linear: Bool, qkvBias: Bool, attnDrop: Float, projDrop: Float) {
+        q = Linear(dim, dim, bias: qkvBias)
+        kv = Linear(dim, 2 * dim, bias: qkvBias)
+        self.attnDrop = Dropout(attnDrop)
+        proj = Linear(dim, dim)
+        self.projDrop = Dropout(projDrop)
+        if linear {
+            sr = Conv2d(dim, dim, kernelSize: 1, stride: 1)
+            norm = LayerNorm(dim, eps: 1e-5)
+        } else if reductionRatio > 1 {
+            sr = Conv2d(dim, dim, kernelSize: reductionRatio, stride: reductionRatio)
+            norm = LayerNorm(dim, eps: 1e-5)
+        } else {
+            sr = nil
+            norm = nil
+        }
+        self.heads = heads
+        self.reductionRatio = reductionRatio
+        linearAttention = linear
+        scale = 1 / Float(dim / heads).squareRoot()
+    }
+
+    /// x [B, h·w, C] → [B, h·w, C].
+    func forward(_ x: Tensor, h: Int, w: Int) -> Tensor {
+        let b = x.shape[0], n = x.shape[1], c = x.shape[2], hd = c / heads
+        let query = q(x).reshaped([b, n, heads, hd]).permuted([0, 2, 1, 3])
+        var source = x
+        if let sr, let norm {
+            var map = x.reshaped([b, h, w, c])
+            if linearAttention { map = adaptiveAvgPool2d(map, outputSize: (Self.poolSize, Self.poolSize)) }
+            map = sr(map)
+            source = norm(map.reshaped([b, map.shape[1] * map.shape[2], c]))
+            if linearAttention { source = source.gelu() }
+        }
+        let m = source.shape[1]
+        // [B, M, 2, heads, hd] → [2, B, heads, M, hd]
+        let kvs = kv(source).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4])
+        let k = kvs.selecting(axis: 0, index: 0), v = kvs.selecting(axis: 0, index: 1)
+        let probabilities = (matmul(query, k.transposed()) * scale).softmax(axis: -1)
+        if recordsAttention {
+            let queries = AttentionMap.gridPositions(height: h, width: w)
+            let keys: Tensor
+            if linearAttention {
+                keys = PVTPositions.adaptiveCells(height: h, width: w, output: (Self.poolSize, Self.poolSize))
+            } else if reductionRatio > 1 {
+                keys = PVTPositions.reducedCells(height: h, width: w, ratio: reductionRatio)
+            } else {
+                keys = queries
+            }
+            lastAttentionMap = AttentionMap(probabilities: probabilities.detached(), queryPositions: queries, keyPositions: keys)
+        }
+        let mixed = matmul(attnDrop(probabilities), v).permuted([0, 2, 1, 3]).reshaped([b, n, c])
+        return projDrop(proj(mixed))
+    }
+}
+
+/// timm's pvt_v2 Block: x + drop_path1(attn(norm1 x)), then x + drop_path2(mlp(norm2 x)).
+public final class PvtV2Block: Module {
+    public let norm1: LayerNorm
+    public let attn: PvtV2Attention
+    let dropPath1: DropPath
+    public let norm2: LayerNorm
+    public let mlp: PvtV2Mlp
+    let dropPath2: DropPath
+
+    init(_ dim: Int, heads: Int, mlpRatio: Double, reductionRatio: Int, linear: Bool, qkvBias: Bool,
+         projDrop: Float, attnDrop: Float, dropPath: Float, normEps: Float) {
+        norm1 = LayerNorm(dim, eps: normEps)
+        attn = PvtV2Attention(dim, heads: heads, reductionRatio: reductionRatio, linear: linear, qkvBias: qkvBias,
+                              attnDrop: attnDrop, projDrop: projDrop)
+        dropPath1 = DropPath(dropPath)
+        norm2 = LayerNorm(dim, eps: normEps)
+        mlp = PvtV2Mlp(dim, hidden: Int(Double(dim) * mlpRatio), drop: projDrop, extraReLU: linear)
+        dropPath2 = DropPath(dropPath)
+    }
+
+    func forward(_ x: Tensor, h: Int, w: Int) -> Tensor {
+        let y = x + dropPath1(attn.forward(norm1(x), h: h, w: w))
+        return y + dropPath2(mlp.forward(norm2(y), h: h, w: w))
+    }
+}
+
+/// OverlapPatchEmbed: Conv2d(k, stride, padding k/2) → LayerNorm(1e-5); [B, H, W, C] → [B, h, w, D].
+public final class PvtV2OverlapPatchEmbed: Module {
+    public let proj: Conv2d
+    public let norm: LayerNorm
+
+    init(patchSize: Int, stride: Int, inChannels: Int, embedDim: Int) {
+        proj = Conv2d(inChannels, embedDim, kernelSize: patchSize, stride: stride, padding: patchSize / 2)
+        norm = LayerNorm(embedDim, eps: 1e-5)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { norm(proj(x)) }
+}
+
+/// PyramidVisionTransformerStage: (downsample) → blocks → norm; [B, H, W, C] → [B, h, w, D].
+public final class PvtV2Stage: Module {
+    public let downsample: PvtV2OverlapPatchEmbed?
+    public let blocks: [PvtV2Block]
+    public let norm: LayerNorm
+
+    init(dim: Int, dimOut: Int, depth: Int, downsample: Bool, heads: Int, reductionRatio: Int, linear: Bool,
+         mlpRatio: Double, qkvBias: Bool, projDrop: Float, attnDrop: Float, dropPath: [Float], normEps: Float) {
+        self.downsample = downsample ? PvtV2OverlapPatchEmbed(patchSize: 3, stride: 2, inChannels: dim, embedDim: dimOut) : nil
+        blocks = (0..<depth).map {
+            PvtV2Block(dimOut, heads: heads, mlpRatio: mlpRatio, reductionRatio: reductionRatio, linear: linear, qkvBias: qkvBias,
+                       projDrop: projDrop, attnDrop: attnDrop, dropPath: dropPath[$0], normEps: normEps)
+        }
+        norm = LayerNorm(dimOut, eps: normEps)
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let map = downsample.map { $0(x) } ?? x
+        let b = map.shape[0], h = map.shape[1], w = map.shape[2], c = map.shape[3]
+        var t = map.reshaped([b, h * w, c])
+        for block in blocks { t = block.forward(t, h: h, w: w) }
+        return norm(t).reshaped([b, h, w, c])
+    }
+}
+
+/// timm's PyramidVisionTransformerV2 constructor arguments.
+public struct PvtV2Config: Codable, Sendable {
+    public var inChans: Int?
+    public var numClasses: Int?
+    public var globalPool: String?
+    public var depths: [Int]?
+    public var embedDims: [Int]?
+    public var numHeads: [Int]?
+    public var srRatios: [Int]?
+    public var mlpRatios: [Double]?
+    public var qkvBias: Bool?
+    public var linear: Bool?
+    public var dropRate: Double?
+    public var projDropRate: Double?
+    public var attnDropRate: Double?
+    public var dropPathRate: Double?
+    public var normLayer: ReferenceCallable?
+
+    enum CodingKeys: String, CodingKey {
+        case inChans, numClasses, globalPool, depths, embedDims, numHeads, srRatios, mlpRatios, qkvBias, linear
+        case dropRate, projDropRate, attnDropRate, dropPathRate, normLayer
+    }
+
+    /// Reads the reference's arguments; num_heads, sr_ratios and mlp_ratios may be one
+    /// number for every stage (timm's to_ntuple).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func list<T: Decodable>(_ key: CodingKeys, _ type: T.Type) throws -> [T]? {
+            if let values = try? c.decodeIfPresent([T].self, forKey: key) { return values }
+            return try c.decodeIfPresent(T.self, forKey: key).map { [$0] }
+        }
+        inChans = try c.decodeIfPresent(Int.self, forKey: .inChans)
+        numClasses = try c.decodeIfPresent(Int.self, forKey: .numClasses)
+        globalPool = try c.decodeIfPresent(String.self, forKey: .globalPool)
+        depths = try c.decodeIfPresent([Int].self, forKey: .depths)
+        embedDims = try c.decodeIfPresent([Int].self, forKey: .embedDims)
+        numHeads = try list(.numHeads, Int.self)
+        srRatios = try list(.srRatios, Int.self)
+        mlpRatios = try list(.mlpRatios, Double.self)
+        qkvBias = try c.decodeIfPresent(Bool.self, forKey: .qkvBias)
+        linear = try c.decodeIfPresent(Bool.self, forKey: .linear)
+        dropRate = try c.decodeIfPresent(Double.self, forKey: .dropRate)
+        projDropRate = try c.decodeIfPresent(Double.self, forKey: .projDropRate)
+        attnDropRate = try c.decodeIfPresent(Double.self, forKey: .attnDropRate)
+        dropPathRate = try c.decodeIfPresent(Double.self, forKey: .dropPathRate)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+    }
+
+    public init(depths: [Int] = [3, 4, 6, 3], embedDims: [Int] = [64, 128, 256, 512], numHeads: [Int] = [1, 2, 4, 8],
+                srRatios: [Int] = [8, 4, 2, 1], mlpRatios: [Double] = [8, 8, 4, 4], linear: Bool = false,
+                numClasses: Int = 1000) {
+        self.depths = depths; self.embedDims = embedDims; self.numHeads = numHeads; self.srRatios = srRatios
+        self.mlpRatios = mlpRatios; self.linear = linear; self.numClasses = numClasses
+    }
+
+    /// The eps of `norm_layer`: timm's LayerNorm 1e-6 (the default), torch's 1e-5, or an `eps` in a partial's kwargs.
+    func normEps() throws -> Float {
+        guard let n = normLayer else { return 1e-6 }
+        guard n.shortName == "LayerNorm", ["callable", "partial"].contains(n.type) else {
+            throw ModelError("pvt_v2: norm_layer \(n.name) is not supported (timm.layers.LayerNorm, torch.nn.LayerNorm)")
+        }
+        for key in (n.kwargs ?? [:]).keys where key != "eps" {
+            throw ModelError("pvt_v2: norm_layer argument \(key) is not supported (only eps)")
+        }
+        if let eps = n.kwargs?["eps"]?.double { return Float(eps) }
+        return n.name.hasPrefix("timm.") ? 1e-6 : 1e-5
+    }
+}
+
+/// PyramidVisionTransformerV2: overlapping patch embedding (7x7/s4), stages with a
+/// 3x3/s2 overlapping downsample, per-stage LayerNorm, global average pool, head.
+public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
+    public let patchEmbed: PvtV2OverlapPatchEmbed
+    public let stages: [PvtV2Stage]
+    let headDrop: Dropout
+    var head: Module
+    public let numFeatures: Int
+
+    public init(_ c: PvtV2Config) throws {
+        let depths = c.depths ?? [3, 4, 6, 3]
+        let n = depths.count
+        // to_ntuple: a single entry is repeated for every stage.
+        func perStage<T>(_ name: String, _ values: [T]) throws -> [T] {
+            if values.count == 1 { return Array(repeating: values[0], count: n) }
+            guard values.count == n else { throw ModelError("pvt_v2: \(name) has \(values.count) entries for \(n) stages") }
+            return values
+        }
+        let dims = try perStage("embed_dims", c.embedDims ?? [64, 128, 256, 512])
+        guard dims.count == n, c.embedDims?.count ?? 4 == n else {
+            throw ModelError("pvt_v2: embed_dims has \(c.embedDims?.count ?? 4) entries for \(n) stages")
+        }
+        let heads = try perStage("num_heads", c.numHeads ?? [1, 2, 4, 8])
+        let srs = try perStage("sr_ratios", c.srRatios ?? [8, 4, 2, 1])
+        let mlps = try perStage("mlp_ratios", c.mlpRatios ?? [8, 8, 4, 4])
+        guard n > 0 else { throw ModelError("pvt_v2: depths is empty") }
+        for i in 0..<n {
+            guard dims[i] > 0, heads[i] > 0, dims[i] % heads[i] == 0 else {
+                throw ModelError("pvt_v2: embed_dim \(dims[i]) of stage \(i) is not divisible by its \(heads[i]) heads")
+            }
+            guard srs[i] > 0, depths[i] >= 0 else { throw ModelError("pvt_v2: stage \(i) needs sr_ratio > 0 and depth >= 0") }
+        }
+        let pool = c.globalPool ?? "avg"
+        guard pool == "avg" else { throw ModelError("pvt_v2: global_pool \"\(pool)\" is not supported (avg)") }
+        let eps = try c.normEps()
+        let linear = c.linear ?? false
+        let total = depths.reduce(0, +)
+        let rates = (0..<total).map { total > 1 ? Float(c.dropPathRate ?? 0) * Float($0) / Float(total - 1) : 0 }
+        patchEmbed = PvtV2OverlapPatchEmbed(patchSize: 7, stride: 4, inChannels: c.inChans ?? 3, embedDim: dims[0])
+        var stages: [PvtV2Stage] = []
+        var cur = 0
+        for i in 0..<n {
+            stages.append(PvtV2Stage(dim: i == 0 ? dims[0] : dims[i - 1], dimOut: dims[i], depth: depths[i], downsample: i > 0,
+                                      heads: heads[i], reductionRatio: srs[i], linear: linear, mlpRatio: mlps[i],
+                                      qkvBias: c.qkvBias ?? true, projDrop: Float(c.projDropRate ?? 0),
+                                      attnDrop: Float(c.attnDropRate ?? 0), dropPath: Array(rates[cur..<(cur + depths[i])]),
+                                      normEps: eps))
+            cur += depths[i]
+        }
+        self.stages = stages
+        numFeatures = dims[n - 1]
+        headDrop = Dropout(Float(c.dropRate ?? 0))
+        head = PvtV2.makeHead(numFeatures, c.numClasses ?? 1000)
+        super.init()
+        initWeights()
+    }
+
+    /// timm's _init_weights: Linear trunc_normal(0.02) and zero bias; Conv2d N(0, √(2/fan_out)), zero bias.
+    private func initWeights() {
+        for (_, m) in namedModules() {
+            if let l = m as? Linear {
+                l.weight = Init.truncatedNormal(l.weight.shape, std: 0.02)
+                if l.bias != nil { l.bias = Tensor.zeros([l.weight.shape[0]]) }
+            } else if let conv = m as? Conv2d {
+                let fanOut = conv.kernelSize.0 * conv.kernelSize.1 * conv.outChannels / conv.groups
+                conv.weight = Tensor.randomNormal(conv.weight.shape, std: (2 / Float(fanOut)).squareRoot())
+                if conv.bias != nil { conv.bias = Tensor.zeros([conv.outChannels]) }
+            }
+        }
+    }
+
+    static func makeHead(_ dim: Int, _ classes: Int) -> Module {
+        guard classes > 0 else { return Identity() }
+        let l = Linear(dim, classes)
+        l.weight = Init.truncatedNormal(l.weight.shape, std: 0.02)
+        l.bias = Tensor.zeros([classes])
+        return l
+    }
+
+    /// The last stage's map [B, h, w, C].
+    public func forwardFeatures(_ x: Tensor) -> Tensor { stages.reduce(patchEmbed(x)) { $1($0) } }
+
+    public func forwardHead(_ features: Tensor, preLogits: Bool) -> Tensor {
+        let pooled = headDrop(features.mean(alongAxes: [1, 2]))
+        return preLogits ? pooled : head(pooled)
+    }
+
+    /// "patch_embed", then each stage's map "stages.i" [B, h, w, C].
+    public func forwardIntermediates(_ x: Tensor) -> [(name: String, value: Tensor)] {
+        var h = patchEmbed(x)
+        var out: [(String, Tensor)] = [("patch_embed", h)]
+        for (i, stage) in stages.enumerated() {
+            h = stage(h)
+            out.append(("stages.\(i)", h))
+        }
+        return out
+    }
+
+    public func resetClassifier(numClasses: Int) { head = PvtV2.makeHead(numFeatures, numClasses) }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor { logits(x) }
+
+    /// timm's checkpoint_filter_fn: the authors' checkpoints (`patch_embed1`, `block1.0`,
+    /// `norm1`, `dwconv.dwconv`) renamed to timm's keys; timm's own pass unchanged. There
+    /// is no position table, so another input size needs no resampling.
+    public func checkpointFilter(_ stateDict: [String: Tensor]) -> [String: Tensor] {
+        if stateDict["patch_embed.proj.weight"] != nil { return stateDict }
+        var out: [String: Tensor] = [:]
+        for (key, value) in stateDict {
+            var k = key
+            if k.hasPrefix("patch_embed") {
+                k = k.replacingOccurrences(of: "patch_embed1", with: "patch_embed")
+                for s in 2...4 { k = k.replacingOccurrences(of: "patch_embed\(s)", with: "stages.\(s - 1).downsample") }
+            }
+            k = k.replacingOccurrences(of: "dwconv.dwconv", with: "dwconv")
+            k = PvtV2.renameIndexed(k, prefix: "block", anchored: false) { "stages.\($0 - 1).blocks." }
+            k = PvtV2.renameIndexed(k, prefix: "norm", anchored: true) { "stages.\($0 - 1).norm" }
+            out[k] = value
+        }
+        return out
+    }
+
+    /// `block3.1` → "stages.2.blocks.1" (first occurrence, like timm's re.sub of `block(\d+).(\d+)`);
+    /// `norm4.weight` at the start → "stages.3.norm.weight".
+    static func renameIndexed(_ key: String, prefix: String, anchored: Bool, _ replacement: (Int) -> String) -> String {
+        var search = key.startIndex
+        while let r = key.range(of: prefix, range: search..<key.endIndex) {
+            if anchored && r.lowerBound != key.startIndex { return key }
+            let digits = key[r.upperBound...].prefix(while: \.isNumber)
+            if let stage = Int(digits) {
+                let afterDigits = key.index(r.upperBound, offsetBy: digits.count)
+                if !anchored {
+                    // `block(\d+).(\d+)`: one character, then digits.
+                    guard afterDigits < key.endIndex else { return key }
+                    let next = key.index(after: afterDigits)
+                    guard next < key.endIndex, key[next].isNumber else { search = r.upperBound; continue }
+                    return String(key[..<r.lowerBound]) + replacement(stage) + String(key[next...])
+                }
+                return String(key[..<r.lowerBound]) + replacement(stage) + String(key[afterDigits...])
+            }
+            if anchored { return key }
+            search = r.upperBound
+        }
+        return key
+    }
+}
+
+extension PvtV2 {
+    static func variant(_ name: String, depths: [Int], dims: [Int] = [64, 128, 320, 512], mlp: [Double] = [8, 8, 4, 4],
+                        linear: Bool = false) -> ModelVariant {
+        ModelVariant(name, family: "pvt_v2", inputSize: 224) { classes in
+            try PvtV2(PvtV2Config(depths: depths, embedDims: dims, numHeads: [1, 2, 5, 8], srRatios: [8, 4, 2, 1],
+                                  mlpRatios: mlp, linear: linear, numClasses: classes))
+        }
+    }
+
+    /// timm's pvt_v2_b0 … b5 and b2_li.
+    public static let family = ModelFamily(
+        name: "pvt_v2", reference: "timm 1.0.31 timm.models.pvt_v2.PyramidVisionTransformerV2",
+        variants: [
+            variant("pvt_v2_b0", depths: [2, 2, 2, 2], dims: [32, 64, 160, 256]),
+            variant("pvt_v2_b1", depths: [2, 2, 2, 2]),
+            variant("pvt_v2_b2", depths: [3, 4, 6, 3]),
+            variant("pvt_v2_b3", depths: [3, 4, 18, 3]),
+            variant("pvt_v2_b4", depths: [3, 8, 27, 3]),
+            variant("pvt_v2_b5", depths: [3, 6, 40, 3], mlp: [4, 4, 4, 4]),
+            variant("pvt_v2_b2_li", depths: [3, 4, 6, 3], linear: true),
+            // For 32x32: three stages on 8x8, 4x4 and 2x2 maps.
+            ModelVariant("pvt_v2_nano", family: "pvt_v2", inputSize: 32) { classes in
+                try PvtV2(PvtV2Config(depths: [2, 2, 2], embedDims: [48, 96, 192], numHeads: [1, 2, 4], srRatios: [2, 2, 1],
+                                      mlpRatios: [4, 4, 4], numClasses: classes))
+            },
+        ],
+        build: { config in try PvtV2(config.decode(PvtV2Config.self)) })
+}
