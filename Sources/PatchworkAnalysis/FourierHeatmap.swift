@@ -51,6 +51,9 @@ public enum FourierHeatmap {
         public var columnFrequencies: [Int]
         /// errorRate[row][column]
         public var errorRate: [[Double]]
+        /// Mean error over the cells whose radius √(u² + v²) rounds to each integer, lowest first.
+        public var radialRadius: [Int]
+        public var radialError: [Double]
     }
 
     public typealias Report = AnalysisReport<Summary, Settings, Data>
@@ -102,22 +105,34 @@ public enum FourierHeatmap {
                 if e > worst.1 { worst = ([u, v], e) }
             }
         }
+        var rings: [Int: [Double]] = [:]
+        for (ri, u) in rowFreqs.enumerated() {
+            for (cj, v) in colFreqs.enumerated() { rings[Int(Double(u * u + v * v).squareRoot().rounded()), default: []].append(error[ri][cj]) }
+        }
+        let radial = rings.keys.sorted()
         let all = error.flatMap { $0 }
         func mean(_ a: [Double]) -> Double { a.isEmpty ? .nan : a.reduce(0, +) / Double(a.count) }
         return Report(analysis: "fourier-heatmap",
                       summary: Summary(cleanError: clean, meanError: mean(all), lowFrequencyError: mean(low), highFrequencyError: mean(high),
                                        worstFrequency: worst.0, worstError: worst.1),
                       settings: Settings(source: source, images: n, norm: norm, lowFrequencyRadius: lowRadius, command: command),
-                      data: Data(rowFrequencies: rowFreqs, columnFrequencies: colFreqs, errorRate: error))
+                      data: Data(rowFrequencies: rowFreqs, columnFrequencies: colFreqs, errorRate: error,
+                                 radialRadius: radial, radialError: radial.map { mean(rings[$0]!) }))
     }
 
     public static func svg(_ report: Report, title: String) -> String {
-        SVGPlot.heatMap(
+        let map = SVGPlot.heatMap(
             title: String(format: "%@ — error under Fourier-basis noise, ‖·‖₂ = %g (clean error %.3f)", title, report.settings.norm,
                           report.summary.cleanError),
             values: report.data.errorRate, rowLabels: report.data.rowFrequencies.map(String.init),
             columnLabels: report.data.columnFrequencies.map(String.init),
             xLabel: "frequency v (cycles per image width)", yLabel: "frequency u (cycles per image height)",
             colourLabel: "error rate", range: 0...1)
+        let profile = SVGPlot.lineChart(
+            title: "\(title) — error by radial frequency", xLabel: "radius √(u² + v²) (cycles per image)", yLabel: "error rate",
+            series: [SVGPlot.Series(name: "Fourier-basis noise", x: report.data.radialRadius.map(Double.init), y: report.data.radialError),
+                     SVGPlot.Series(name: "clean", x: report.data.radialRadius.map(Double.init), y: report.data.radialRadius.map { _ in report.summary.cleanError })],
+            yRange: 0...1)
+        return SVGPlot.stack([map, profile])
     }
 }

@@ -105,6 +105,8 @@ final class AnalysisRobustnessTests: XCTestCase {
         let fh = try FourierHeatmap.run(model, images: small, norm: 4, seed: 0, source: source, command: "test")
         XCTAssertEqual(fh.data.errorRate.count, 16)
         XCTAssertFalse(fh.data.errorRate.flatMap { $0 }.contains { $0.isNaN }, "every frequency measured")
+        XCTAssertEqual(fh.data.radialRadius, Array(0...11), "radii 0 … round(8√2)")
+        XCTAssertEqual(fh.data.radialError[0], fh.data.errorRate[8][8], "radius 0 is the DC cell alone")
         try AnalysisOutput.write(fh, name: "fourier-heatmap", svg: FourierHeatmap.svg(fh, title: "tiny"), to: out)
         let fn = try FrequencyNoise.run(model, images: small, bands: 4, norm: 2, cutoffs: [0, 2, 12], seed: 0, source: source, command: "test")
         XCTAssertEqual(fn.data.cutoffs.last!.lowPassAccuracy, fn.summary.cleanAccuracy, "a low-pass past the corner is the image")

@@ -98,8 +98,7 @@ struct ShapeBiasCommand: ParsableCommand {
                                                source: source, command: commandLineText, progress: printProgress)
         } else {
             let folder = options.data.hasPrefix("folder:") ? String(options.data.dropFirst(7)) : options.data
-            let (stimuli, _) = try GeirhosCategories.stimuli(in: (folder as NSString).expandingTildeInPath)   // layout errors before loading
-            _ = stimuli
+            _ = try GeirhosCategories.stimuli(in: (folder as NSString).expandingTildeInPath)   // layout errors before loading the model
             let (m, source) = try options.loadModel(classes: 1000)
             report = try ShapeBias.runGeirhosFolder(m, folder: (folder as NSString).expandingTildeInPath, imageSize: size, source: source,
                                                     command: commandLineText, progress: printProgress)
