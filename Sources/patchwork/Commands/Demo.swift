@@ -26,18 +26,18 @@ struct DemoCommand: ParsableCommand {
     /// Sizes of everything, full and quick.
     struct Plan {
         let trainImages: Int, testImages: Int, epochs: Int
-        let analysisImages: Int, fourierImages: Int, fourierStride: Int, conflictImages: Int, singleCueImages: Int
+        let analysisImages: Int, fourierImages: Int, conflictImages: Int, singleCueImages: Int
         let corruptionImages: Int, adversarialImages: Int, pgdSteps: Int
         let landscapePoints: Int, landscapeImages: Int, hessianImages: Int, hessianIterations: Int, lanczosSteps: Int
         let costSeconds: Double
 
-        static let full = Plan(trainImages: 8000, testImages: 1000, epochs: 4, analysisImages: 500, fourierImages: 100, fourierStride: 1,
-                               conflictImages: 900, singleCueImages: 500, corruptionImages: 300, adversarialImages: 200, pgdSteps: 7,
+        static let full = Plan(trainImages: 6000, testImages: 1000, epochs: 4, analysisImages: 250, fourierImages: 40,
+                               conflictImages: 900, singleCueImages: 300, corruptionImages: 150, adversarialImages: 100, pgdSteps: 5,
                                landscapePoints: 9, landscapeImages: 200, hessianImages: 48, hessianIterations: 8, lanczosSteps: 14,
                                costSeconds: 1.5)
-        static let quick = Plan(trainImages: 2000, testImages: 500, epochs: 2, analysisImages: 100, fourierImages: 20, fourierStride: 1,
-                                conflictImages: 180, singleCueImages: 100, corruptionImages: 60, adversarialImages: 50, pgdSteps: 3,
-                                landscapePoints: 5, landscapeImages: 64, hessianImages: 16, hessianIterations: 3, lanczosSteps: 6,
+        static let quick = Plan(trainImages: 2000, testImages: 300, epochs: 2, analysisImages: 60, fourierImages: 8,
+                                conflictImages: 180, singleCueImages: 60, corruptionImages: 40, adversarialImages: 40, pgdSteps: 3,
+                                landscapePoints: 5, landscapeImages: 48, hessianImages: 16, hessianIterations: 3, lanczosSteps: 6,
                                 costSeconds: 0.3)
     }
 
@@ -50,20 +50,20 @@ struct DemoCommand: ParsableCommand {
         let data = "shapetex:train=\(plan.trainImages),test=\(plan.testImages)"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         func elapsed() -> String { String(format: "%.0f s", Date().timeIntervalSince(started)) }
-        print("Patchwork demo\(quick ? " (quick)" : ""): \(names.joined(separator: ", ")) on \(data) → \(out)")
+        printProgress("Patchwork demo\(quick ? " (quick)" : ""): \(names.joined(separator: ", ")) on \(data) → \(out)")
 
         // 1. Train.
         var summaries: [String: TrainingSummary] = [:]
         for name in names {
             summaries[name] = try train(name, data: data, plan: plan)
-            print(String(format: "[%@] %@: test accuracy %.2f%%", elapsed(), name, 100 * summaries[name]!.testAccuracy))
+            printProgress(String(format: "[%@] %@: test accuracy %.2f%%", elapsed(), name, 100 * summaries[name]!.testAccuracy))
         }
 
         // 2. Analyse every model.
         var results: [String: [String: Any]] = [:]
         for name in names {
             results[name] = try analyse(name, data: data, plan: plan)
-            print("[\(elapsed())] \(name): analyses written to \(folder(name))")
+            printProgress("[\(elapsed())] \(name): analyses written to \(folder(name))")
         }
 
         // 3. Compare: CKA of the CNN with each other model; cost of all.
@@ -83,7 +83,7 @@ struct DemoCommand: ParsableCommand {
         }
         let cost = CostAnalysis.report(rows: rows, batch: 32, seconds: plan.costSeconds, classes: ShapeTex.classCount, command: "patchwork demo")
         try AnalysisOutput.write(cost, name: "cost", svg: CostAnalysis.svg(cost), to: "\(out)/cost")
-        print("[\(elapsed())] CKA and cost written")
+        printProgress("[\(elapsed())] CKA and cost written")
 
         // 4. The claims, checked, and the report.
         let claims = DemoClaims.check(names: names, summaries: summaries, results: results)
@@ -95,8 +95,8 @@ struct DemoCommand: ParsableCommand {
         let html = HTMLReport.render(title: "Patchwork demo: CNN vs ViT vs hybrids on ShapeTex", entries: entries, runs: runs,
                                      claims: found, note: note)
         try AnalysisOutput.writeAtomically(Data(html.utf8), to: "\(out)/report.html")
-        for c in claims { print("  [\(c.held.map { $0 ? "held" : "did not hold" } ?? "n/a")] \(c.claim): \(c.measured)") }
-        print("[\(elapsed())] wrote \(out)/report.html")
+        for c in claims { printProgress("  [\(c.held.map { $0 ? "held" : "did not hold" } ?? "n/a")] \(c.claim): \(c.measured)") }
+        printProgress("[\(elapsed())] wrote \(out)/report.html")
     }
 
     func folder(_ name: String) -> String { "\(out)/\(name)" }
@@ -115,14 +115,14 @@ struct DemoCommand: ParsableCommand {
             decoder.keyDecodingStrategy = .convertFromSnakeCase
             if let s = try? decoder.decode(TrainingSummary.self, from: previous), s.data == data, s.epochs == options.epochs,
                s.seed == seed, s.options.optimizer == options.optimizer {
-                print("\(name): reusing the finished run in \(folder(name))")
+                printProgress("\(name): reusing the finished run in \(folder(name))")
                 return s
             }
         }
         let (trainSet, testSet) = try DatasetSpec.openSplits(data, imageSize: 32, channels: 3)
         Generator.global.reseed(seed)
         let net = try Models.create(name, numClasses: trainSet.classNames.count)
-        print("\(name): \(net.parameterCount.formatted()) parameters, \(options.optimizer), \(options.epochs) epochs")
+        printProgress("\(name): \(net.parameterCount.formatted()) parameters, \(options.optimizer), \(options.epochs) epochs")
         fflush(stdout)
         // A previous run's checkpoint with other settings would be resumed by mistake: start clean.
         try? FileManager.default.removeItem(atPath: folder(name) + "/checkpoint.safetensors")
@@ -188,7 +188,7 @@ struct DemoCommand: ParsableCommand {
                                                     directory: dir)
                 try keep(maps, "attention-maps", svg: nil)
             } catch let error as AnalysisError {
-                print("  \(name): attention maps skipped (\(error))")
+                printProgress("  \(name): attention maps skipped (\(error))")
             }
         }
         let landscape = try LossLandscape.run(m.model, images: try ImageSet(test, count: plan.landscapeImages), source: source,
