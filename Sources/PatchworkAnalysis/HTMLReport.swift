@@ -117,7 +117,8 @@ public enum HTMLReport {
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
         <style>
-        body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:1400px;color:#222;padding:0 16px}
+        body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:24px auto;max-width:2800px;color:#222;padding:0 16px}
+        p.caption,table{max-width:1300px}
         h1{font-size:26px} h2{margin-top:40px;border-bottom:2px solid #ddd;padding-bottom:4px}
         p.caption{color:#444;max-width:1000px} table{border-collapse:collapse;margin:8px 0 16px}
         td,th{border:1px solid #ccc;padding:4px 10px;text-align:right;font-variant-numeric:tabular-nums} th{background:#f3f3f3}

@@ -21,7 +21,11 @@ struct ModelsCommand: ParsableCommand {
 
     func run() throws {
         var rows: [[String: Any]] = []
-        for v in Models.list() where family == nil || v.family == family {
+        let variants = Models.list().filter { family == nil || $0.family == family }
+        // Columns as wide as the longest name, so rows print as they are measured (one by one).
+        let nameWidth = (variants.map(\.name.count).max() ?? 0) + 2
+        let familyWidth = (variants.map(\.family.count).max() ?? 0) + 2
+        for v in variants {
             let model = try v.create(numClasses: 1000)
             model.eval()
             let input = Tensor.zeros([1, v.inputSize, v.inputSize, 3])
@@ -30,7 +34,8 @@ struct ModelsCommand: ParsableCommand {
                          "gflops": flops / 1e9, "input_size": v.inputSize])
             if !json {
                 let params = model.parameterCount.formatted()
-                print(v.name.padding(toLength: 26, withPad: " ", startingAt: 0) + v.family.padding(toLength: 12, withPad: " ", startingAt: 0)
+                print(v.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
+                      + v.family.padding(toLength: familyWidth, withPad: " ", startingAt: 0)
                       + String(repeating: " ", count: max(0, 12 - params.count)) + params
                       + String(format: " params %8.2f GFLOPs  %dx%d", flops / 1e9, v.inputSize, v.inputSize))
                 fflush(stdout)
