@@ -4,6 +4,7 @@ import Patchwork
 import PatchworkNN
 import PatchworkAnalysis
 import PatchworkModels
+import PatchworkData
 
 /// Known answers for the second set of analyses: attention distance, CKA,
 /// Hessian spectrum, loss landscape.
@@ -294,5 +295,68 @@ final class AnalysisIITests: XCTestCase {
         XCTAssertTrue(html.contains("id=\"f1-c\"") && html.contains("url(#f2-c)"), "ids are unique per figure")
         XCTAssertFalse(html.contains("http://") && html.contains("src=\"http"), "nothing is fetched")
         XCTAssertThrowsError(try HTMLReport.collect([root + "/missing"])) { XCTAssertTrue("\($0)".contains("missing")) }
+    }
+
+    // MARK: end to end on a model
+
+    /// Each analysis of this set on an (untrained) vit_nano: it runs, its numbers are in range,
+    /// its files are written and the report finds them; bad settings are refused by name.
+    func testTheAnalysesRunOnANanoModelAndTheReportFindsThem() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("analyses-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        Generator.global.reseed(1)
+        let model = try Models.create("vit_nano", numClasses: 10)
+        let m = AnalysisModel(model, normalization: .patchwork, batchSize: 8)
+        let set = try ImageSet(try ShapeTex(split: .test, count: 40, size: 32, seed: 1), count: 16)
+        let source = RunSource(model: "vit_nano", weights: "-", data: "shapetex", imageSize: 32, normalization: "patchwork", seed: 0)
+
+        let distance = try AttentionDistance.run(m, images: set, source: source, command: "test")
+        XCTAssertEqual(distance.data.layers.count, model.attentionLayers().count)
+        for layer in distance.data.layers {
+            XCTAssertTrue((0...(32 * 2.0.squareRoot())).contains(layer.mean), "\(layer.key): \(layer.mean) px")
+            XCTAssertEqual(layer.heads.count, 4, layer.key)
+        }
+        try AnalysisOutput.write(distance, name: "attention-distance", svg: AttentionDistance.svg(distance, title: "t"), to: dir)
+
+        let two = ImageSet(images: set.images.sliced(axis: 0, start: 0, end: 2), labels: Array(set.labels.prefix(2)), indices: [0, 1])
+        let maps = try AttentionRollout.run(m, images: two, source: source, command: "test", directory: dir, scale: 2)
+        XCTAssertEqual(maps.data.files.count, 2)
+        XCTAssertEqual([maps.data.gridHeight, maps.data.gridWidth], [8, 8])
+        for file in maps.data.files { XCTAssertEqual(try ImageIO.load(dir + "/" + file).shape, [64, 64, 3]) }
+        try AnalysisOutput.write(maps, name: "attention-maps", svg: nil, to: dir)
+
+        let cka = try CKAAccumulator.run(m, m, images: set, sourceA: source, sourceB: source, batchSize: 8, command: "test")
+        for i in cka.data.cka.indices { XCTAssertEqual(cka.data.cka[i][i], 1, accuracy: 1e-6, "a layer with itself") }
+        try AnalysisOutput.write(cka, name: "cka", svg: CKAAccumulator.svg(cka), to: dir + "/cka")
+
+        let before = model.stateDict()
+        let landscape = try LossLandscape.run(m, images: set, source: source, dimensions: 2, range: 0.5, points: 3, seed: 1, command: "test")
+        XCTAssertEqual(landscape.data.loss.map(\.count), [3, 3, 3])
+        let direct = crossEntropyRows(m.logits(set.images), labels: set.labels).reduce(0, +) / Double(set.count)
+        XCTAssertEqual(landscape.summary.centerLoss, direct, accuracy: 1e-4, "the centre is the model itself")
+        for (key, value) in model.stateDict() { XCTAssertEqual(value.scalars, before[key]!.scalars, "\(key) restored") }
+        try AnalysisOutput.write(landscape, name: "landscape", svg: LossLandscape.svg(landscape, title: "t"), to: dir)
+
+        let four = ImageSet(images: set.images.sliced(axis: 0, start: 0, end: 4), labels: Array(set.labels.prefix(4)), indices: [0, 1, 2, 3])
+        let hessian = try HessianSpectrum.run(m, images: four, source: source, eigenvalues: 1, iterations: 2, traceSamples: 1,
+                                              lanczosRuns: 1, lanczosSteps: 3, seed: 1, command: "test")
+        XCTAssertTrue(hessian.summary.topEigenvalue.isFinite && hessian.summary.trace.isFinite)
+        XCTAssertEqual(hessian.data.ritzWeights[0].reduce(0, +), 1, accuracy: 1e-6)
+        try AnalysisOutput.write(hessian, name: "hessian", svg: HessianSpectrum.svg(hessian, title: "t"), to: dir)
+
+        let (entries, _, _) = try HTMLReport.collect([dir])
+        XCTAssertEqual(Set(entries.map(\.analysis)), ["attention-distance", "attention-maps", "cka", "landscape", "hessian"])
+        XCTAssertEqual(entries.first { $0.analysis == "attention-maps" }?.pngs.count, 2)
+
+        let cnn = AnalysisModel(try Models.create("resnet_nano", numClasses: 10))
+        XCTAssertThrowsError(try AttentionDistance.run(cnn, images: four, source: source, command: "test")) {
+            XCTAssertTrue("\($0)".contains("no attention layers"), "\($0)")
+        }
+        XCTAssertThrowsError(try LossLandscape.run(m, images: four, source: source, dimensions: 3, range: 1, points: 3, seed: 1, command: "t")) {
+            XCTAssertTrue("\($0)".contains("--dimensions"), "\($0)")
+        }
+        XCTAssertThrowsError(try CKAAccumulator.run(m, m, images: four, sourceA: source, sourceB: source, batchSize: 2, command: "t")) {
+            XCTAssertTrue("\($0)".contains("at least 4"), "\($0)")
+        }
     }
 }
