@@ -46,7 +46,12 @@ struct DemoCommand: ParsableCommand {
         let plan = quick ? Plan.quick : Plan.full
         let names = models.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
         guard names.count >= 2 else { throw ValidationError("--models needs at least a CNN and a ViT, got \(models)") }
-        for name in names { _ = try Models.variant(name) }
+        for name in names {
+            let size = try Models.variant(name).inputSize
+            guard size == 32 else {
+                throw ValidationError("the demo trains on 32×32 ShapeTex; \(name) takes \(size)×\(size) inputs (choose _nano variants)")
+            }
+        }
         let data = "shapetex:train=\(plan.trainImages),test=\(plan.testImages)"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         func elapsed() -> String { String(format: "%.0f s", Date().timeIntervalSince(started)) }
@@ -138,14 +143,16 @@ struct DemoCommand: ParsableCommand {
     struct Loaded {
         let name: String
         let model: AnalysisModel
+        let seed: UInt64
         func source(_ data: String) -> RunSource {
-            RunSource(model: name, weights: "weights.safetensors", data: data, imageSize: 32, normalization: "patchwork", seed: 0)
+            RunSource(model: name, weights: "weights.safetensors", data: data, imageSize: 32, normalization: "patchwork", seed: seed)
         }
     }
 
     func loaded(_ name: String) throws -> Loaded {
         Loaded(name: name, model: try AnalysisModel.load(name, weights: folder(name) + "/weights.safetensors",
-                                                         classes: ShapeTex.classCount, normalization: .patchwork, batchSize: 100))
+                                                         classes: ShapeTex.classCount, normalization: .patchwork, batchSize: 100),
+               seed: seed)
     }
 
     /// Every single-model analysis of `name`; returns each one's summary (as JSON objects) by analysis name.
