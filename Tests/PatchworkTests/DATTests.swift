@@ -34,11 +34,7 @@ final class DATTests: XCTestCase {
     /// Keys and shapes equal the authors' state_dict (the dat-a fixture file), including the
     /// persistent relative_position_index and attn_mask buffers, whose values we recompute.
     func testKeysShapesAndBuffersEqualTheReference() throws {
-        let folder = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/parity", withExtension: nil))
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("dat-a.json"))) as! [String: Any]
-        let config = try JSONDecoder().decode(JSONValue.self, from: JSONSerialization.data(withJSONObject: json["config"]!))
-        let model = try Models.family("dat").build(config: config)
-        let file = try Safetensors(contentsOf: folder.appendingPathComponent("dat-a.safetensors").path)
+        let (model, file) = try parityCaseModel("dat-a")
         let reference = file.names.filter { !$0.hasPrefix("fixture.") }
         let dict = model.stateDict()
         XCTAssertEqual(Set(dict.keys), Set(reference))

@@ -32,11 +32,7 @@ final class SwinTests: XCTestCase {
     /// The key set and shapes equal timm's state_dict (the swin-a fixture file), with no
     /// relative_position_index / attn_mask (non-persistent in timm).
     func testKeysAndShapesEqualTimms() throws {
-        let folder = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/parity", withExtension: nil))
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("swin-a.json"))) as! [String: Any]
-        let config = try JSONDecoder().decode(JSONValue.self, from: JSONSerialization.data(withJSONObject: json["config"]!))
-        let model = try Models.family("swin").build(config: config)
-        let file = try Safetensors(contentsOf: folder.appendingPathComponent("swin-a.safetensors").path)
+        let (model, file) = try parityCaseModel("swin-a")
         let reference = file.names.filter { !$0.hasPrefix("fixture.") }
         let dict = model.stateDict()
         XCTAssertEqual(Set(dict.keys), Set(reference))

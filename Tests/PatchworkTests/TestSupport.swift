@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 import Patchwork
+import PatchworkNN
 import PatchworkModels  // JSONValue
 
 /// One op case from a committed reference file (Fixtures/ops/<group>.json).
@@ -147,4 +148,14 @@ func assertStops(containing expected: [String], file: StaticString = #filePath, 
     for s in expected where !text.contains(s) {
         XCTFail("stop message does not mention \"\(s)\": \(text)", file: file, line: line)
     }
+}
+
+/// The model a parity case builds from its `config`, with the case's weights file
+/// (reference keys plus `fixture.*` tensors), for tests of keys, shapes and buffers.
+func parityCaseModel(_ caseName: String) throws -> (model: ImageClassifier, weights: Safetensors) {
+    let folder = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/parity", withExtension: nil))
+    let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent(caseName + ".json"))) as! [String: Any]
+    let config = try JSONDecoder().decode(JSONValue.self, from: JSONSerialization.data(withJSONObject: json["config"]!))
+    let model = try Models.family(json["family"] as! String).build(config: config)
+    return (model, try Safetensors(contentsOf: folder.appendingPathComponent(caseName + ".safetensors").path))
 }
