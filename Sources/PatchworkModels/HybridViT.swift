@@ -86,7 +86,11 @@ public enum HybridVisionTransformer {
         if (backbone.numClasses ?? 1000) != 0 || !(backbone.globalPool ?? "avg").isEmpty {
             throw ModelError("vit_hybrid: the backbone must have no head (num_classes 0, global_pool \"\")")
         }
-        let net = try ResNetV2(backbone)
+        return try make(config, backbone: ResNetV2(backbone), proj: proj)
+    }
+
+    /// Builds the ViT of `config` on a built backbone.
+    static func make(_ config: ViTConfig, backbone net: HybridBackbone, proj: Bool) throws -> VisionTransformer {
         let size = config.imgSize ?? 224
         let embed = try HybridEmbed(backbone: net, imgSize: (size, size), patchSize: config.patchSize ?? 1,
                                     embedDim: config.embedDim ?? 768, bias: !(config.preNorm ?? false), proj: proj)
@@ -107,11 +111,16 @@ public enum HybridVisionTransformer {
         if let v = args.featureRatio, v != .null { throw ModelError("vit_hybrid: HybridEmbed feature_ratio is not supported (it is computed)") }
         if args.flatten == false || args.outputFmt != nil { throw ModelError("vit_hybrid: HybridEmbed must flatten to tokens") }
         if args.dynamicImgPad == true { throw ModelError("vit_hybrid: dynamic_img_pad is not supported") }
-        guard args.backbone.shortName == "ResNetV2" else {
-            throw ModelError("vit_hybrid: backbone \(args.backbone.name) is not supported (timm.models.resnetv2.ResNetV2)")
+        let kwargs = JSONValue.object(args.backbone.kwargs ?? [:])
+        switch args.backbone.shortName {
+        case "ResNetV2":
+            return try make(config, backbone: kwargs.decode(ResNetV2Config.self), proj: args.proj ?? true)
+        case "create_resnetv2_stem":
+            return try make(config, backbone: ResNetV2Stem(kwargs.decode(ResNetV2StemConfig.self)), proj: args.proj ?? true)
+        default:
+            throw ModelError("vit_hybrid: backbone \(args.backbone.name) is not supported "
+                             + "(timm.models.resnetv2.ResNetV2, timm.models.resnetv2.create_resnetv2_stem)")
         }
-        let backbone = try JSONValue.object(args.backbone.kwargs ?? [:]).decode(ResNetV2Config.self)
-        return try make(config, backbone: backbone, proj: args.proj ?? true)
     }
 
     static func variant(_ name: String, layers: [Int], dim: Int, heads: Int, depth: Int = 12, size: Int = 224) -> ModelVariant {
@@ -121,11 +130,25 @@ public enum HybridVisionTransformer {
         }
     }
 
+    /// timm's R-Ti/16 (`vit_tiny_r_s16_p8_*`): the ResNetV2 "same" stem alone (stride 4,
+    /// 64 channels) under 8x8 patches, a ViT-Ti on top.
+    static func tinyStemVariant(_ name: String, size: Int) -> ModelVariant {
+        ModelVariant(name, family: "vit_hybrid", inputSize: size) { classes in
+            let stem = ResNetV2StemConfig(inChs: 3, outChs: 64, stemType: "same", preact: false,
+                                          convLayer: ReferenceCallable(type: "partial", name: "timm.layers.std_conv.StdConv2dSame",
+                                                                       kwargs: ["eps": .number(1e-8)]))
+            let c = ViTConfig(imgSize: size, patchSize: 8, embedDim: 192, depth: 12, numHeads: 3, numClasses: classes)
+            return try make(c, backbone: ResNetV2Stem(stem), proj: true)
+        }
+    }
+
     /// timm's ResNetV2-based hybrids (vision_transformer_hybrid.py): R50 = ResNetV2
     /// layers (3, 4, 9) to stride 16, R26 = (2, 2, 2, 2) to stride 32; patch size 1.
     public static let family = ModelFamily(
         name: "vit_hybrid", reference: "timm 1.0.31 timm.models.vision_transformer.VisionTransformer + HybridEmbed(ResNetV2)",
         variants: [
+            tinyStemVariant("vit_tiny_r_s16_p8_224", size: 224),
+            tinyStemVariant("vit_tiny_r_s16_p8_384", size: 384),
             variant("vit_small_r26_s32_224", layers: [2, 2, 2, 2], dim: 384, heads: 6),
             variant("vit_small_r26_s32_384", layers: [2, 2, 2, 2], dim: 384, heads: 6, size: 384),
             variant("vit_base_r26_s32_224", layers: [2, 2, 2, 2], dim: 768, heads: 12),

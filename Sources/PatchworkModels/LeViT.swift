@@ -403,6 +403,9 @@ public struct LeViTConfig: Codable, Sendable {
     public var globalPool = "avg"
     public var dropRate = 0.0
     public var dropPathRate = 0.0
+    /// `create_levit(distilled=...)`: true builds `LevitDistilled` (head + head_dist),
+    /// false timm's plain `Levit` (one head).
+    public var distilled = true
 
     public init(imgSize: Int = 224, numClasses: Int = 1000, embedDim: [Int], keyDim: Int, depth: [Int], numHeads: [Int],
                 stemType: String = "s16", actLayer: String = "hard_swish") {
@@ -412,7 +415,7 @@ public struct LeViTConfig: Codable, Sendable {
 
     enum CodingKeys: String, CodingKey {
         case imgSize, inChans, numClasses, embedDim, keyDim, depth, numHeads, attnRatio, mlpRatio, stemBackbone, stemStride,
-             stemType, downOp, actLayer, attnActLayer, useConv, globalPool, dropRate, dropPathRate
+             stemType, downOp, actLayer, attnActLayer, useConv, globalPool, dropRate, dropPathRate, distilled
     }
 
     /// Missing keys keep timm's defaults.
@@ -430,6 +433,7 @@ public struct LeViTConfig: Codable, Sendable {
         attnActLayer = try c.decodeIfPresent(String.self, forKey: .attnActLayer)
         try read(.useConv, &useConv); try read(.globalPool, &globalPool)
         try read(.dropRate, &dropRate); try read(.dropPathRate, &dropPathRate)
+        try read(.distilled, &distilled)
     }
 
     /// timm's get_act_layer names.
@@ -449,12 +453,14 @@ public struct LeViTConfig: Codable, Sendable {
 }
 
 /// timm's LevitDistilled: stem → tokens → stages → mean over tokens → (head + head_dist) / 2
-/// (distilled_training is False, so training mode averages the two heads as well).
+/// (distilled_training is False, so training mode averages the two heads as well);
+/// with `distilled` false timm's Levit, whose only head is `head`.
 public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
     public let stem: LeViTStem
     public let stages: [LeViTStage]
     public private(set) var head: Module
-    public private(set) var headDist: Module
+    /// Absent in timm's plain `Levit`.
+    public private(set) var headDist: Module?
     /// The stem's token grid.
     public let resolution: (Int, Int)
     public let numFeatures: Int
@@ -503,7 +509,7 @@ public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
         numFeatures = features
         dropRate = drop
         head = c.numClasses > 0 ? LeViTNormLinear(features, c.numClasses, drop: drop) as Module : Identity()
-        headDist = c.numClasses > 0 ? LeViTNormLinear(features, c.numClasses, drop: drop) as Module : Identity()
+        headDist = !c.distilled ? nil : c.numClasses > 0 ? LeViTNormLinear(features, c.numClasses, drop: drop) as Module : Identity()
         super.init()
     }
 
@@ -522,7 +528,9 @@ public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
 
     public func forwardHead(_ features: Tensor, preLogits: Bool) -> Tensor {
         let pooled = features.rank == 4 ? features.mean(alongAxes: [1, 2]) : features.mean(alongAxes: [1])
-        return preLogits ? pooled : (head(pooled) + headDist(pooled)) / 2
+        if preLogits { return pooled }
+        guard let headDist else { return head(pooled) }
+        return (head(pooled) + headDist(pooled)) / 2
     }
 
     /// "stem" [B, h, w, C], then each stage's downsample and blocks as maps [B, h, w, C]
@@ -548,8 +556,10 @@ public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
 
     public func resetClassifier(numClasses: Int) {
         head = numClasses > 0 ? LeViTNormLinear(numFeatures, numClasses, drop: dropRate) as Module : Identity()
-        headDist = numClasses > 0 ? LeViTNormLinear(numFeatures, numClasses, drop: dropRate) as Module : Identity()
-        head.train(training); headDist.train(training)
+        if headDist != nil {
+            headDist = numClasses > 0 ? LeViTNormLinear(numFeatures, numClasses, drop: dropRate) as Module : Identity()
+        }
+        head.train(training); headDist?.train(training)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { logits(x) }

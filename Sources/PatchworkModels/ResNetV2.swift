@@ -166,6 +166,40 @@ struct ResNetV2Layers {
     let normEps: Float
     let affine: Bool
 
+    init(same: Bool, convEps: Float, groups: Int?, groupSize: Int?, normEps: Float, affine: Bool) {
+        self.same = same; self.convEps = convEps; self.groups = groups; self.groupSize = groupSize
+        self.normEps = normEps; self.affine = affine
+    }
+
+    /// From timm's `conv_layer` and `norm_layer` arguments.
+    init(convLayer: ReferenceCallable?, normLayer: ReferenceCallable?) throws {
+        // conv_layer: StdConv2d or StdConv2dSame (timm's default is StdConv2d, eps 1e-6).
+        let convName = convLayer?.shortName ?? "StdConv2d"
+        guard convName == "StdConv2d" || convName == "StdConv2dSame" else {
+            throw ModelError("resnetv2: conv_layer \(convLayer!.name) is not supported (StdConv2d, StdConv2dSame)")
+        }
+        let convKwargs = convLayer?.kwargs ?? [:]
+        for key in convKwargs.keys where key != "eps" {
+            throw ModelError("resnetv2: conv_layer argument \(key) is not supported (eps)")
+        }
+        let convEps = convKwargs["eps"]?.double ?? 1e-6
+
+        // norm_layer: GroupNormAct (timm's default, 32 groups).
+        let normName = normLayer?.shortName ?? "GroupNormAct"
+        guard normName == "GroupNormAct" else {
+            throw ModelError("resnetv2: norm_layer \(normLayer!.name) is not supported (GroupNormAct)")
+        }
+        let normKwargs = normLayer?.kwargs ?? [:]
+        for key in normKwargs.keys where !["num_groups", "group_size", "eps", "affine"].contains(key) {
+            throw ModelError("resnetv2: norm_layer argument \(key) is not supported (num_groups, group_size, eps, affine)")
+        }
+        if let v = normKwargs["num_groups"], v.int == nil { throw ModelError("resnetv2: num_groups \(v) is not an integer") }
+        if let v = normKwargs["group_size"], v != .null, v.int == nil { throw ModelError("resnetv2: group_size \(v) is not an integer") }
+        self.init(same: convName == "StdConv2dSame", convEps: Float(convEps),
+                  groups: normKwargs["num_groups"]?.int, groupSize: normKwargs["group_size"]?.int,
+                  normEps: Float(normKwargs["eps"]?.double ?? 1e-5), affine: normKwargs["affine"]?.bool ?? true)
+    }
+
     func conv(_ i: Int, _ o: Int, _ k: Int, stride: Int = 1, dilation: Int = 1, groups: Int = 1) -> StdConv2d {
         StdConv2d(i, o, kernelSize: k, stride: stride, dilation: dilation, groups: groups, eps: convEps, same: same)
     }
@@ -275,8 +309,9 @@ final class ResNetV2Stage: Module {
 /// timm's create_resnetv2_stem (non-pre-activation): a 7x7/2 conv (or three
 /// 3x3 convs for the deep stems), each followed by GroupNorm+ReLU, then a
 /// 3x3/2 max-pool: symmetric (""), zero-padded by 1 ("fixed") or TF "SAME" ("same").
-final class ResNetV2Stem: Module {
+final class ResNetV2Stem: Module, HybridBackbone {
     enum Pool { case symmetric, fixed, same }
+    let numFeatures: Int
     let conv: StdConv2d?
     let norm: GroupNormAct?
     let conv1: StdConv2d?
@@ -288,6 +323,7 @@ final class ResNetV2Stem: Module {
     let pool: Pool
 
     init(inChannels: Int, outChannels: Int, type: String, layers: ResNetV2Layers) throws {
+        numFeatures = outChannels
         let deep = type.contains("deep") || type.contains("tiered")
         if deep {
             let chs = type.contains("tiered") ? (3 * outChannels / 8, outChannels / 2) : (outChannels / 2, outChannels / 2)
@@ -304,7 +340,22 @@ final class ResNetV2Stem: Module {
         pool = type.contains("fixed") ? .fixed : type.contains("same") ? .same : .symmetric
     }
 
+    /// timm's `create_resnetv2_stem(...)` on its own, the backbone of `vit_tiny_r_s16_p8_*`
+    /// (`_resnetv2(layers=())`); keys are the stem's own (`conv`, `norm`).
+    convenience init(_ c: ResNetV2StemConfig) throws {
+        if c.preact ?? true { throw ModelError("resnetv2 stem: only preact=False is supported (the hybrid-ViT backbone)") }
+        let type = c.stemType ?? ""
+        guard ["", "fixed", "same", "deep", "deep_fixed", "deep_same", "tiered"].contains(type) else {
+            throw ModelError("resnetv2 stem: stem_type \"\(type)\" is not supported (\"\", fixed, same, deep, deep_fixed, deep_same, tiered)")
+        }
+        try self.init(inChannels: c.inChs ?? 3, outChannels: c.outChs ?? 64, type: type,
+                      layers: ResNetV2Layers(convLayer: c.convLayer, normLayer: c.normLayer))
+    }
+
     var convs: [StdConv2d] { [conv, conv1, conv2, conv3].compactMap { $0 } }
+
+    func featureSize(for size: (Int, Int)) -> (Int, Int) { outputSize(size) }
+    func forwardFeatures(_ x: Tensor) -> Tensor { self(x) }
 
     func outputSize(_ size: (Int, Int)) -> (Int, Int) {
         let s = convs.reduce(size) { $1.outputSize($0) }
@@ -327,6 +378,16 @@ final class ResNetV2Stem: Module {
         case .same: return MaxPool2dSame(kernel: 3, stride: 2)(h)
         }
     }
+}
+
+/// The arguments of timm's `create_resnetv2_stem(...)`, under their names.
+public struct ResNetV2StemConfig: Codable, Sendable {
+    public var inChs: Int?
+    public var outChs: Int?
+    public var stemType: String?
+    public var preact: Bool?
+    public var convLayer: ReferenceCallable?
+    public var normLayer: ReferenceCallable?
 }
 
 /// timm's make_divisible (divisor 8, at most 10% below the value).
@@ -395,31 +456,7 @@ public final class ResNetV2: Module, ImageClassifier {
         if c.basic == true { throw ModelError("resnetv2: basic blocks need preact=True, which is not supported") }
         if let act = c.actLayer, act.shortName != "ReLU" { throw ModelError("resnetv2: act_layer \(act.name) is not supported (ReLU)") }
 
-        // conv_layer: StdConv2d or StdConv2dSame (timm's default is StdConv2d, eps 1e-6).
-        let convName = c.convLayer?.shortName ?? "StdConv2d"
-        guard convName == "StdConv2d" || convName == "StdConv2dSame" else {
-            throw ModelError("resnetv2: conv_layer \(c.convLayer!.name) is not supported (StdConv2d, StdConv2dSame)")
-        }
-        let convKwargs = c.convLayer?.kwargs ?? [:]
-        for key in convKwargs.keys where key != "eps" {
-            throw ModelError("resnetv2: conv_layer argument \(key) is not supported (eps)")
-        }
-        let convEps = convKwargs["eps"]?.double ?? 1e-6
-
-        // norm_layer: GroupNormAct (timm's default, 32 groups).
-        let normName = c.normLayer?.shortName ?? "GroupNormAct"
-        guard normName == "GroupNormAct" else {
-            throw ModelError("resnetv2: norm_layer \(c.normLayer!.name) is not supported (GroupNormAct)")
-        }
-        let normKwargs = c.normLayer?.kwargs ?? [:]
-        for key in normKwargs.keys where !["num_groups", "group_size", "eps", "affine"].contains(key) {
-            throw ModelError("resnetv2: norm_layer argument \(key) is not supported (num_groups, group_size, eps, affine)")
-        }
-        if let v = normKwargs["num_groups"], v.int == nil { throw ModelError("resnetv2: num_groups \(v) is not an integer") }
-        if let v = normKwargs["group_size"], v != .null, v.int == nil { throw ModelError("resnetv2: group_size \(v) is not an integer") }
-        let layers = ResNetV2Layers(same: convName == "StdConv2dSame", convEps: Float(convEps),
-                                    groups: normKwargs["num_groups"]?.int, groupSize: normKwargs["group_size"]?.int,
-                                    normEps: Float(normKwargs["eps"]?.double ?? 1e-5), affine: normKwargs["affine"]?.bool ?? true)
+        let layers = try ResNetV2Layers(convLayer: c.convLayer, normLayer: c.normLayer)
 
         let stemType = c.stemType ?? ""
         guard ["", "fixed", "same", "deep", "deep_fixed", "deep_same", "tiered"].contains(stemType) else {

@@ -45,6 +45,28 @@ final class CoreOpsTests: XCTestCase {
         }
     }
 
+    func testActivationSecondDerivativesMatchFiniteDifferences() {
+        // Each activation's pullback is one fused kernel with its own pullback (double backward):
+        // d/dx of <∇ₓ Σ c·f(x), v> against central differences of the first gradient.
+        let x = Tensor([-3.7, -2.1, -0.9, -0.35, 0.25, 0.8, 1.6, 2.4, 3.6, 5.0], shape: [2, 5])
+        let c = Tensor.randomNormal([2, 5], generator: Generator(seed: 3))
+        let v = Tensor.randomNormal([2, 5], generator: Generator(seed: 4))
+        let fs: [(String, (Tensor) -> Tensor)] = [
+            ("tanh", { $0.tanh() }), ("sigmoid", { $0.sigmoid() }), ("relu", { $0.relu() }), ("gelu", { $0.gelu() }),
+            ("gelu_tanh", { $0.geluTanh() }), ("silu", { $0.silu() }), ("hardswish", { $0.hardswish() }),
+        ]
+        for (name, f) in fs {
+            func gradient(_ at: Tensor) -> Tensor { valueAndGradient(at: [at]) { (f($0[0]) * c).sum() }.gradients[0] }
+            let leaf = x.requiringGrad()
+            let first = valueAndGradient(at: [leaf], createGraph: true) { (f($0[0]) * c).sum() }.gradients[0]
+            assertClose(first, gradient(x), atol: 1e-6, rtol: 1e-6, "\(name): first derivative with and without the graph")
+            (first * v).sum().backward()
+            let eps: Float = 1e-2
+            let numeric = (gradient(x + v * eps) - gradient(x - v * eps)) / (2 * eps)
+            assertClose(leaf.grad!, numeric, atol: 2e-3, rtol: 2e-2, "\(name): second derivative")
+        }
+    }
+
     func testBinaryGradientsWithBroadcasting() {
         let a = Tensor.randomNormal([2, 3, 4], generator: Generator(seed: 1))
         let b = Tensor.randomNormal([3, 1], generator: Generator(seed: 2)) + 3

@@ -96,7 +96,7 @@ final class LeViTTests: XCTestCase {
             model.train(training)
             let features = withoutGrad { model.forwardFeatures(x) }
             let pooled = features.mean(alongAxes: [1])
-            let (h, hd) = withoutGrad { (model.head(pooled), model.headDist(pooled)) }
+            let (h, hd) = withoutGrad { (model.head(pooled), model.headDist!(pooled)) }
             assertClose(withoutGrad { model.forwardHead(features, preLogits: false) }, (h + hd) / 2, atol: 1e-6, rtol: 1e-6,
                         training ? "train" : "eval")
         }

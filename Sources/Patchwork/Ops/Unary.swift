@@ -38,11 +38,29 @@ extension Tensor {
     }
 
     public func tanh() -> Tensor {
-        Tensor.recordUsingOutput("tanh", Kernels.map(self, TanhFunction.self), [self]) { g, y in [g * (1 - y * y)] }
+        // d/dx = 1 − y², and d/dy of g·(1 − y²) = −2g·y
+        Tensor.recordUsingOutput("tanh", Kernels.map(self, TanhFunction.self), [self]) { g, y in
+            [Tensor.activationPullback("tanh_backward", g, y, TanhPullback.self) { y in -2 * y }]
+        }
     }
 
     public func sigmoid() -> Tensor {
-        Tensor.recordUsingOutput("sigmoid", Kernels.map(self, SigmoidFunction.self), [self]) { g, y in [g * y * (1 - y)] }
+        // d/dx = y·(1 − y), and d/dy of g·y·(1 − y) = g·(1 − 2y)
+        Tensor.recordUsingOutput("sigmoid", Kernels.map(self, SigmoidFunction.self), [self]) { g, y in
+            [Tensor.activationPullback("sigmoid_backward", g, y, SigmoidPullback.self) { y in 1 - 2 * y }]
+        }
+    }
+
+    /// g·f′(x) in one pass: the pullback of an activation f at x (or at its output
+    /// for tanh and sigmoid), as one kernel `D` (D(g, x) = g·f′(x)). It is itself
+    /// differentiable: d/dg = f′(x) (the same kernel), d/dx = g·f″(x) (`second`).
+    static func activationPullback<D: BinaryFunction>(_ name: String, _ g: Tensor, _ x: Tensor, _ d: D.Type,
+                                                     second: @escaping (Tensor) -> Tensor) -> Tensor {
+        let y = Kernels.zip(g, x, op: name, D.self)
+        return record(name, y, [g, x]) { gg in
+            [g.requiresGrad ? activationPullback(name, gg, x, d, second: second) : nil,
+             x.requiresGrad ? gg * g * second(x) : nil]
+        }
     }
 
     public func erf() -> Tensor {
@@ -55,48 +73,57 @@ extension Tensor {
 
     public func relu() -> Tensor {
         let x = self
-        return Tensor.record("relu", Kernels.map(x, ReluFunction.self), [x]) { g in [g * x.greater(0)] }
+        return Tensor.record("relu", Kernels.map(x, ReluFunction.self), [x]) { g in
+            [Tensor.activationPullback("relu_backward", g, x, ReluPullback.self) { x in Tensor.zeros(x.shape) }]
+        }
     }
 
     /// GELU with the exact erf form: x·Φ(x).
     public func gelu() -> Tensor {
         let x = self
-        return Tensor.record("gelu", Kernels.map(x, GeluFunction.self), [x]) { g in [g * x.geluDerivative()] }
-    }
-
-    /// Φ(x) + x·φ(x), the derivative of exact GELU, as one kernel.
-    func geluDerivative() -> Tensor {
-        let x = self
-        // GELU''(x) = φ(x)·(2 − x²)
-        return Tensor.record("gelu_derivative", Kernels.map(x, GeluDerivativeFunction.self), [x]) { g in
-            let pdf = (x.square() * -0.5).exp() * 0.3989422804014327
-            return [g * pdf * (2 - x.square())]
+        return Tensor.record("gelu", Kernels.map(x, GeluFunction.self), [x]) { g in
+            // GELU′ = Φ(x) + x·φ(x); GELU″ = φ(x)·(2 − x²)
+            [Tensor.activationPullback("gelu_backward", g, x, GeluPullback.self) { x in
+                (x.square() * -0.5).exp() * 0.3989422804014327 * (2 - x.square())
+            }]
         }
     }
 
-    /// GELU with the tanh approximation (PyTorch's approximate="tanh").
+    /// GELU with the tanh approximation (PyTorch's approximate="tanh"):
+    /// 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³).
     public func geluTanh() -> Tensor {
-        let c: Float = 0.7978845608028654  // √(2/π)
-        let inner = (self + self * self.square() * 0.044715) * c
-        return self * 0.5 * (1 + inner.tanh())
+        let x = self
+        return Tensor.record("gelu_tanh", Kernels.map(x, GeluTanhFunction.self), [x]) { g in
+            [Tensor.activationPullback("gelu_tanh_backward", g, x, GeluTanhPullback.self) { x in
+                // f″ = (1 − t²)·(u′ − x·t·u′² + 0.5·x·u″), u′ = c·(1 + 3a·x²), u″ = 6a·c·x
+                let c: Float = 0.7978845608028654, a: Float = 0.044715
+                let t = ((x + x * x.square() * a) * c).tanh()
+                let du = (1 + x.square() * (3 * a)) * c
+                return (1 - t.square()) * (du - x * t * du.square() + x * x * (3 * a * c))
+            }]
+        }
     }
 
     /// x·σ(x) (also called swish).
     public func silu() -> Tensor {
         let x = self
         return Tensor.record("silu", Kernels.map(x, SiluFunction.self), [x]) { g in
-            let s = x.sigmoid()
-            return [g * s * (1 + x * (1 - s))]
+            // f′ = σ·(1 + x·(1 − σ)); f″ = σ·(1 − σ)·(2 + x·(1 − 2σ))
+            [Tensor.activationPullback("silu_backward", g, x, SiluPullback.self) { x in
+                let s = x.sigmoid()
+                return s * (1 - s) * (2 + x * (1 - 2 * s))
+            }]
         }
     }
 
     /// x·relu6(x+3)/6.
     public func hardswish() -> Tensor {
         let x = self
-        // As PyTorch: 0 below -3, x/3 + 1/2 up to 3 (inclusive), 1 above.
+        // As PyTorch: f′ = 0 below -3, x/3 + 1/2 up to 3 (inclusive), 1 above; f″ = 1/3 in between.
         return Tensor.record("hardswish", Kernels.map(x, HardswishFunction.self), [x]) { g in
-            let middle = x.greaterEqual(-3) * x.lessEqual(3)
-            return [g * (middle * (x / 3 + 0.5) + x.greater(3))]
+            [Tensor.activationPullback("hardswish_backward", g, x, HardswishPullback.self) { x in
+                x.greaterEqual(-3) * x.lessEqual(3) / 3
+            }]
         }
     }
 
@@ -181,9 +208,55 @@ enum GeluFunction: UnaryFunction {
     static var cost: Int { 10 }
 }
 
-enum GeluDerivativeFunction: UnaryFunction {
-    @inline(__always) static func apply(_ x: Vec) -> Vec { 0.5 * (1 + VectorMath.erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * VectorMath.exp(-0.5 * x * x) }
-    static var cost: Int { 16 }
+enum GeluTanhFunction: UnaryFunction {
+    @inline(__always) static func apply(_ x: Vec) -> Vec {
+        0.5 * x * (1 + VectorMath.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+    }
+    static var cost: Int { 10 }
+}
+
+// Activation pullbacks D(g, x) = g·f′(x) (tanh and sigmoid take their output y).
+
+enum GeluPullback: BinaryFunction {
+    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec {
+        g * (0.5 * (1 + VectorMath.erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * VectorMath.exp(-0.5 * x * x))
+    }
+}
+
+enum GeluTanhPullback: BinaryFunction {
+    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec {
+        let x2 = x * x
+        let t = VectorMath.tanh(0.7978845608028654 * (x + 0.044715 * x2 * x))
+        let du = 0.7978845608028654 * (1 + 0.134145 * x2)
+        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
+    }
+}
+
+enum SiluPullback: BinaryFunction {
+    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec {
+        let s = VectorMath.sigmoid(x)
+        return g * s * (1 + x * (1 - s))
+    }
+}
+
+enum ReluPullback: BinaryFunction {
+    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec { VectorMath.select(VectorMath.greater(x, Vec(repeating: 0)), g, Vec(repeating: 0)) }
+}
+
+enum HardswishPullback: BinaryFunction {
+    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec {
+        let middle = g * (x * (1.0 / 3) + 0.5)
+        let aboveLow = VectorMath.select(VectorMath.less(x, Vec(repeating: -3)), Vec(repeating: 0), middle)
+        return VectorMath.select(VectorMath.greater(x, Vec(repeating: 3)), g, aboveLow)
+    }
+}
+
+enum TanhPullback: BinaryFunction {
+    @inline(__always) static func apply(_ g: Vec, _ y: Vec) -> Vec { g * (1 - y * y) }
+}
+
+enum SigmoidPullback: BinaryFunction {
+    @inline(__always) static func apply(_ g: Vec, _ y: Vec) -> Vec { g * y * (1 - y) }
 }
 
 enum SiluFunction: UnaryFunction {

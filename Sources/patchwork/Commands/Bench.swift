@@ -1,11 +1,81 @@
 import ArgumentParser
 import Foundation
 import Patchwork
+import PatchworkAnalysis
+import PatchworkModels
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure Patchwork's speed.",
-        subcommands: [BenchGemm.self])
+        abstract: "Time the benchmark suite's models (train and infer), side by side with PyTorch's numbers.",
+        discussion: """
+        Each case of the suite (bench/cases.json, the same file as ../shared/bench/cases.json) is built from its \
+        family and the reference's constructor arguments, with random weights, and timed as ../shared/bench/torch_bench.py \
+        times PyTorch: train = forward + mean cross-entropy + backward + SGD(lr 1e-3, momentum 0.9) step in training \
+        mode; infer = forward in eval mode without the tape. 3 untimed warm-up steps, then single steps timed until 6 s \
+        are spent (at least 10, at most 100; --quick: 2 warm-up, 3 to 20 steps, 1 s). Peak RSS is the process's VmHWM, \
+        reset before the model is built. scripts/bench-vs-torch.sh runs both sides case by case and prints the ratios.
+        """,
+        subcommands: [BenchGemm.self, BenchCompare.self])
+
+    @Argument(help: "Case names (default: every case of the suite).")
+    var names: [String] = []
+
+    @Option(help: "The suite file.")
+    var cases = "bench/cases.json"
+
+    @Option(help: "Only this group: small (32x32, train + infer) or imagenet (224x224, infer).")
+    var group: String?
+
+    @Option(help: "Only this mode: train or infer.")
+    var mode: String?
+
+    @Flag(help: "Fewer warm-up and timed steps (2 warm-up, 3 to 20 timed, 1 s).")
+    var quick = false
+
+    @Option(help: "Write the results as JSON to this file.")
+    var json: String?
+
+    @Flag(help: "List the cases and exit.")
+    var list = false
+
+    func validate() throws {
+        if let group, !["small", "imagenet"].contains(group) { throw ValidationError("--group must be small or imagenet, got \(group)") }
+        if let mode, !["train", "infer"].contains(mode) { throw ValidationError("--mode must be train or infer, got \(mode)") }
+    }
+
+    func run() throws {
+        let suite = try BenchCase.load(cases)
+        let unknown = names.filter { n in !suite.contains { $0.name == n } }
+        if !unknown.isEmpty {
+            throw ValidationError("\(cases): no case named \(unknown.joined(separator: ", ")) (cases: \(suite.map(\.name).joined(separator: ", ")))")
+        }
+        let selected = suite.filter { (names.isEmpty || names.contains($0.name)) && (group == nil || $0.group == group) }
+        if list {
+            for c in selected { print("\(c.name.padding(toLength: 30, withPad: " ", startingAt: 0)) \(c.group.padding(toLength: 9, withPad: " ", startingAt: 0)) \(c.family.padding(toLength: 11, withPad: " ", startingAt: 0)) \(c.modes.joined(separator: ","))") }
+            return
+        }
+        let policy = quick ? BenchPolicy.quick : BenchPolicy.full
+        print("# Patchwork \(PatchworkVersion.string) | GEMM: \(Gemm.description) | threads \(Parallel.threadCount) | \(BenchMachine.cpuModel())")
+        var rows: [[String: Any]] = []
+        for c in selected {
+            for m in c.modes where mode == nil || m == mode {
+                let row = try BenchRunner.measure(c, mode: m, policy: policy)
+                rows.append(row.json)
+                print(row.line)
+                fflush(stdout)
+            }
+        }
+        if let json {
+            let meta: [String: Any] = ["patchwork": PatchworkVersion.string, "gemm": Gemm.description,
+                                       "threads": Parallel.threadCount, "cpu": BenchMachine.cpuModel(),
+                                       "date_utc": ISO8601DateFormatter().string(from: Date()),
+                                       "policy": ["warmup": policy.warmup, "min_reps": policy.minReps, "max_reps": policy.maxReps,
+                                                  "target_s": policy.targetSeconds, "quick": quick]]
+            let data = try JSONSerialization.data(withJSONObject: ["meta": meta, "results": rows], options: [.prettyPrinted, .sortedKeys])
+            try data.write(to: URL(fileURLWithPath: json), options: .atomic)
+            print("wrote \(json)")
+        }
+    }
 }
 
 /// GEMM GFLOP/s through `Tensor` and through the library directly, and
@@ -83,4 +153,74 @@ func bestTime(_ seconds: Double, _ body: () -> Void) -> Double {
         runs += 1
     }
     return best
+}
+
+/// The ratio table: Patchwork img/s ÷ PyTorch img/s per case and mode, from
+/// `patchwork bench --json` and `torch_bench.py --json` files.
+struct BenchCompare: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "compare",
+        abstract: "Print Patchwork ÷ PyTorch img/s and peak RSS per case and mode from the two sides' JSON files.")
+
+    @Option(name: .customLong("patchwork"), parsing: .upToNextOption, help: "JSON files written by `patchwork bench --json`.")
+    var patchworkFiles: [String]
+
+    @Option(name: .customLong("torch"), parsing: .upToNextOption, help: "JSON files written by torch_bench.py --json.")
+    var torchFiles: [String] = []
+
+    @Option(help: "Also write the table as Markdown to this file.")
+    var markdown: String?
+
+    struct Row { let ips: Double; let min: Double; let max: Double; let rss: Double?; let gflops: Double? }
+
+    static func rows(_ paths: [String], rssKey: String) throws -> (rows: [String: Row], order: [String]) {
+        var rows: [String: Row] = [:], order: [String] = []
+        for path in paths {
+            guard let data = FileManager.default.contents(atPath: path),
+                  let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+                  let results = object["results"] as? [[String: Any]] else { throw ValidationError("\(path): not a benchmark JSON file (no \"results\")") }
+            for r in results {
+                guard let name = r["case"] as? String, let mode = r["mode"] as? String,
+                      let stats = r["stats"] as? [String: Any], let ips = stats["img_per_s"] as? [String: Double],
+                      let med = ips["median"] else { throw ValidationError("\(path): a result without case, mode or stats.img_per_s") }
+                let key = name + " " + mode
+                if rows[key] == nil { order.append(key) }
+                rows[key] = Row(ips: med, min: ips["min"] ?? med, max: ips["max"] ?? med, rss: r[rssKey] as? Double,
+                                gflops: (stats["achieved_gflop_per_s"] as? [String: Double])?["median"])
+            }
+        }
+        return (rows, order)
+    }
+
+    func run() throws {
+        let ours = try Self.rows(patchworkFiles, rssKey: "peak_rss_mb")
+        let theirs = try Self.rows(torchFiles, rssKey: "peak_rss_mib")
+        var lines = ["| case | mode | Patchwork img/s [min–max] | PyTorch img/s [min–max] | ratio | Patchwork GFLOP/s | peak RSS MiB Patchwork / PyTorch |",
+                     "|---|---|---|---|---|---|---|"]
+        var ratios: [Double] = []
+        for key in ours.order {
+            let p = ours.rows[key]!
+            let parts = key.split(separator: " ")
+            let ratio = theirs.rows[key].map { p.ips / $0.ips }
+            if let ratio { ratios.append(ratio) }
+            let t = theirs.rows[key]
+            lines.append("| \(parts[0]) | \(parts[1]) | " + String(format: "%.1f [%.1f–%.1f]", p.ips, p.min, p.max)
+                         + " | " + (t.map { String(format: "%.1f [%.1f–%.1f]", $0.ips, $0.min, $0.max) } ?? "—")
+                         + " | " + (ratio.map { String(format: "**%.2f×**", $0) } ?? "—")
+                         + " | " + (p.gflops.map { String(format: "%.0f", $0) } ?? "—")
+                         + " | " + (p.rss.map { String(format: "%.0f", $0) } ?? "—") + " / " + (t?.rss.map { String(format: "%.0f", $0) } ?? "—") + " |")
+        }
+        if !ratios.isEmpty {
+            let geo = exp(ratios.map { log($0) }.reduce(0, +) / Double(ratios.count))
+            lines.append("")
+            lines.append(String(format: "%d rows compared: geometric mean %.2f×, min %.2f×, max %.2f×; %d below 1.0×.",
+                                ratios.count, geo, ratios.min()!, ratios.max()!, ratios.filter { $0 < 1 }.count))
+        } else {
+            lines.append("")
+            lines.append("No PyTorch numbers to compare with.")
+        }
+        let text = lines.joined(separator: "\n")
+        print(text)
+        if let markdown { try Data((text + "\n").utf8).write(to: URL(fileURLWithPath: markdown), options: .atomic) }
+    }
 }

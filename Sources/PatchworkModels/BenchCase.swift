@@ -1,0 +1,234 @@
+import Foundation
+import Patchwork
+import PatchworkNN
+
+/// One case of the benchmark suite (`bench/cases.json`, the same file as
+/// `../shared/bench/cases.json`): a model given the way PyTorch builds it, a
+/// batch, an input shape and the modes to time.
+public struct BenchCase: Decodable, Sendable {
+    public let name: String
+    public let group: String
+    public let family: String
+    /// How the reference builds the model: `callable` with `args`/`kwargs`, optionally `post_init`.
+    public let reference: JSONValue
+    /// (C, H, W).
+    public let inputShape: [Int]
+    public let batch: Int
+    public let numClasses: Int
+    public let modes: [String]
+    /// The reference's parameter count.
+    public let params: Int?
+    /// FLOPs per image by mode (one multiply-add = 2 FLOPs; matrix products, convolutions, attention).
+    public let gflopsPerImage: [String: Double]?
+
+    enum CodingKeys: String, CodingKey {
+        case name, group, family, reference, inputShape = "input_shape", batch, numClasses = "num_classes", modes,
+             params, gflopsPerImage = "gflops_per_image"
+    }
+
+    /// The suite file: `{"cases": [...]}`.
+    public static func load(_ path: String) throws -> [BenchCase] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): cannot read the benchmark suite") }
+        struct Suite: Decodable { let cases: [BenchCase] }
+        do { return try JSONDecoder().decode(Suite.self, from: data).cases } catch {
+            throw ModelError("\(path): not a benchmark suite (\(error))")
+        }
+    }
+
+    /// Builds the case's model with random weights: the reference's constructor
+    /// arguments translated into the family's config (the same decoding as the
+    /// parity fixtures), then checks the parameter count against the reference's.
+    public func model() throws -> ImageClassifier {
+        let config: JSONValue
+        do { config = try familyConfig() } catch { throw ModelError("bench case \(name): \(error)") }
+        let model: ImageClassifier
+        do { model = try Models.family(family).build(config: config) } catch {
+            throw ModelError("bench case \(name): cannot build family \"\(family)\": \(error)")
+        }
+        if let params, model.parameterCount != params {
+            throw ModelError("bench case \(name): the \(family) model has \(model.parameterCount) parameters, the reference \(params); "
+                             + "the translation of its reference arguments is wrong")
+        }
+        return model
+    }
+
+    /// The family config (the reference constructor's arguments, as a parity fixture's `config`).
+    public func familyConfig() throws -> JSONValue {
+        guard let callable = reference["callable"]?.string else { throw ModelError("reference has no \"callable\"") }
+        let kwargs = Self.tagged(reference["kwargs"] ?? .object([:])).object ?? [:]
+        let args = (reference["args"]?.array ?? []).map(Self.tagged)
+        var config: [String: JSONValue]
+        switch callable {
+        case "timm.create_model":
+            guard let modelName = args.first?.string else { throw ModelError("timm.create_model needs the model name as its first argument") }
+            config = try Self.timmNamedModel(modelName, family: family, overrides: kwargs.filter { $0.key != "pretrained" })
+        case "timm.models.resnet.ResNet", "timm.models.convit.ConVit", "timm.models.swin_transformer.SwinTransformer":
+            config = kwargs
+        case "timm.models.vision_transformer.VisionTransformer":
+            config = family == "vitc" ? try Self.vitcFromConvStem(kwargs) : kwargs
+        case _ where callable.hasPrefix("transformers.") && callable.hasSuffix("ForImageClassification"):
+            // HF models take one config object: its arguments are the family config (HF defaults fill the rest).
+            guard args.count == 1, let hf = args.first, hf["$type"]?.string == "instance", let hfKwargs = hf["kwargs"]?.object else {
+                throw ModelError("\(callable) needs one config instance as its argument")
+            }
+            config = hfKwargs
+        default:
+            throw ModelError("reference callable \(callable) is not supported")
+        }
+        if let postInit = reference["post_init"]?.array, !postInit.isEmpty {
+            guard family == "resnet" else { throw ModelError("post_init is only supported for resnet (the CIFAR stem)") }
+            try Self.applyCifarStem(postInit.map(Self.tagged), to: &config)
+        }
+        return .object(config)
+    }
+
+    /// The benchmark file writes a class as `{"ref": name}` and a call as
+    /// `{"callable", "args", "kwargs", "partial"}`; the families read the parity
+    /// fixtures' `{"$type": "callable" | "instance" | "partial", "name", "kwargs"}`.
+    static func tagged(_ value: JSONValue) -> JSONValue {
+        switch value {
+        case .array(let a): return .array(a.map(tagged))
+        case .object(let o):
+            if let ref = o["ref"]?.string, o.count == 1 { return .object(["$type": .string("callable"), "name": .string(ref)]) }
+            if let callable = o["callable"]?.string {
+                var out: [String: JSONValue] = ["$type": .string(o["partial"]?.bool == true ? "partial" : "instance"),
+                                                "name": .string(callable), "kwargs": tagged(o["kwargs"] ?? .object([:]))]
+                if let args = o["args"] { out["args"] = tagged(args) }
+                return .object(out)
+            }
+            return .object(o.mapValues(tagged))
+        default: return value
+        }
+    }
+
+    /// `timm.create_model(name, **overrides)`: the registered model's own arguments
+    /// with the overrides merged as timm merges them.
+    static func timmNamedModel(_ name: String, family: String, overrides: [String: JSONValue]) throws -> [String: JSONValue] {
+        guard let entry = timmModels[name] else {
+            throw ModelError("timm model \(name) is not listed (known: \(timmModels.keys.sorted().joined(separator: ", ")))")
+        }
+        guard entry.family == family else { throw ModelError("timm model \(name) is a \(entry.family) model, the case says \(family)") }
+        var config = entry.kwargs
+        switch family {
+        case "coatnet", "maxvit":
+            // MaxxVit(cfg, img_size, in_chans, num_classes, global_pool, drop_rate, drop_path_rate, **kwargs):
+            // other kwargs overlay the cfg, `transformer_*` / `conv_*` its sub-configs (timm's _overlay_kwargs).
+            let modelArgs: Set = ["img_size", "in_chans", "num_classes", "global_pool", "drop_rate", "drop_path_rate"]
+            guard var cfg = config["cfg"]?["kwargs"]?.object else { throw ModelError("timm model \(name): no cfg") }
+            for (key, value) in overrides {
+                if modelArgs.contains(key) { config[key] = value; continue }
+                for (prefix, sub) in [("transformer_", "transformer_cfg"), ("conv_", "conv_cfg")] where key.hasPrefix(prefix) {
+                    var subKwargs = cfg[sub]?["kwargs"]?.object ?? [:]
+                    subKwargs[String(key.dropFirst(prefix.count))] = value
+                    cfg[sub] = .object(["$type": .string("instance"), "name": .string("timm.models.maxxvit.MaxxVit" + (sub == "conv_cfg" ? "ConvCfg" : "TransformerCfg")),
+                                        "kwargs": .object(subKwargs)])
+                }
+                if !key.hasPrefix("transformer_") && !key.hasPrefix("conv_") { cfg[key] = value }
+            }
+            config["cfg"] = .object(["$type": .string("instance"), "name": .string("timm.models.maxxvit.MaxxVitCfg"), "kwargs": .object(cfg)])
+        default:
+            // Every other entrypoint calls its builder with dict(model_args, **kwargs).
+            config.merge(overrides) { _, new in new }
+        }
+        return config
+    }
+
+    /// timm's `VisionTransformer(embed_layer=partial(HybridEmbed, proj=False, backbone=ConvStem(...)))`
+    /// is ViT_C (Xiao et al. 2021): the same conv-BN-ReLU stem and final 1x1 conv, then the
+    /// transformer. Translated into pycls's `ViT` params, the vitc family's config.
+    static func vitcFromConvStem(_ kwargs: [String: JSONValue]) throws -> [String: JSONValue] {
+        guard let embed = kwargs["embed_layer"], embed["name"]?.string?.hasSuffix("HybridEmbed") == true,
+              let embedKwargs = embed["kwargs"]?.object, let stem = embedKwargs["backbone"],
+              stem["name"]?.string?.hasSuffix("ConvStem") == true, let stemKwargs = stem["kwargs"]?.object else {
+            throw ModelError("vitc: expected embed_layer = partial(HybridEmbed, backbone=ConvStem(...))")
+        }
+        guard embedKwargs["proj"]?.bool == false else { throw ModelError("vitc: HybridEmbed must have proj=False (the stem's last 1x1 conv projects)") }
+        for key in kwargs.keys where !["img_size", "patch_size", "embed_dim", "depth", "num_heads", "num_classes", "embed_layer", "mlp_ratio"].contains(key) {
+            throw ModelError("vitc: VisionTransformer argument \(key) is not supported in the ViT_C translation")
+        }
+        guard (kwargs["patch_size"]?.int ?? 1) == 1 else { throw ModelError("vitc: patch_size must be 1 (the stem makes the tokens)") }
+        guard let channels = stemKwargs["channels"]?.array?.compactMap(\.int), let kernels = stemKwargs["kernel_size"]?.array?.compactMap(\.int),
+              let strides = stemKwargs["stride"]?.array?.compactMap(\.int), let depth = stemKwargs["depth"]?.int,
+              channels.count == depth, kernels.count == depth, strides.count == depth, kernels.last == 1 else {
+            throw ModelError("vitc: ConvStem needs depth, and channels, kernel_size, stride lists of that length ending in a 1x1 conv")
+        }
+        let dim = kwargs["embed_dim"]?.int ?? 768
+        guard channels.last == dim else { throw ModelError("vitc: the stem ends at \(channels.last!) channels, embed_dim is \(dim)") }
+        let mlpRatio = kwargs["mlp_ratio"]?.double ?? 4
+        return ["image_size": kwargs["img_size"] ?? .number(224), "patch_size": .number(Double(strides.reduce(1, *))), "stem_type": .string("conv"),
+                "c_stem_kernels": .array(kernels.map { .number(Double($0)) }), "c_stem_strides": .array(strides.map { .number(Double($0)) }),
+                "c_stem_dims": .array(channels.map { .number(Double($0)) }), "n_layers": kwargs["depth"] ?? .number(12),
+                "n_heads": kwargs["num_heads"] ?? .number(12), "hidden_d": .number(Double(dim)), "mlp_d": .number(Double(dim) * mlpRatio),
+                "cls_type": .string("token"), "num_classes": kwargs["num_classes"] ?? .number(1000)]
+    }
+
+    /// The CIFAR stem as the suite writes it: `conv1` replaced by a 3x3 stride-1 conv
+    /// (padding 1, no bias) and `maxpool` by Identity — the resnet family's `small_input_stem`.
+    static func applyCifarStem(_ steps: [JSONValue], to config: inout [String: JSONValue]) throws {
+        var conv: JSONValue?, identityPool = false
+        for step in steps {
+            switch step["replace"]?.string {
+            case "conv1": conv = step["with"]
+            case "maxpool": identityPool = step["with"]?["name"]?.string == "torch.nn.Identity"
+            default: throw ModelError("post_init: replacing \(step["replace"]?.string ?? "?") is not supported (conv1, maxpool)")
+            }
+        }
+        guard let conv, conv["name"]?.string == "torch.nn.Conv2d", identityPool,
+              let args = conv["args"]?.array?.compactMap(\.int), args.count == 3, args[2] == 3,
+              conv["kwargs"]?["stride"]?.int == 1, conv["kwargs"]?["padding"]?.int == 1, conv["kwargs"]?["bias"]?.bool == false else {
+            throw ModelError("post_init: only the CIFAR stem is supported (conv1 = Conv2d(in, width, 3, stride=1, padding=1, bias=False), maxpool = Identity)")
+        }
+        // The replaced stem's output width must be what the first stage expects: 2·stem_width for deep stems.
+        let stemWidth = config["stem_width"]?.int ?? 64
+        let expected = (config["stem_type"]?.string ?? "").hasPrefix("deep") ? 2 * stemWidth : 64
+        guard args[1] == expected else { throw ModelError("post_init: conv1 has \(args[1]) output channels, the first stage expects \(expected)") }
+        config["stem_type"] = .string("")
+        config["stem_width"] = .number(Double(args[1]))
+        config["small_input_stem"] = .bool(true)
+        if args[0] != (config["in_chans"]?.int ?? 3) { throw ModelError("post_init: conv1 takes \(args[0]) channels, in_chans is \(config["in_chans"]?.int ?? 3)") }
+    }
+
+    /// The timm model names the suite uses: each registered function's own arguments
+    /// (timm 1.0.31: `model_args` of the entrypoint, `model_cfgs` for LeViT and MaxxVit),
+    /// in the family's config format.
+    static let timmModels: [String: (family: String, kwargs: [String: JSONValue])] = {
+        let json = #"""
+        {
+          "resnet18": ["resnet", {"block": {"$type": "callable", "name": "timm.models.resnet.BasicBlock"}, "layers": [2, 2, 2, 2]}],
+          "resnet50": ["resnet", {"block": {"$type": "callable", "name": "timm.models.resnet.Bottleneck"}, "layers": [3, 4, 6, 3]}],
+          "vit_tiny_patch16_224": ["vit", {"patch_size": 16, "embed_dim": 192, "depth": 12, "num_heads": 3}],
+          "vit_small_patch16_224": ["vit", {"patch_size": 16, "embed_dim": 384, "depth": 12, "num_heads": 6}],
+          "vit_tiny_r_s16_p8_224": ["vit_hybrid", {"patch_size": 8, "embed_dim": 192, "depth": 12, "num_heads": 3,
+            "embed_layer": {"$type": "partial", "name": "timm.layers.hybrid_embed.HybridEmbed", "kwargs": {
+              "backbone": {"$type": "instance", "name": "timm.models.resnetv2.create_resnetv2_stem", "kwargs": {
+                "in_chs": 3, "stem_type": "same", "preact": false,
+                "conv_layer": {"$type": "partial", "name": "timm.layers.std_conv.StdConv2dSame", "kwargs": {"eps": 1e-8}}}}}}}],
+          "convit_tiny": ["convit", {"local_up_to_layer": 10, "locality_strength": 1.0, "embed_dim": 48, "num_heads": 4}],
+          "levit_128s": ["levit", {"embed_dim": [128, 256, 384], "key_dim": 16, "num_heads": [4, 6, 8], "depth": [2, 3, 4]}],
+          "swin_tiny_patch4_window7_224": ["swin", {"patch_size": 4, "window_size": 7, "embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24]}],
+          "pvt_v2_b0": ["pvt_v2", {"depths": [2, 2, 2, 2], "embed_dims": [32, 64, 160, 256], "num_heads": [1, 2, 5, 8]}],
+          "coatnet_nano_rw_224": ["coatnet", {"cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitCfg", "kwargs": {
+            "embed_dim": [64, 128, 256, 512], "depths": [3, 4, 6, 3], "stem_width": [32, 64],
+            "conv_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitConvCfg", "kwargs": {"expand_output": false, "stride_mode": "pool", "act_layer": "silu"}},
+            "transformer_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitTransformerCfg", "kwargs": {"expand_first": false}}}}}],
+          "coatnet_0_rw_224": ["coatnet", {"cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitCfg", "kwargs": {
+            "depths": [2, 3, 7, 2], "stem_width": [32, 64],
+            "conv_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitConvCfg", "kwargs": {"expand_output": false, "pre_norm_act": true,
+              "output_bias": false, "stride_mode": "pool", "attn_early": true, "attn_act_layer": "relu", "act_layer": "silu"}},
+            "transformer_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitTransformerCfg", "kwargs": {"expand_first": false, "shortcut_bias": false}}}}}],
+          "maxvit_nano_rw_256": ["maxvit", {"img_size": 256, "cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitCfg", "kwargs": {
+            "embed_dim": [64, 128, 256, 512], "depths": [1, 2, 3, 1], "block_type": ["M", "M", "M", "M"], "stem_width": [32, 64],
+            "conv_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitConvCfg", "kwargs": {"expand_output": false, "output_bias": false,
+              "attn_ratio": 0.0625, "act_layer": "silu"}},
+            "transformer_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitTransformerCfg", "kwargs": {"expand_first": false}}}}}],
+          "maxvit_tiny_tf_224": ["maxvit", {"cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitCfg", "kwargs": {
+            "embed_dim": [64, 128, 256, 512], "depths": [2, 2, 5, 2], "block_type": ["M", "M", "M", "M"], "stem_bias": true, "head_hidden_size": 512,
+            "conv_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitConvCfg", "kwargs": {"padding": "same", "act_layer": "gelu_tanh", "norm_eps": 0.001}},
+            "transformer_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitTransformerCfg", "kwargs": {"head_first": false,
+              "rel_pos_type": "bias_tf", "act_layer": "gelu_tanh", "norm_eps": 1e-05}}}}}]
+        }
+        """#
+        let table = try! JSONDecoder().decode([String: JSONValue].self, from: Data(json.utf8))
+        return table.mapValues { ($0.array![0].string!, $0.array![1].object!) }
+    }()
+}
