@@ -7,6 +7,15 @@ import PatchworkModels
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the benchmark suite's models (train and infer), side by side with PyTorch's numbers.",
+        subcommands: [BenchRun.self, BenchGemm.self, BenchCompare.self],
+        defaultSubcommand: BenchRun.self)
+}
+
+/// `patchwork bench [NAME...]`: the suite's cases, timed.
+struct BenchRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Time the suite's cases (the default: `patchwork bench [NAME...]`).",
         discussion: """
         Each case of the suite (bench/cases.json, the same file as ../shared/bench/cases.json) is built from its \
         family and the reference's constructor arguments, with random weights, and timed as ../shared/bench/torch_bench.py \
@@ -14,8 +23,7 @@ struct Bench: ParsableCommand {
         mode; infer = forward in eval mode without the tape. 3 untimed warm-up steps, then single steps timed until 6 s \
         are spent (at least 10, at most 100; --quick: 2 warm-up, 3 to 20 steps, 1 s). Peak RSS is the process's VmHWM, \
         reset before the model is built. scripts/bench-vs-torch.sh runs both sides case by case and prints the ratios.
-        """,
-        subcommands: [BenchGemm.self, BenchCompare.self])
+        """)
 
     @Argument(help: "Case names (default: every case of the suite).")
     var names: [String] = []

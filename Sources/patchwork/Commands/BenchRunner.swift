@@ -55,8 +55,9 @@ struct BenchRow {
     var line: String {
         let ips = imagesPerSecond
         let gflops = gflopsPerImage.map { String(format: "%7.1f GFLOP/s", $0 * ips.median) } ?? ""
-        return String(format: "%-30@ %-5@ %9.1f img/s [%.1f-%.1f] %9.1f ms/batch %@  reps=%d  others=%.2f  peak RSS %.0f MiB",
-                      benchCase.name, mode, ips.median, ips.min, ips.max, 1000 * median(times), gflops, times.count,
+        return benchCase.name.padding(toLength: max(30, benchCase.name.count + 1), withPad: " ", startingAt: 0)
+            + mode.padding(toLength: 6, withPad: " ", startingAt: 0)
+            + String(format: "%9.1f img/s [%.1f-%.1f] %9.1f ms/batch %@  reps=%d  others=%.2f  peak RSS %.0f MiB", ips.median, ips.min, ips.max, 1000 * median(times), gflops, times.count,
                       othersCores ?? .nan, peakRSSMiB)
     }
 }
