@@ -125,3 +125,138 @@ extension Kernels {
 @inline(__always) private func loadVec(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
 @inline(__always) private func loadVec(_ p: UnsafeMutablePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
 @inline(__always) private func storeVec(_ v: Vec, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
+
+// MARK: - Backward
+
+extension Kernels {
+    /// The backward pass of layer norm over rows of `n` floats, in one sweep per row:
+    /// with x̂ = (x − mean)·rstd and ĝ = g·w,
+    /// gx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)); dw += Σ_rows g·x̂, db += Σ_rows g.
+    /// `dw`/`db` (n floats each) are overwritten; nil skips them.
+    static func layerNormBackward(x: UnsafePointer<Float>, g: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+                                  rstd: UnsafePointer<Float>, weight w: UnsafePointer<Float>, rows: Int, length n: Int,
+                                  gx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?) {
+        if n == 0 || rows == 0 { return }
+        let pieces = Swift.max(1, Swift.min(Parallel.threadCount, rows))
+        // Per-piece column sums for dw and db, added at the end.
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: 2 * pieces * n)
+        defer { scratch.deallocate() }
+        scratch.initialize(repeating: 0, count: 2 * pieces * n)
+        let wantColumns = dw != nil || db != nil
+        Parallel.forEach(pieces, costPerItem: rows * n * 8 / pieces) { piece in
+            let lo = rows * piece / pieces, hi = rows * (piece + 1) / pieces
+            let accW = scratch + piece * 2 * n, accB = accW + n
+            for r in lo..<hi {
+                let xr = x + r * n, gr = g + r * n
+                let m = Vec(repeating: mean[r]), s = Vec(repeating: rstd[r])
+                var sumG = Vec(repeating: 0), sumGX = Vec(repeating: 0)
+                var i = 0
+                while i + 16 <= n {
+                    let xh = (loadVec(xr + i) - m) * s, gv = loadVec(gr + i), gw = gv * loadVec(w + i)
+                    sumG += gw; sumGX += gw * xh
+                    if wantColumns {
+                        storeVec(loadVec(accW + i) + gv * xh, accW + i)
+                        storeVec(loadVec(accB + i) + gv, accB + i)
+                    }
+                    i += 16
+                }
+                var a = sumG.sum(), b = sumGX.sum()
+                while i < n {
+                    let xh = (xr[i] - mean[r]) * rstd[r], gw = gr[i] * w[i]
+                    a += gw; b += gw * xh
+                    if wantColumns { accW[i] += gr[i] * xh; accB[i] += gr[i] }
+                    i += 1
+                }
+                guard let gx else { continue }
+                let out = gx + r * n
+                let ma = Vec(repeating: a / Float(n)), mb = Vec(repeating: b / Float(n))
+                i = 0
+                while i + 16 <= n {
+                    let xh = (loadVec(xr + i) - m) * s, gw = loadVec(gr + i) * loadVec(w + i)
+                    storeVec(s * (gw - ma - xh * mb), out + i)
+                    i += 16
+                }
+                while i < n {
+                    let xh = (xr[i] - mean[r]) * rstd[r], gw = gr[i] * w[i]
+                    out[i] = rstd[r] * (gw - a / Float(n) - xh * b / Float(n))
+                    i += 1
+                }
+            }
+        }
+        for (target, offset) in [(dw, 0), (db, n)] {
+            guard let target else { continue }
+            target.update(from: scratch + offset, count: n)
+            for piece in 1..<pieces { let p = scratch + piece * 2 * n + offset; for i in 0..<n { target[i] += p[i] } }
+        }
+    }
+
+    /// The backward pass of batch norm in training (statistics over all rows, per channel):
+    /// with x̂ = (x − mean_c)·rstd_c, sums S_g = Σ g and S_gx = Σ g·x̂ per channel (in Double),
+    /// gx = rstd·w·(g − S_g/M − x̂·S_gx/M) over the M rows; dw = S_gx, db = S_g.
+    static func batchNormBackward(x: UnsafePointer<Float>, g: UnsafePointer<Float>, mean: UnsafePointer<Float>,
+                                  rstd: UnsafePointer<Float>, weight w: UnsafePointer<Float>, rows: Int, channels c: Int,
+                                  gx: UnsafeMutablePointer<Float>?, dw: UnsafeMutablePointer<Float>?, db: UnsafeMutablePointer<Float>?) {
+        if c == 0 || rows == 0 { return }
+        let pieces = Swift.max(1, Swift.min(Parallel.threadCount, rows))
+        let partial = UnsafeMutablePointer<Double>.allocate(capacity: 2 * pieces * c)
+        defer { partial.deallocate() }
+        partial.initialize(repeating: 0, count: 2 * pieces * c)
+        Parallel.forEach(pieces, costPerItem: rows * c * 4 / pieces) { piece in
+            let lo = rows * piece / pieces, hi = rows * (piece + 1) / pieces
+            let totalG = partial + piece * 2 * c, totalGX = totalG + c
+            // Float partial sums over blocks of 256 rows, added into Double (as channelSums).
+            let accG = UnsafeMutablePointer<Float>.allocate(capacity: 2 * c)
+            defer { accG.deallocate() }
+            let accGX = accG + c
+            var r = lo
+            while r < hi {
+                let end = Swift.min(r + 256, hi)
+                accG.initialize(repeating: 0, count: 2 * c)
+                for row in r..<end {
+                    let xr = x + row * c, gr = g + row * c
+                    var i = 0
+                    while i + 16 <= c {
+                        let gv = loadVec(gr + i), xh = (loadVec(xr + i) - loadVec(mean + i)) * loadVec(rstd + i)
+                        storeVec(loadVec(accG + i) + gv, accG + i)
+                        storeVec(loadVec(accGX + i) + gv * xh, accGX + i)
+                        i += 16
+                    }
+                    while i < c { let xh = (xr[i] - mean[i]) * rstd[i]; accG[i] += gr[i]; accGX[i] += gr[i] * xh; i += 1 }
+                }
+                for i in 0..<c { totalG[i] += Double(accG[i]); totalGX[i] += Double(accGX[i]) }
+                r = end
+            }
+        }
+        var sumG = [Double](repeating: 0, count: c), sumGX = [Double](repeating: 0, count: c)
+        for piece in 0..<pieces {
+            let p = partial + piece * 2 * c
+            for i in 0..<c { sumG[i] += p[i]; sumGX[i] += p[c + i] }
+        }
+        if let dw { for i in 0..<c { dw[i] = Float(sumGX[i]) } }
+        if let db { for i in 0..<c { db[i] = Float(sumG[i]) } }
+        guard let gx else { return }
+        // gx = k·g − k·S_g/M − k·x̂·S_gx/M with k = rstd·w: per channel, a·g + b + x̂·e.
+        let k = (0..<c).map { rstd[$0] * w[$0] }
+        let shift = (0..<c).map { -k[$0] * Float(sumG[$0] / Double(rows)) }
+        let slope = (0..<c).map { -k[$0] * Float(sumGX[$0] / Double(rows)) }
+        k.withUnsafeBufferPointer { kp in shift.withUnsafeBufferPointer { sp in slope.withUnsafeBufferPointer { ep in
+            let kb = kp.baseAddress!, sb = sp.baseAddress!, eb = ep.baseAddress!
+            Parallel.forChunks(rows, costPerItem: c * 2) { range in
+                for row in range {
+                    let xr = x + row * c, gr = g + row * c, out = gx + row * c
+                    var i = 0
+                    while i + 16 <= c {
+                        let xh = (loadVec(xr + i) - loadVec(mean + i)) * loadVec(rstd + i)
+                        storeVec(loadVec(kb + i) * loadVec(gr + i) + loadVec(sb + i) + xh * loadVec(eb + i), out + i)
+                        i += 16
+                    }
+                    while i < c {
+                        let xh = (xr[i] - mean[i]) * rstd[i]
+                        out[i] = kb[i] * gr[i] + sb[i] + xh * eb[i]
+                        i += 1
+                    }
+                }
+            }
+        }}}
+    }
+}

@@ -180,6 +180,30 @@ private func recordNormalization(_ op: String, _ y: Tensor, x: Tensor, weight: T
                                  axes: [Int], eps: Float, savedMean: Tensor, savedRstd: Tensor) -> Tensor {
     let inputs = [x] + [weight, bias].compactMap { $0 }
     return Tensor.record(op, y, inputs) { g in
+        // Layer norm and batch norm (statistics over the last axis, or over all but it) have
+        // one-sweep kernels; they serve every backward pass that is not itself being recorded.
+        let c = x.shape[x.rank - 1]
+        let overLast = axes == [x.rank - 1], overAllButLast = axes == Array(0..<(x.rank - 1))
+        if !(GradMode.isEnabled && (g.requiresGrad || x.requiresGrad || weight?.requiresGrad == true)),
+           view == x.shape, overLast || overAllButLast {
+            let xs = x.contiguous(recordingGrad: false), gs = g.contiguous(recordingGrad: false)
+            let w = (weight ?? Tensor.ones([c])).contiguous(recordingGrad: false)
+            let gx = x.requiresGrad ? Tensor(uninitializedShape: x.shape) : nil
+            let dw = weight?.requiresGrad == true ? Tensor(uninitializedShape: [c]) : nil
+            let db = bias?.requiresGrad == true ? Tensor(uninitializedShape: [c]) : nil
+            let m = savedMean.contiguous(recordingGrad: false), r = savedRstd.contiguous(recordingGrad: false)
+            if overLast {
+                Kernels.layerNormBackward(x: xs.base, g: gs.base, mean: m.base, rstd: r.base, weight: w.base, rows: x.count / c,
+                                          length: c, gx: gx?.base, dw: dw?.base, db: db?.base)
+            } else {
+                Kernels.batchNormBackward(x: xs.base, g: gs.base, mean: m.base, rstd: r.base, weight: w.base, rows: x.count / c,
+                                          channels: c, gx: gx?.base, dw: dw?.base, db: db?.base)
+            }
+            var grads: [Tensor?] = [gx]
+            if weight != nil { grads.append(dw) }
+            if bias != nil { grads.append(db) }
+            return grads
+        }
         let xv = x.reshaped(view)
         let xhat, rstd: Tensor
         if GradMode.isEnabled && x.requiresGrad {
