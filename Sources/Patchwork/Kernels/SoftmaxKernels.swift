@@ -64,3 +64,26 @@ extension Kernels {
 @inline(__always) private func storeVec(_ v: Vec, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self) }
 
 import Foundation
+
+extension Kernels {
+    /// The softmax pullback over rows of `n` floats: dx = y ⊙ (g − Σ g⊙y), one sweep per row
+    /// (the row stays in L1 between its two passes).
+    static func softmaxBackwardRows(_ g: UnsafePointer<Float>, _ y: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+                                    rows: Int, length n: Int) {
+        if n == 0 { return }
+        Parallel.forChunks(rows, costPerItem: n * 3) { range in
+            for r in range {
+                let gr = g + r * n, yr = y + r * n, out = dx + r * n
+                var acc = Vec(repeating: 0)
+                var i = 0
+                while i + 16 <= n { acc += loadVec(gr + i) * loadVec(yr + i); i += 16 }
+                var dot = acc.sum()
+                while i < n { dot += gr[i] * yr[i]; i += 1 }
+                let d = Vec(repeating: dot)
+                i = 0
+                while i + 16 <= n { storeVec(loadVec(yr + i) * (loadVec(gr + i) - d), out + i); i += 16 }
+                while i < n { out[i] = yr[i] * (gr[i] - dot); i += 1 }
+            }
+        }
+    }
+}

@@ -2,8 +2,8 @@
 ///
 /// The last axis (the contiguous one: channels, classes, attention keys)
 /// runs a fused, max-shifted row kernel; any other axis is permuted to the
-/// end and back (views, one copy). Pullbacks are Tensor ops on the op's
-/// output, so they can be differentiated again:
+/// end and back (views, one copy). Pullbacks are differentiable functions of
+/// the op's output (softmax's is one fused kernel with its own pullback):
 ///   softmax:     dx = y ⊙ (g − Σ g⊙y)
 ///   log-softmax: dx = g − eʸ ⊙ Σ g
 extension Tensor {
@@ -35,8 +35,20 @@ extension Tensor {
                 [g - y.exp() * g.sum(axis: -1, keepDims: true)]
             }
         }
-        return Tensor.recordUsingOutput("softmax", y, [self]) { g, y in
-            [y * (g - (g * y).sum(axis: -1, keepDims: true))]
+        return Tensor.recordUsingOutput("softmax", y, [self]) { g, y in [Tensor.softmaxPullback(g, y)] }
+    }
+
+    /// y ⊙ (g − Σ g⊙y) along the last axis as one kernel, itself differentiable:
+    /// d/dg of it is the same map of the incoming gradient gg, and
+    /// d/dy = gg ⊙ (g − Σ g⊙y) − g ⊙ Σ gg⊙y.
+    static func softmaxPullback(_ g: Tensor, _ y: Tensor) -> Tensor {
+        let gs = g.contiguous(recordingGrad: false), ys = y.contiguous(recordingGrad: false)
+        let dx = Tensor(uninitializedShape: y.shape)
+        let n = y.shape[y.rank - 1]
+        if dx.count > 0 { Kernels.softmaxBackwardRows(gs.base, ys.base, dx.base, rows: dx.count / n, length: n) }
+        return record("softmax_backward", dx, [g, y]) { gg in
+            [g.requiresGrad ? softmaxPullback(gg, y) : nil,
+             y.requiresGrad ? gg * (g - (g * y).sum(axis: -1, keepDims: true)) - g * (gg * y).sum(axis: -1, keepDims: true) : nil]
         }
     }
 }
