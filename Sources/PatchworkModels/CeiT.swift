@@ -115,7 +115,7 @@ public final class CeiTAttention: Module, AttentionRecording {
             let t = qkv(x).reshaped([b, n, 3, heads, hd]).permuted([2, 0, 3, 1, 4])
             q = t.selecting(axis: 0, index: 0); k = t.selecting(axis: 0, index: 1); v = t.selecting(axis: 0, index: 2)
         }
-        let probabilities = (matmul(q, k.transposed()) * scale).softmax(axis: -1)
+        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
         if recordsAttention { lastAttention = probabilities.detached() }
         let nq = q.shape[2]
         let mixed = matmul(attnDrop(probabilities), v).permuted([0, 2, 1, 3]).reshaped([b, nq, d])

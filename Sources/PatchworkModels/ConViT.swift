@@ -120,7 +120,7 @@ public final class GPSA: Module, AttentionRecording {
         let q = qk.selecting(axis: 0, index: 0), k = qk.selecting(axis: 0, index: 1)
         // The positional scores do not depend on the batch: [N, N, heads] → [1, heads, N, N].
         let positional = posProj(relIndices).permuted([2, 0, 1]).softmax(axis: -1).unsqueezed(axis: 0)
-        let patch = (matmul(q, k.transposed()) * scale).softmax(axis: -1)
+        let patch = matmul(q, k.transposed()).softmax(scale: scale)
         let gate = gatingParam.sigmoid().reshaped([1, heads, 1, 1])
         let mixed = (1 - gate) * patch + gate * positional
         return mixed / mixed.sum(alongAxes: [3], keepDims: true)

@@ -167,7 +167,7 @@ public final class CvTSelfAttention: Module, AttentionRecording {
         let hd = dim / heads
         func split(_ t: Tensor) -> Tensor { t.reshaped([b, t.shape[1], heads, hd]).permuted([0, 2, 1, 3]) }
         let q = split(projectionQuery(query)), k = split(projectionKey(key)), v = split(projectionValue(value))
-        let probabilities = (matmul(q, k.transposed()) * scale).softmax(axis: -1)
+        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
         if recordsAttention {
             lastAttention = probabilities.detached()
             lastGrid = (height, width)

@@ -119,7 +119,7 @@ public final class P2TPoolingAttention: Module, AttentionRecording {
         let m = keysIn.shape[1]
         let kvs = kv(keysIn).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4])
         let key = kvs.selecting(axis: 0, index: 0), value = kvs.selecting(axis: 0, index: 1)
-        let probabilities = (matmul(query, key.transposed()) * scale).softmax(axis: -1)
+        let probabilities = matmul(query, key.transposed()).softmax(scale: scale)
         if recordsAttention {
             lastAttention = probabilities.detached()
             lastPositions = (AttentionMap.gridPositions(height: height, width: width),

@@ -154,7 +154,7 @@ public final class PvtEfficientSelfAttention: Module, AttentionRecording {
         let m = kvInput.shape[1]
         let k = key(kvInput).reshaped([b, m, heads, hd]).permuted([0, 2, 1, 3])
         let v = value(kvInput).reshaped([b, m, heads, hd]).permuted([0, 2, 1, 3])
-        let probabilities = (matmul(q, k.transposed()) * scale).softmax(axis: -1)
+        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
         if recordsAttention {
             let prefix = n - h * w
             let queries = AttentionMap.gridPositions(height: h, width: w, prefixTokens: prefix)

@@ -95,7 +95,7 @@ public final class PvtV2Attention: Module, AttentionRecording {
         // [B, M, 2, heads, hd] → [2, B, heads, M, hd]
         let kvs = kv(source).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4])
         let k = kvs.selecting(axis: 0, index: 0), v = kvs.selecting(axis: 0, index: 1)
-        let probabilities = (matmul(query, k.transposed()) * scale).softmax(axis: -1)
+        let probabilities = matmul(query, k.transposed()).softmax(scale: scale)
         if recordsAttention {
             let queries = AttentionMap.gridPositions(height: h, width: w)
             let keys: Tensor

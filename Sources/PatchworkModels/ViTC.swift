@@ -94,7 +94,7 @@ public final class ViTCMultiheadAttention: Module, AttentionRecording {
         let qkv = linear(x, weight: inProjWeight, bias: inProjBias)
             .reshaped([b, n, 3, heads, d / heads]).permuted([2, 0, 3, 1, 4])
         let q = qkv.selecting(axis: 0, index: 0), k = qkv.selecting(axis: 0, index: 1), v = qkv.selecting(axis: 0, index: 2)
-        let probabilities = (matmul(q, k.transposed()) * scale).softmax(axis: -1)
+        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
         if recordsAttention { lastAttention = probabilities.detached() }
         let mixed = matmul(probabilities, v).permuted([0, 2, 1, 3]).reshaped([b, n, d])
         return (outProj(mixed), returnAttention ? probabilities : nil)

@@ -67,6 +67,17 @@ final class CoreOpsTests: XCTestCase {
         }
     }
 
+    func testScaledSoftmaxEqualsSoftmaxOfTheScaledInput() {
+        let x = Tensor.randomNormal([3, 7, 19], std: 3, generator: Generator(seed: 5))
+        let w = Tensor.randomNormal([3, 7, 19], generator: Generator(seed: 6))
+        let scale: Float = 0.125
+        assertClose(x.softmax(scale: scale), (x * scale).softmax(axis: -1), atol: 1e-7, rtol: 1e-6, "values")
+        let fused = valueAndGradient(at: [x]) { (($0[0].softmax(scale: scale)) * w).sum() }.gradients[0]
+        let composite = valueAndGradient(at: [x]) { ((($0[0] * scale).softmax(axis: -1)) * w).sum() }.gradients[0]
+        assertClose(fused, composite, atol: 1e-7, rtol: 1e-5, "gradients")
+        checkGradients([x * 0.3], "scaled softmax") { ($0[0].softmax(scale: scale) * w).sum() }
+    }
+
     func testBinaryGradientsWithBroadcasting() {
         let a = Tensor.randomNormal([2, 3, 4], generator: Generator(seed: 1))
         let b = Tensor.randomNormal([3, 1], generator: Generator(seed: 2)) + 3

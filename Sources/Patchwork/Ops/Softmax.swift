@@ -8,12 +8,19 @@
 ///   log-softmax: dx = g − eʸ ⊙ Σ g
 extension Tensor {
     /// e^x / Σ e^x along `axis` (default: the last).
-    public func softmax(axis: Int = -1) -> Tensor { softmaxLike(axis: axis, log: false) }
+    public func softmax(axis: Int = -1) -> Tensor { softmaxLike(axis: axis, log: false, scale: 1) }
+
+    /// softmax(scale·x) along the last axis in one pass (attention's q·kᵀ/√d):
+    /// the same values as `(x * scale).softmax()`, without the scaled copy. `scale` > 0.
+    public func softmax(scale: Float) -> Tensor {
+        guard scale > 0 else { fail("softmax", "scale must be positive, got \(scale)") }
+        return softmaxLike(axis: -1, log: false, scale: scale)
+    }
 
     /// x − log Σ e^x along `axis` (default: the last), computed without overflow.
-    public func logSoftmax(axis: Int = -1) -> Tensor { softmaxLike(axis: axis, log: true) }
+    public func logSoftmax(axis: Int = -1) -> Tensor { softmaxLike(axis: axis, log: true, scale: 1) }
 
-    private func softmaxLike(axis: Int, log: Bool) -> Tensor {
+    private func softmaxLike(axis: Int, log: Bool, scale: Float) -> Tensor {
         let op = log ? "logSoftmax" : "softmax"
         guard rank > 0 else { fail(op, "needs a tensor with at least one dimension, got a scalar (shape \(shape))") }
         let ax = normalizeAxis(axis, rank: rank, op: op, shape: shape)
@@ -22,33 +29,34 @@ extension Tensor {
             order.append(ax)
             var inverse = [Int](repeating: 0, count: rank)
             for (i, d) in order.enumerated() { inverse[d] = i }
-            return permuted(order).softmaxLike(axis: -1, log: log).permuted(inverse)
+            return permuted(order).softmaxLike(axis: -1, log: log, scale: scale).permuted(inverse)
         }
         let x = contiguous(recordingGrad: false)
         let y = Tensor(uninitializedShape: shape)
         let n = shape[rank - 1]
         if y.count > 0 {
-            Kernels.softmaxRows(x.base, y.base, rows: y.count / n, length: n, log: log)
+            Kernels.softmaxRows(x.base, y.base, rows: y.count / n, length: n, log: log, scale: scale)
         }
         if log {
+            precondition(scale == 1, "log-softmax has no scale")
             return Tensor.recordUsingOutput("logSoftmax", y, [self]) { g, y in
                 [g - y.exp() * g.sum(axis: -1, keepDims: true)]
             }
         }
-        return Tensor.recordUsingOutput("softmax", y, [self]) { g, y in [Tensor.softmaxPullback(g, y)] }
+        return Tensor.recordUsingOutput("softmax", y, [self]) { g, y in [Tensor.softmaxPullback(g, y, scale: scale)] }
     }
 
-    /// y ⊙ (g − Σ g⊙y) along the last axis as one kernel, itself differentiable:
-    /// d/dg of it is the same map of the incoming gradient gg, and
-    /// d/dy = gg ⊙ (g − Σ g⊙y) − g ⊙ Σ gg⊙y.
-    static func softmaxPullback(_ g: Tensor, _ y: Tensor) -> Tensor {
+    /// s·y ⊙ (g − Σ g⊙y) along the last axis (s = the softmax's scale) as one kernel,
+    /// itself differentiable: d/dg of it is the same map of the incoming gradient gg,
+    /// and d/dy = s·(gg ⊙ (g − Σ g⊙y) − g ⊙ Σ gg⊙y).
+    static func softmaxPullback(_ g: Tensor, _ y: Tensor, scale: Float) -> Tensor {
         let gs = g.contiguous(recordingGrad: false), ys = y.contiguous(recordingGrad: false)
         let dx = Tensor(uninitializedShape: y.shape)
         let n = y.shape[y.rank - 1]
-        if dx.count > 0 { Kernels.softmaxBackwardRows(gs.base, ys.base, dx.base, rows: dx.count / n, length: n) }
+        if dx.count > 0 { Kernels.softmaxBackwardRows(gs.base, ys.base, dx.base, rows: dx.count / n, length: n, scale: scale) }
         return record("softmax_backward", dx, [g, y]) { gg in
-            [g.requiresGrad ? softmaxPullback(gg, y) : nil,
-             y.requiresGrad ? gg * (g - (g * y).sum(axis: -1, keepDims: true)) - g * (gg * y).sum(axis: -1, keepDims: true) : nil]
+            [g.requiresGrad ? softmaxPullback(gg, y, scale: scale) : nil,
+             y.requiresGrad ? (gg * (g - (g * y).sum(axis: -1, keepDims: true)) - g * (gg * y).sum(axis: -1, keepDims: true)) * scale : nil]
         }
     }
 }

@@ -40,7 +40,7 @@ public final class Attention: Module, AttentionRecording {
         // [B, N, 3, heads, d] → [3, B, heads, N, d]
         let qkv = self.qkv(x).reshaped([b, n, 3, heads, c / heads]).permuted([2, 0, 3, 1, 4])
         let q = qkv.selecting(axis: 0, index: 0), k = qkv.selecting(axis: 0, index: 1), v = qkv.selecting(axis: 0, index: 2)
-        let probabilities = (matmul(q, k.transposed()) * scale).softmax(axis: -1)
+        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
         if recordsAttention { lastAttention = probabilities.detached() }
         let mixed = matmul(attnDrop(probabilities), v)          // [B, heads, N, d]
         let out = projDrop(proj(mixed.permuted([0, 2, 1, 3]).reshaped([b, n, c])))
