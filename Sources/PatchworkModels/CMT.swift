@@ -306,7 +306,7 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
 
         let total = depths.reduce(0, +)
         let rate = Float(c.dropPathRate ?? 0)
-        let dpr = (0..<total).map { total > 1 ? rate * Float($0) / Float(total - 1) : 0 }
+        let dpr = dropPathRates(rate, count: total)
         var stages: [[CMTBlock]] = []
         var cur = 0
         for i in 0..<4 {

@@ -317,10 +317,10 @@ public final class CeiT: Module, ImageClassifier {
         posDrop = Dropout(drop)
         // Python's `qk_scale or head_dim ** -0.5`.
         let qkScale = c.qkScale.flatMap { $0 != 0 ? Float($0) : nil }
-        let dropPathRate = Float(c.dropPathRate ?? 0)
+        let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
         blocks = (0..<depth).map { i in
             CeiTBlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false, qkScale: qkScale,
-                      drop: drop, attnDrop: attnDrop, dropPath: depth > 1 ? dropPathRate * Float(i) / Float(depth - 1) : 0,
+                      drop: drop, attnDrop: attnDrop, dropPath: rates[i],
                       eps: eps, kernelSize: kernel, withBN: c.leffWithBn ?? true)
         }
         lca = CeiTLCABlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false, qkScale: qkScale,

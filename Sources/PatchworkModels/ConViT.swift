@@ -246,12 +246,12 @@ public final class ConViT: Module, ImageClassifier, CheckpointFiltering {
         clsToken = Init.truncatedNormal([1, 1, dim], std: 0.02)
         _posEmbed = OptionalParameter(wrappedValue: (c.usePosEmbed ?? true) ? Init.truncatedNormal([1, grid.0 * grid.1, dim], std: 0.02) : nil)
         posDrop = Dropout(Float(c.posDropRate ?? 0))
-        let dropPathRate = Float(c.dropPathRate ?? 0)
+        let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
         let g = grid
         blocks = (0..<depth).map { i in
             ConViTBlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false,
                         projDrop: Float(c.projDropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0),
-                        dropPath: depth > 1 ? dropPathRate * Float(i) / Float(depth - 1) : 0, eps: eps,
+                        dropPath: rates[i], eps: eps,
                         gpsaGrid: i < local ? g : nil, localityStrength: Float(c.localityStrength ?? 1))
         }
         norm = LayerNorm(dim, eps: eps)

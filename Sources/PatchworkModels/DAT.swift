@@ -338,7 +338,7 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
         let drop = Float(c.dropRate ?? 0), attnDrop = Float(c.attnDropRate ?? 0)
         let total = depths.prefix(4).reduce(0, +)
         let rate = Float(c.dropPathRate ?? 0)
-        let dpr = (0..<total).map { total > 1 ? rate * Float($0) / Float(total - 1) : 0 }
+        let dpr = dropPathRates(rate, count: total)
 
         patchProj = Sequential([
             convPatches ? Conv2d(3, stem, kernelSize: 7, stride: patch, padding: 3) : Conv2d(3, stem, kernelSize: patch, stride: patch),

@@ -830,7 +830,7 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
         var feat = (img.0 / 2, img.1 / 2)
 
         let total = cfg.depths.reduce(0, +)
-        let dpr = Float(config.dropPathRate)
+        let rates = dropPathRates(Float(config.dropPathRate), count: total)
         var blockIndex = 0
         var inChs = stemWidth.1
         var built: [MaxxVitStage] = []
@@ -845,7 +845,7 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
                                      + allowedBlocks.sorted().joined(separator: ", ") + ")" : "is not supported"))
                 }
                 let stride = j == 0 ? 2 : 1
-                let rate = total > 1 ? dpr * Float(blockIndex) / Float(total - 1) : 0
+                let rate = rates[blockIndex]
                 switch type {
                 case "C": blocks.append(try MbConvBlock(inChs, outChs, stride: stride, cfg: c, dropPath: rate))
                 case "T": blocks.append(try TransformerBlock2d(inChs, outChs, stride: stride, featSize: feat, cfg: t, dropPath: rate))

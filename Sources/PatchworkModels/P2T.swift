@@ -263,7 +263,7 @@ public final class P2T: Module, ImageClassifier {
 
         let total = depths.reduce(0, +)
         let rate = Float(c.dropPathRate ?? 0.1)
-        let dpr = (0..<total).map { total > 1 ? rate * Float($0) / Float(total - 1) : 0 }
+        let dpr = dropPathRates(rate, count: total)
         var stages: [[P2TBlock]] = []
         var cur = 0
         for i in 0..<4 {

@@ -245,7 +245,7 @@ public final class PvtEncoder: Module {
         }
         // torch.linspace(0, drop_path_rate, sum(config.depths)) over every listed depth, as the reference.
         let total = c.depths.reduce(0, +)
-        let rates = (0..<total).map { total > 1 ? Float(c.dropPathRate) * Float($0) / Float(total - 1) : 0 }
+        let rates = dropPathRates(Float(c.dropPathRate), count: total)
         var cur = 0
         var block: [[PvtLayer]] = []
         for i in 0..<stages {

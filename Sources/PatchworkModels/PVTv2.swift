@@ -283,7 +283,7 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
         let eps = try c.normEps()
         let linear = c.linear ?? false
         let total = depths.reduce(0, +)
-        let rates = (0..<total).map { total > 1 ? Float(c.dropPathRate ?? 0) * Float($0) / Float(total - 1) : 0 }
+        let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: total)
         patchEmbed = PvtV2OverlapPatchEmbed(patchSize: 7, stride: 4, inChannels: c.inChans ?? 3, embedDim: dims[0])
         var stages: [PvtV2Stage] = []
         var cur = 0

@@ -356,7 +356,7 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
         patchEmbed = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: embed, norm: LayerNorm(embed))
         let total = depths.reduce(0, +)
         let rate = Float(c.dropPathRate ?? 0.1)
-        var dpr = (0..<total).map { total > 1 ? rate * Float($0) / Float(total - 1) : 0 }
+        var dpr = dropPathRates(rate, count: total)
         var grid = (size / patch, size / patch)
         var stages: [SwinStage] = []
         for (i, depth) in depths.enumerated() {

@@ -144,12 +144,12 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
         posDrop = Dropout(Float(c.posDropRate ?? 0))
         let eps: Float = 1e-6
         normPre = (c.preNorm ?? false) ? LayerNorm(dim, eps: eps) : Identity()
-        let dropPathRate = Float(c.dropPathRate ?? 0)
+        let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
         blocks = (0..<depth).map { i in
             ViTBlock(dim: dim, heads: c.numHeads ?? 12, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? true,
                      projBias: c.projBias ?? true, initValues: c.initValues.map(Float.init),
                      projDrop: Float(c.projDropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0),
-                     dropPath: depth > 1 ? dropPathRate * Float(i) / Float(depth - 1) : 0, eps: eps)
+                     dropPath: rates[i], eps: eps)
         }
         let useFcNorm = c.fcNorm ?? (pool == "avg")
         let finalNorm = c.finalNorm ?? true

@@ -82,11 +82,7 @@ final class ConViTTests: XCTestCase {
     func testForwardBackwardAndIntermediates() throws {
         let model = try ConViT(tinyConfig())
         let x = Tensor.randomNormal([2, 16, 16, 3], generator: Generator(seed: 1))
-        model.train()
-        let (loss, grads) = valueAndGrad(model) { crossEntropy(logits: model.logits(x), labels: [1, 4]) }
-        XCTAssertTrue(loss.item().isFinite)
-        XCTAssertEqual(Set(grads.keys), Set(model.trainableParameters().map(\.0)))
-        XCTAssertTrue(grads.values.allSatisfy { $0.scalars.allSatisfy(\.isFinite) })
+        let grads = assertTrainStep(model, x, labels: [1, 4])
         for key in ["pos_embed", "cls_token", "blocks.0.attn.gating_param", "blocks.0.attn.pos_proj.weight", "patch_embed.proj.weight"] {
             XCTAssertGreaterThan(grads[key]!.scalars.map { abs($0) }.max()!, 0, key)
         }

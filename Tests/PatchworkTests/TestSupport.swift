@@ -159,3 +159,16 @@ func parityCaseModel(_ caseName: String) throws -> (model: ImageClassifier, weig
     let model = try Models.family(json["family"] as! String).build(config: config)
     return (model, try Safetensors(contentsOf: folder.appendingPathComponent(caseName + ".safetensors").path))
 }
+
+/// One training-mode step of `model` on `x`: asserts a finite loss, a gradient for exactly
+/// the trainable parameters, and every gradient finite; returns the gradients.
+@discardableResult
+func assertTrainStep(_ model: ImageClassifier, _ x: Tensor, labels: [Int],
+                     file: StaticString = #filePath, line: UInt = #line) -> [String: Tensor] {
+    model.train()
+    let (loss, grads) = valueAndGrad(model) { crossEntropy(logits: model.logits(x), labels: labels) }
+    XCTAssertTrue(loss.item().isFinite, "loss \(loss.item())", file: file, line: line)
+    XCTAssertEqual(Set(grads.keys), Set(model.trainableParameters().map(\.0)), file: file, line: line)
+    for (key, g) in grads { XCTAssertTrue(g.scalars.allSatisfy(\.isFinite), key, file: file, line: line) }
+    return grads
+}

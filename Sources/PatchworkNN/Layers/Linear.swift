@@ -67,6 +67,12 @@ public final class Dropout: Module, StochasticLayer {
     }
 }
 
+/// The stochastic-depth rate of each of `count` blocks, rising linearly from 0 to `rate`
+/// (torch.linspace(0, rate, count), as every reference computes it).
+public func dropPathRates(_ rate: Float, count: Int) -> [Float] {
+    (0..<count).map { count > 1 ? rate * Float($0) / Float(count - 1) : 0 }
+}
+
 /// Stochastic depth: drops a whole residual branch per sample (timm's DropPath).
 public final class DropPath: Module, StochasticLayer {
     public let probability: Float

@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import Patchwork
 import PatchworkAnalysis
@@ -71,7 +72,7 @@ func median(_ xs: [Double]) -> Double {
 enum BenchRunner {
     /// Builds the case's model and times `mode` ("train" or "infer").
     static func measure(_ c: BenchCase, mode: String, policy: BenchPolicy) throws -> BenchRow {
-        guard c.inputShape.count == 3 else { throw ValidationErrorMessage("case \(c.name): input_shape must be (C, H, W), got \(c.inputShape)") }
+        guard c.inputShape.count == 3 else { throw ValidationError("case \(c.name): input_shape must be (C, H, W), got \(c.inputShape)") }
         _ = ProcessMemory.resetPeak()
         let model = try c.model()
         // The same kind of batch as torch_bench.py: standard normal images, uniform labels (channels-last here).
@@ -95,7 +96,7 @@ enum BenchRunner {
             model.eval()
             step = { _ = withoutGrad { model.logits(x) } }
         default:
-            throw ValidationErrorMessage("case \(c.name): unknown mode \(mode) (train, infer)")
+            throw ValidationError("case \(c.name): unknown mode \(mode) (train, infer)")
         }
         for _ in 0..<policy.warmup { step() }
         var times: [Double] = []
@@ -113,11 +114,6 @@ enum BenchRunner {
         return BenchRow(benchCase: c, mode: mode, params: model.parameterCount, times: times,
                         peakRSSMiB: ProcessMemory.peakResidentMB(), othersCores: others, finalLoss: lastLoss)
     }
-}
-
-struct ValidationErrorMessage: Error, CustomStringConvertible {
-    let description: String
-    init(_ message: String) { description = message }
 }
 
 /// CPU time other processes took while we ran (busy jiffies in /proc/stat minus ours):
