@@ -115,15 +115,17 @@ public struct BenchCase: Decodable, Sendable {
             // other kwargs overlay the cfg, `transformer_*` / `conv_*` its sub-configs (timm's _overlay_kwargs).
             let modelArgs: Set = ["img_size", "in_chans", "num_classes", "global_pool", "drop_rate", "drop_path_rate"]
             guard var cfg = config["cfg"]?["kwargs"]?.object else { throw ModelError("timm model \(name): no cfg") }
+            let subConfigs = [("transformer_", "transformer_cfg", "MaxxVitTransformerCfg"), ("conv_", "conv_cfg", "MaxxVitConvCfg")]
             for (key, value) in overrides {
-                if modelArgs.contains(key) { config[key] = value; continue }
-                for (prefix, sub) in [("transformer_", "transformer_cfg"), ("conv_", "conv_cfg")] where key.hasPrefix(prefix) {
+                if modelArgs.contains(key) {
+                    config[key] = value
+                } else if let (prefix, sub, type) = subConfigs.first(where: { key.hasPrefix($0.0) }) {
                     var subKwargs = cfg[sub]?["kwargs"]?.object ?? [:]
                     subKwargs[String(key.dropFirst(prefix.count))] = value
-                    cfg[sub] = .object(["$type": .string("instance"), "name": .string("timm.models.maxxvit.MaxxVit" + (sub == "conv_cfg" ? "ConvCfg" : "TransformerCfg")),
-                                        "kwargs": .object(subKwargs)])
+                    cfg[sub] = .object(["$type": .string("instance"), "name": .string("timm.models.maxxvit." + type), "kwargs": .object(subKwargs)])
+                } else {
+                    cfg[key] = value
                 }
-                if !key.hasPrefix("transformer_") && !key.hasPrefix("conv_") { cfg[key] = value }
             }
             config["cfg"] = .object(["$type": .string("instance"), "name": .string("timm.models.maxxvit.MaxxVitCfg"), "kwargs": .object(cfg)])
         default:
