@@ -25,18 +25,18 @@ final class CMTActivation: Module {
 /// The reference's Mlp (IRFFN): conv1 = (1x1 conv → GELU → BN), then x + dw3x3(x) (`proj`)
 /// → GELU → BN (`proj_bn`), then conv2 = (1x1 conv → BN). Dropout after conv1 and at the end.
 public final class CMTMlp: Module {
-    public let conv1: Sequential
-    public let proj: Conv2d
-    public let projBn: BatchNorm
-    public let conv2: Sequential
-    let drop: Dropout
+    @Child(key: "conv1") public var conv1: Sequential
+    @Child(key: "proj") public var proj: Conv2d
+    @Child(key: "proj_bn") public var projBn: BatchNorm
+    @Child(key: "conv2") public var conv2: Sequential
+    @Child(key: "drop") var drop: Dropout
 
     init(_ dim: Int, hidden: Int, drop p: Float) {
-        conv1 = Sequential([Conv2d(dim, hidden, kernelSize: 1), CMTActivation(.gelu), BatchNorm(hidden, eps: 1e-5)])
-        proj = Conv2d(hidden, hidden, kernelSize: 3, padding: 1, groups: hidden)
-        projBn = BatchNorm(hidden, eps: 1e-5)
-        conv2 = Sequential([Conv2d(hidden, dim, kernelSize: 1), BatchNorm(dim, eps: 1e-5)])
-        drop = Dropout(p)
+        _conv1.wrappedValue = Sequential([Conv2d(dim, hidden, kernelSize: 1), CMTActivation(.gelu), BatchNorm(hidden, eps: 1e-5)])
+        _proj.wrappedValue = Conv2d(hidden, hidden, kernelSize: 3, padding: 1, groups: hidden)
+        _projBn.wrappedValue = BatchNorm(hidden, eps: 1e-5)
+        _conv2.wrappedValue = Sequential([Conv2d(hidden, dim, kernelSize: 1), BatchNorm(dim, eps: 1e-5)])
+        _drop.wrappedValue = Dropout(p)
     }
 
     /// Tokens [B, H·W, C] on an H×W grid → tokens [B, H·W, C].
@@ -57,13 +57,13 @@ public final class CMTMlp: Module {
 /// queries at the token centres and the keys at the centres of the reduced grid's cells
 /// (cell i covers tokens i·sr ..< (i+1)·sr).
 public final class CMTAttention: Module, AttentionRecording {
-    public let q: Linear
-    public let k: Linear
-    public let v: Linear
-    let attnDrop: Dropout
-    public let proj: Linear
-    let projDrop: Dropout
-    public let sr: Sequential?
+    @Child(key: "q") public var q: Linear
+    @Child(key: "k") public var k: Linear
+    @Child(key: "v") public var v: Linear
+    @Child(key: "attn_drop") var attnDrop: Dropout
+    @Child(key: "proj") public var proj: Linear
+    @Child(key: "proj_drop") var projDrop: Dropout
+    @Child(key: "sr") public var sr: Sequential?
     public let heads: Int
     public let qkDim: Int
     public let srRatio: Int
@@ -78,14 +78,14 @@ public final class CMTAttention: Module, AttentionRecording {
     init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Double?, attnDrop: Float, projDrop: Float, qkRatio: Int, srRatio: Int) {
         self.heads = heads
         qkDim = dim / qkRatio
-        q = Linear(dim, qkDim, bias: qkvBias)
-        k = Linear(dim, qkDim, bias: qkvBias)
-        v = Linear(dim, dim, bias: qkvBias)
-        self.attnDrop = Dropout(attnDrop)
-        proj = Linear(dim, dim)
-        self.projDrop = Dropout(projDrop)
+        _q.wrappedValue = Linear(dim, qkDim, bias: qkvBias)
+        _k.wrappedValue = Linear(dim, qkDim, bias: qkvBias)
+        _v.wrappedValue = Linear(dim, dim, bias: qkvBias)
+        _attnDrop.wrappedValue = Dropout(attnDrop)
+        _proj.wrappedValue = Linear(dim, dim)
+        _projDrop.wrappedValue = Dropout(projDrop)
         self.srRatio = srRatio
-        sr = srRatio > 1
+        _sr.wrappedValue = srRatio > 1
             ? Sequential([Conv2d(dim, dim, kernelSize: srRatio, stride: srRatio, groups: dim), BatchNorm(dim, eps: 1e-5)])
             : nil
         if let s = qkScale, s != 0 { scale = Float(s) } else { scale = 1 / Float(dim / heads).squareRoot() }
@@ -122,22 +122,22 @@ public final class CMTAttention: Module, AttentionRecording {
 
 /// A CMT block: x + dw3x3(x) (LPU, `proj`), x + attn(norm1 x), x + mlp(norm2 x).
 public final class CMTBlock: Module {
-    public let norm1: LayerNorm
-    public let attn: CMTAttention
-    let dropPath: DropPath
-    public let norm2: LayerNorm
-    public let mlp: CMTMlp
-    public let proj: Conv2d
+    @Child(key: "norm1") public var norm1: LayerNorm
+    @Child(key: "attn") public var attn: CMTAttention
+    @Child(key: "drop_path") var dropPath: DropPath
+    @Child(key: "norm2") public var norm2: LayerNorm
+    @Child(key: "mlp") public var mlp: CMTMlp
+    @Child(key: "proj") public var proj: Conv2d
 
     init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, qkScale: Double?, drop: Float, attnDrop: Float,
          dropPath: Float, normEps: Float, qkRatio: Int, srRatio: Int) {
-        norm1 = LayerNorm(dim, eps: normEps)
-        attn = CMTAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, attnDrop: attnDrop, projDrop: drop,
+        _norm1.wrappedValue = LayerNorm(dim, eps: normEps)
+        _attn.wrappedValue = CMTAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, attnDrop: attnDrop, projDrop: drop,
                             qkRatio: qkRatio, srRatio: srRatio)
-        self.dropPath = DropPath(dropPath)
-        norm2 = LayerNorm(dim, eps: normEps)
-        mlp = CMTMlp(dim, hidden: Int(Double(dim) * mlpRatio), drop: drop)
-        proj = Conv2d(dim, dim, kernelSize: 3, padding: 1, groups: dim)
+        _dropPath.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = LayerNorm(dim, eps: normEps)
+        _mlp.wrappedValue = CMTMlp(dim, hidden: Int(Double(dim) * mlpRatio), drop: drop)
+        _proj.wrappedValue = Conv2d(dim, dim, kernelSize: 3, padding: 1, groups: dim)
     }
 
     func forward(_ x: Tensor, height: Int, width: Int, relativePos: Tensor) -> Tensor {
@@ -151,12 +151,12 @@ public final class CMTBlock: Module {
 
 /// The reference's PatchEmbed: conv with kernel = stride = 2 (with bias), then LayerNorm (eps 1e-5).
 public final class CMTPatchEmbed: Module {
-    public let proj: Conv2d
-    public let norm: LayerNorm
+    @Child(key: "proj") public var proj: Conv2d
+    @Child(key: "norm") public var norm: LayerNorm
 
     init(_ inChannels: Int, _ dim: Int) {
-        proj = Conv2d(inChannels, dim, kernelSize: 2, stride: 2)
-        norm = LayerNorm(dim, eps: 1e-5)
+        _proj.wrappedValue = Conv2d(inChannels, dim, kernelSize: 2, stride: 2)
+        _norm.wrappedValue = LayerNorm(dim, eps: 1e-5)
     }
 
     /// Map [B, H, W, C] → tokens [B, H/2·W/2, D] and the new grid.
@@ -220,29 +220,28 @@ func cmtLayerNormEps(_ value: JSONValue?, defaultEps: Float, family: String) thr
 /// The authors' CMT. Input side must be img_size (the relative_pos tables are sized for it;
 /// `checkpointFilter` resamples a checkpoint's tables made for another size).
 public final class CMT: Module, ImageClassifier, CheckpointFiltering {
-    public let stemConv1: Conv2d
-    public let stemNorm1: BatchNorm
-    public let stemConv2: Conv2d
-    public let stemNorm2: BatchNorm
-    public let stemConv3: Conv2d
-    public let stemNorm3: BatchNorm
-    public let patchEmbedA: CMTPatchEmbed
-    public let patchEmbedB: CMTPatchEmbed
-    public let patchEmbedC: CMTPatchEmbed
-    public let patchEmbedD: CMTPatchEmbed
-    @Parameter public var relativePosA: Tensor
-    @Parameter public var relativePosB: Tensor
-    @Parameter public var relativePosC: Tensor
-    @Parameter public var relativePosD: Tensor
-    public let blocksA: [CMTBlock]
-    public let blocksB: [CMTBlock]
-    public let blocksC: [CMTBlock]
-    public let blocksD: [CMTBlock]
-    /// `_fc`, `_bn`, `_drop` in the reference (renamed in `namedChildren`).
-    public let fc: Conv2d
-    public let bn: BatchNorm
-    let drop: Dropout
-    public private(set) var head: Module
+    @Child(key: "stem_conv1") public var stemConv1: Conv2d
+    @Child(key: "stem_norm1") public var stemNorm1: BatchNorm
+    @Child(key: "stem_conv2") public var stemConv2: Conv2d
+    @Child(key: "stem_norm2") public var stemNorm2: BatchNorm
+    @Child(key: "stem_conv3") public var stemConv3: Conv2d
+    @Child(key: "stem_norm3") public var stemNorm3: BatchNorm
+    @Child(key: "patch_embed_a") public var patchEmbedA: CMTPatchEmbed
+    @Child(key: "patch_embed_b") public var patchEmbedB: CMTPatchEmbed
+    @Child(key: "patch_embed_c") public var patchEmbedC: CMTPatchEmbed
+    @Child(key: "patch_embed_d") public var patchEmbedD: CMTPatchEmbed
+    @Parameter(key: "relative_pos_a") public var relativePosA: Tensor
+    @Parameter(key: "relative_pos_b") public var relativePosB: Tensor
+    @Parameter(key: "relative_pos_c") public var relativePosC: Tensor
+    @Parameter(key: "relative_pos_d") public var relativePosD: Tensor
+    @Child(key: "blocks_a") public var blocksA: [CMTBlock]
+    @Child(key: "blocks_b") public var blocksB: [CMTBlock]
+    @Child(key: "blocks_c") public var blocksC: [CMTBlock]
+    @Child(key: "blocks_d") public var blocksD: [CMTBlock]
+    @Child(key: "_fc") public var fc: Conv2d
+    @Child(key: "_bn") public var bn: BatchNorm
+    @Child(key: "_drop") var drop: Dropout
+    @Child(key: "head") public private(set) var head: Module
     public let imgSize: Int
     public let fcDim: Int
     /// Token grid side of each stage at img_size, and each stage's sr ratio.
@@ -288,21 +287,21 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
         self.sides = sides
         srRatios = srs
 
-        stemConv1 = Conv2d(3, stem, kernelSize: 3, stride: 2, padding: 1)
-        stemNorm1 = BatchNorm(stem, eps: 1e-5)
-        stemConv2 = Conv2d(stem, stem, kernelSize: 3, padding: 1)
-        stemNorm2 = BatchNorm(stem, eps: 1e-5)
-        stemConv3 = Conv2d(stem, stem, kernelSize: 3, padding: 1)
-        stemNorm3 = BatchNorm(stem, eps: 1e-5)
-        patchEmbedA = CMTPatchEmbed(stem, dims[0])
-        patchEmbedB = CMTPatchEmbed(dims[0], dims[1])
-        patchEmbedC = CMTPatchEmbed(dims[1], dims[2])
-        patchEmbedD = CMTPatchEmbed(dims[2], dims[3])
+        _stemConv1.wrappedValue = Conv2d(3, stem, kernelSize: 3, stride: 2, padding: 1)
+        _stemNorm1.wrappedValue = BatchNorm(stem, eps: 1e-5)
+        _stemConv2.wrappedValue = Conv2d(stem, stem, kernelSize: 3, padding: 1)
+        _stemNorm2.wrappedValue = BatchNorm(stem, eps: 1e-5)
+        _stemConv3.wrappedValue = Conv2d(stem, stem, kernelSize: 3, padding: 1)
+        _stemNorm3.wrappedValue = BatchNorm(stem, eps: 1e-5)
+        _patchEmbedA.wrappedValue = CMTPatchEmbed(stem, dims[0])
+        _patchEmbedB.wrappedValue = CMTPatchEmbed(dims[0], dims[1])
+        _patchEmbedC.wrappedValue = CMTPatchEmbed(dims[1], dims[2])
+        _patchEmbedD.wrappedValue = CMTPatchEmbed(dims[2], dims[3])
         let tables = (0..<4).map { i -> Tensor in
             let n = sides[i] * sides[i]
             return Tensor.randomNormal([heads[i], n, n / srs[i] / srs[i]])
         }
-        relativePosA = tables[0]; relativePosB = tables[1]; relativePosC = tables[2]; relativePosD = tables[3]
+        _relativePosA.wrappedValue = tables[0]; _relativePosB.wrappedValue = tables[1]; _relativePosC.wrappedValue = tables[2]; _relativePosD.wrappedValue = tables[3]
 
         let total = depths.reduce(0, +)
         let rate = Float(c.dropPathRate ?? 0)
@@ -317,11 +316,11 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
             })
             cur += depths[i]
         }
-        blocksA = stages[0]; blocksB = stages[1]; blocksC = stages[2]; blocksD = stages[3]
-        fc = Conv2d(dims[3], fcDim, kernelSize: 1)
-        bn = BatchNorm(fcDim, eps: 1e-5)
-        drop = Dropout(Float(c.dp ?? 0.1))
-        head = CMT.makeHead(fcDim, classes: c.numClasses ?? 1000)
+        _blocksA.wrappedValue = stages[0]; _blocksB.wrappedValue = stages[1]; _blocksC.wrappedValue = stages[2]; _blocksD.wrappedValue = stages[3]
+        _fc.wrappedValue = Conv2d(dims[3], fcDim, kernelSize: 1)
+        _bn.wrappedValue = BatchNorm(fcDim, eps: 1e-5)
+        _drop.wrappedValue = Dropout(Float(c.dp ?? 0.1))
+        _head.wrappedValue = CMT.makeHead(fcDim, classes: c.numClasses ?? 1000)
         super.init()
         initWeights()
     }
@@ -332,12 +331,6 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
         l.weight = Init.truncatedNormal(l.weight.shape, std: 0.02)
         l.bias = Tensor.zeros([classes])
         return l
-    }
-
-    /// The head's conv, norm and dropout are `_fc`, `_bn`, `_drop` in the reference.
-    public override func namedChildren() -> [(String, Module)] {
-        let renamed = ["fc": "_fc", "bn": "_bn", "drop": "_drop"]
-        return super.namedChildren().map { (renamed[$0.0] ?? $0.0, $0.1) }
     }
 
     /// The reference's _init_weights: Linear trunc_normal(0.02), zero bias; Conv2d

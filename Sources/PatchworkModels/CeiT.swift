@@ -17,14 +17,14 @@ import PatchworkNN
 
 /// The authors' Image2Tokens: `conv` (k×k, stride s, pad k//2, no bias) → `bn` → 3x3/s2/p1 max-pool.
 public final class CeiTImage2Tokens: Module {
-    public let conv: Conv2d
-    public let bn: BatchNorm
+    @Child(key: "conv") public var conv: Conv2d
+    @Child(key: "bn") public var bn: BatchNorm
     public let kernelSize: Int
     public let stride: Int
 
     init(inChannels: Int, outChannels: Int, kernelSize: Int, stride: Int) {
-        conv = Conv2d(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: kernelSize / 2, bias: false)
-        bn = BatchNorm(outChannels)
+        _conv.wrappedValue = Conv2d(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: kernelSize / 2, bias: false)
+        _bn.wrappedValue = BatchNorm(outChannels)
         self.kernelSize = kernelSize
         self.stride = stride
     }
@@ -45,8 +45,8 @@ public final class CeiTImage2Tokens: Module {
 /// The authors' HybridEmbed around Image2Tokens: `backbone`, then `proj`, a conv with
 /// kernel = stride = patch_size (with bias) → tokens [B, h·w, D].
 public final class CeiTImageEmbed: Module {
-    public let backbone: CeiTImage2Tokens
-    public let proj: Conv2d
+    @Child(key: "backbone") public var backbone: CeiTImage2Tokens
+    @Child(key: "proj") public var proj: Conv2d
     public let grid: (Int, Int)
 
     init(backbone: CeiTImage2Tokens, imgSize: Int, patchSize: Int, embedDim: Int) throws {
@@ -54,8 +54,8 @@ public final class CeiTImageEmbed: Module {
         guard patchSize > 0, feature >= patchSize else {
             throw ModelError("ceit: the Image2Tokens map of \(imgSize)x\(imgSize) images is \(feature)x\(feature), smaller than patch_size \(patchSize)")
         }
-        self.backbone = backbone
-        proj = Conv2d(backbone.outChannels, embedDim, kernelSize: patchSize, stride: patchSize, bias: true)
+        _backbone.wrappedValue = backbone
+        _proj.wrappedValue = Conv2d(backbone.outChannels, embedDim, kernelSize: patchSize, stride: patchSize, bias: true)
         grid = (feature / patchSize, feature / patchSize)
     }
 
@@ -70,10 +70,10 @@ public final class CeiTImageEmbed: Module {
 /// (rows [0, D) of the fused weight), keys and values from every token (rows [D, 3D)),
 /// and the output is that one token [B, 1, D].
 public final class CeiTAttention: Module, AttentionRecording {
-    public let qkv: Linear
-    let attnDrop: Dropout
-    public let proj: Linear
-    let projDrop: Dropout
+    @Child(key: "qkv") public var qkv: Linear
+    @Child(key: "attn_drop") var attnDrop: Dropout
+    @Child(key: "proj") public var proj: Linear
+    @Child(key: "proj_drop") var projDrop: Dropout
     public let heads: Int
     public let scale: Float
     public let lastQueryOnly: Bool
@@ -88,10 +88,10 @@ public final class CeiTAttention: Module, AttentionRecording {
 
     init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Float?, attnDrop: Float, projDrop: Float, lastQueryOnly: Bool) {
         precondition(dim % heads == 0, "CeiTAttention: dim \(dim) is not divisible by \(heads) heads")
-        qkv = Linear(dim, 3 * dim, bias: qkvBias)
-        self.attnDrop = Dropout(attnDrop)
-        proj = Linear(dim, dim)
-        self.projDrop = Dropout(projDrop)
+        _qkv.wrappedValue = Linear(dim, 3 * dim, bias: qkvBias)
+        _attnDrop.wrappedValue = Dropout(attnDrop)
+        _proj.wrappedValue = Linear(dim, dim)
+        _projDrop.wrappedValue = Dropout(projDrop)
         self.heads = heads
         scale = qkScale ?? 1 / Float(dim / heads).squareRoot()
         self.lastQueryOnly = lastQueryOnly
@@ -128,26 +128,20 @@ public final class CeiTAttention: Module, AttentionRecording {
 /// (1x1) → `bn1` → GELU → `conv2` (depthwise k×k) → `bn2` → GELU → `conv3` (1x1) → `bn3`
 /// (without the BNs when `with_bn` is false).
 public final class LocallyEnhancedFeedForward: Module {
-    public let conv1: Conv2d
-    public let conv2: Conv2d
-    public let conv3: Conv2d
-    public let bn1: BatchNorm?
-    public let bn2: BatchNorm?
-    public let bn3: BatchNorm?
+    @Child(key: "conv1") public var conv1: Conv2d
+    @Child(key: "conv2") public var conv2: Conv2d
+    @Child(key: "conv3") public var conv3: Conv2d
+    @Child(key: "bn1") public var bn1: BatchNorm?
+    @Child(key: "bn2") public var bn2: BatchNorm?
+    @Child(key: "bn3") public var bn3: BatchNorm?
 
     init(_ dim: Int, hidden: Int, kernelSize: Int, withBN: Bool) {
-        conv1 = Conv2d(dim, hidden, kernelSize: 1)
-        conv2 = Conv2d(hidden, hidden, kernelSize: kernelSize, padding: (kernelSize - 1) / 2, groups: hidden)
-        conv3 = Conv2d(hidden, dim, kernelSize: 1)
-        bn1 = withBN ? BatchNorm(hidden) : nil
-        bn2 = withBN ? BatchNorm(hidden) : nil
-        bn3 = withBN ? BatchNorm(dim) : nil
-    }
-
-    public override func namedChildren() -> [(String, Module)] {
-        var out: [(String, Module)] = [("conv1", conv1), ("conv2", conv2), ("conv3", conv3)]
-        for (k, bn) in [("bn1", bn1), ("bn2", bn2), ("bn3", bn3)] { if let bn { out.append((k, bn)) } }
-        return out
+        _conv1.wrappedValue = Conv2d(dim, hidden, kernelSize: 1)
+        _conv2.wrappedValue = Conv2d(hidden, hidden, kernelSize: kernelSize, padding: (kernelSize - 1) / 2, groups: hidden)
+        _conv3.wrappedValue = Conv2d(hidden, dim, kernelSize: 1)
+        _bn1.wrappedValue = withBN ? BatchNorm(hidden) : nil
+        _bn2.wrappedValue = withBN ? BatchNorm(hidden) : nil
+        _bn3.wrappedValue = withBN ? BatchNorm(dim) : nil
     }
 
     /// The patch map [B, h, w, D] through the convolutions.
@@ -171,20 +165,20 @@ public final class LocallyEnhancedFeedForward: Module {
 
 /// The authors' Block with feedforward_type "leff": x + attn(norm1 x), then x + leff(norm2 x).
 public final class CeiTBlock: Module {
-    let dropPath: DropPath
-    public let norm2: LayerNorm
-    public let norm1: LayerNorm
-    public let attn: CeiTAttention
-    public let leff: LocallyEnhancedFeedForward
+    @Child(key: "drop_path") var dropPath: DropPath
+    @Child(key: "norm2") public var norm2: LayerNorm
+    @Child(key: "norm1") public var norm1: LayerNorm
+    @Child(key: "attn") public var attn: CeiTAttention
+    @Child(key: "leff") public var leff: LocallyEnhancedFeedForward
 
     init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, qkScale: Float?, drop: Float, attnDrop: Float,
          dropPath: Float, eps: Float, kernelSize: Int, withBN: Bool) {
-        self.dropPath = DropPath(dropPath)
-        norm2 = LayerNorm(dim, eps: eps)
-        norm1 = LayerNorm(dim, eps: eps)
-        attn = CeiTAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, attnDrop: attnDrop, projDrop: drop,
+        _dropPath.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = LayerNorm(dim, eps: eps)
+        _norm1.wrappedValue = LayerNorm(dim, eps: eps)
+        _attn.wrappedValue = CeiTAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, attnDrop: attnDrop, projDrop: drop,
                              lastQueryOnly: false)
-        leff = LocallyEnhancedFeedForward(dim, hidden: Int(Double(dim) * mlpRatio), kernelSize: kernelSize, withBN: withBN)
+        _leff.wrappedValue = LocallyEnhancedFeedForward(dim, hidden: Int(Double(dim) * mlpRatio), kernelSize: kernelSize, withBN: withBN)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { forward(x).tokens! }
@@ -207,17 +201,17 @@ public final class CeiTBlock: Module {
 /// [B, depth, D], last + attn(norm1 x) with the query from the last token, then
 /// x + feedforward(norm2 x) (fc1 → GELU → fc2) → [B, 1, D].
 public final class CeiTLCABlock: Module {
-    public let norm2: LayerNorm
-    public let norm1: LayerNorm
-    public let attn: CeiTAttention
-    public let feedforward: MLP
+    @Child(key: "norm2") public var norm2: LayerNorm
+    @Child(key: "norm1") public var norm1: LayerNorm
+    @Child(key: "attn") public var attn: CeiTAttention
+    @Child(key: "feedforward") public var feedforward: MLP
 
     init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, qkScale: Float?, drop: Float, attnDrop: Float, eps: Float) {
-        norm2 = LayerNorm(dim, eps: eps)
-        norm1 = LayerNorm(dim, eps: eps)
-        attn = CeiTAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, attnDrop: attnDrop, projDrop: drop,
+        _norm2.wrappedValue = LayerNorm(dim, eps: eps)
+        _norm1.wrappedValue = LayerNorm(dim, eps: eps)
+        _attn.wrappedValue = CeiTAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, attnDrop: attnDrop, projDrop: drop,
                              lastQueryOnly: true)
-        feedforward = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, dropout: drop)
+        _feedforward.wrappedValue = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, dropout: drop)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -267,15 +261,15 @@ public struct CeiTConfig: Codable, Sendable {
 /// The authors' CeIT: I2T tokens + class token + position embedding → LeFF blocks →
 /// stacked class tokens + pos_layer_embed → LCA → LayerNorm → head.
 public final class CeiT: Module, ImageClassifier {
-    public let i2t: CeiTImageEmbed
-    @Parameter var clsToken: Tensor
-    @Parameter var posEmbed: Tensor
-    let posDrop: Dropout
-    public let blocks: [CeiTBlock]
-    public let lca: CeiTLCABlock
-    @Parameter var posLayerEmbed: Tensor
-    let norm: LayerNorm
-    var head: Module
+    @Child(key: "i2t") public var i2t: CeiTImageEmbed
+    @Parameter(key: "cls_token") var clsToken: Tensor
+    @Parameter(key: "pos_embed") var posEmbed: Tensor
+    @Child(key: "pos_drop") var posDrop: Dropout
+    @Child(key: "blocks") public var blocks: [CeiTBlock]
+    @Child(key: "lca") public var lca: CeiTLCABlock
+    @Parameter(key: "pos_layer_embed") var posLayerEmbed: Tensor
+    @Child(key: "norm") var norm: LayerNorm
+    @Child(key: "head") var head: Module
     public let embedDim: Int
     public var grid: (Int, Int) { i2t.grid }
 
@@ -308,26 +302,26 @@ public final class CeiT: Module, ImageClassifier {
         guard kernel > 0, kernel % 2 == 1 else { throw ModelError("ceit: leff_local_size \(kernel) must be odd (the LeFF keeps the grid)") }
         let stem = CeiTImage2Tokens(inChannels: inChans, outChannels: try arg("out_chans", 64),
                                     kernelSize: try arg("kernel_size", 7), stride: try arg("stride", 2))
-        i2t = try CeiTImageEmbed(backbone: stem, imgSize: c.imgSize ?? 224, patchSize: c.patchSize ?? 16, embedDim: dim)
+        _i2t.wrappedValue = try CeiTImageEmbed(backbone: stem, imgSize: c.imgSize ?? 224, patchSize: c.patchSize ?? 16, embedDim: dim)
         embedDim = dim
-        let tokens = i2t.grid.0 * i2t.grid.1
-        clsToken = Init.truncatedNormal([1, 1, dim], std: 0.02)
-        posEmbed = Init.truncatedNormal([1, tokens + 1, dim], std: 0.02)
+        let tokens = _i2t.wrappedValue.grid.0 * _i2t.wrappedValue.grid.1
+        _clsToken.wrappedValue = Init.truncatedNormal([1, 1, dim], std: 0.02)
+        _posEmbed.wrappedValue = Init.truncatedNormal([1, tokens + 1, dim], std: 0.02)
         let drop = Float(c.dropRate ?? 0), attnDrop = Float(c.attnDropRate ?? 0)
-        posDrop = Dropout(drop)
+        _posDrop.wrappedValue = Dropout(drop)
         // Python's `qk_scale or head_dim ** -0.5`.
         let qkScale = c.qkScale.flatMap { $0 != 0 ? Float($0) : nil }
         let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
-        blocks = (0..<depth).map { i in
+        _blocks.wrappedValue = (0..<depth).map { i in
             CeiTBlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false, qkScale: qkScale,
                       drop: drop, attnDrop: attnDrop, dropPath: rates[i],
                       eps: eps, kernelSize: kernel, withBN: c.leffWithBn ?? true)
         }
-        lca = CeiTLCABlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false, qkScale: qkScale,
+        _lca.wrappedValue = CeiTLCABlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false, qkScale: qkScale,
                            drop: drop, attnDrop: attnDrop, eps: eps)
-        posLayerEmbed = Tensor.zeros([1, depth, dim])
-        norm = LayerNorm(dim, eps: eps)
-        head = CeiT.makeHead(dim, c.numClasses ?? 1000)
+        _posLayerEmbed.wrappedValue = Tensor.zeros([1, depth, dim])
+        _norm.wrappedValue = LayerNorm(dim, eps: eps)
+        _head.wrappedValue = CeiT.makeHead(dim, c.numClasses ?? 1000)
         super.init()
         // The authors' _init_weights: truncated-normal(0.02) Linear weights, zero biases (convs keep torch's default).
         for (_, m) in namedModules() {

@@ -20,13 +20,13 @@ import PatchworkNN
 /// The recorded attention is the mixed, renormalised (1-σ)·patch + σ·positional
 /// probabilities that the layer applies to v; `extras["gating"]` holds σ(gating_param) [heads].
 public final class GPSA: Module, AttentionRecording {
-    public let qk: Linear
-    public let v: Linear
-    let attnDrop: Dropout
-    public let proj: Linear
-    public let posProj: Linear
-    let projDrop: Dropout
-    @Parameter public var gatingParam: Tensor
+    @Child(key: "qk") public var qk: Linear
+    @Child(key: "v") public var v: Linear
+    @Child(key: "attn_drop") var attnDrop: Dropout
+    @Child(key: "proj") public var proj: Linear
+    @Child(key: "pos_proj") public var posProj: Linear
+    @Child(key: "proj_drop") var projDrop: Dropout
+    @Parameter(key: "gating_param") public var gatingParam: Tensor
     public let heads: Int
     public let dim: Int
     public let scale: Float
@@ -51,13 +51,13 @@ public final class GPSA: Module, AttentionRecording {
         self.dim = dim
         self.heads = heads
         scale = 1 / Float(dim / heads).squareRoot()
-        qk = Linear(dim, 2 * dim, bias: qkvBias)
-        v = Linear(dim, dim, bias: qkvBias)
-        self.attnDrop = Dropout(attnDrop)
-        proj = Linear(dim, dim)
-        posProj = Linear(3, heads)
-        self.projDrop = Dropout(projDrop)
-        gatingParam = Tensor.ones([heads])
+        _qk.wrappedValue = Linear(dim, 2 * dim, bias: qkvBias)
+        _v.wrappedValue = Linear(dim, dim, bias: qkvBias)
+        _attnDrop.wrappedValue = Dropout(attnDrop)
+        _proj.wrappedValue = Linear(dim, dim)
+        _posProj.wrappedValue = Linear(3, heads)
+        _projDrop.wrappedValue = Dropout(projDrop)
+        _gatingParam.wrappedValue = Tensor.ones([heads])
         self.grid = grid
         relIndices = GPSA.relativeIndices(grid)
         tokenPositions = AttentionMap.gridPositions(height: grid.0, width: grid.1)
@@ -143,25 +143,25 @@ public final class GPSA: Module, AttentionRecording {
 /// timm's convit Block: x + attn(norm1 x), then x + mlp(norm2 x); `attn` is GPSA
 /// or timm's MHSA (the same keys and computation as `Attention`: `qkv`, `proj`).
 public final class ConViTBlock: Module {
-    public let norm1: LayerNorm
-    public let attn: Module
-    let dropPath: DropPath
-    public let norm2: LayerNorm
-    public let mlp: MLP
+    @Child(key: "norm1") public var norm1: LayerNorm
+    @Child(key: "attn") public var attn: Module
+    @Child(key: "drop_path") var dropPath: DropPath
+    @Child(key: "norm2") public var norm2: LayerNorm
+    @Child(key: "mlp") public var mlp: MLP
 
     init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, projDrop: Float, attnDrop: Float, dropPath: Float,
          eps: Float, gpsaGrid: (Int, Int)?, localityStrength: Float) {
-        norm1 = LayerNorm(dim, eps: eps)
+        _norm1.wrappedValue = LayerNorm(dim, eps: eps)
         if let grid = gpsaGrid {
-            attn = GPSA(dim, heads: heads, grid: grid, qkvBias: qkvBias, attnDrop: attnDrop, projDrop: projDrop,
+            _attn.wrappedValue = GPSA(dim, heads: heads, grid: grid, qkvBias: qkvBias, attnDrop: attnDrop, projDrop: projDrop,
                         localityStrength: localityStrength)
         } else {
-            attn = Attention(dim, heads: heads, qkvBias: qkvBias, projBias: true, attentionDropout: attnDrop,
+            _attn.wrappedValue = Attention(dim, heads: heads, qkvBias: qkvBias, projBias: true, attentionDropout: attnDrop,
                              projectionDropout: projDrop)
         }
-        self.dropPath = DropPath(dropPath)
-        norm2 = LayerNorm(dim, eps: eps)
-        mlp = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, dropout: projDrop)
+        _dropPath.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = LayerNorm(dim, eps: eps)
+        _mlp.wrappedValue = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, dropout: projDrop)
     }
 
     public var usesGPSA: Bool { attn is GPSA }
@@ -205,14 +205,14 @@ public struct ConViTConfig: Codable, Sendable {
 /// timm's ConVit: patch embedding + position embedding (patches only) → GPSA blocks →
 /// class token → MHSA blocks → LayerNorm → head on the class token (or the patch mean).
 public final class ConViT: Module, ImageClassifier, CheckpointFiltering {
-    @Parameter var clsToken: Tensor
-    @OptionalParameter var posEmbed: Tensor?
-    public let patchEmbed: PatchEmbed
-    let posDrop: Dropout
-    public let blocks: [ConViTBlock]
-    let norm: LayerNorm
-    let headDrop: Dropout
-    var head: Module
+    @Parameter(key: "cls_token") var clsToken: Tensor
+    @OptionalParameter(key: "pos_embed") var posEmbed: Tensor?
+    @Child(key: "patch_embed") public var patchEmbed: PatchEmbed
+    @Child(key: "pos_drop") var posDrop: Dropout
+    @Child(key: "blocks") public var blocks: [ConViTBlock]
+    @Child(key: "norm") var norm: LayerNorm
+    @Child(key: "head_drop") var headDrop: Dropout
+    @Child(key: "head") var head: Module
     public let embedDim: Int
     public let localUpToLayer: Int
     let globalPool: String
@@ -242,22 +242,22 @@ public final class ConViT: Module, ImageClassifier, CheckpointFiltering {
         localUpToLayer = local
         globalPool = pool
         grid = (size / patch, size / patch)
-        patchEmbed = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: dim)
-        clsToken = Init.truncatedNormal([1, 1, dim], std: 0.02)
-        _posEmbed = OptionalParameter(wrappedValue: (c.usePosEmbed ?? true) ? Init.truncatedNormal([1, grid.0 * grid.1, dim], std: 0.02) : nil)
-        posDrop = Dropout(Float(c.posDropRate ?? 0))
+        _patchEmbed.wrappedValue = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: dim)
+        _clsToken.wrappedValue = Init.truncatedNormal([1, 1, dim], std: 0.02)
+        _posEmbed.wrappedValue = (c.usePosEmbed ?? true) ? Init.truncatedNormal([1, grid.0 * grid.1, dim], std: 0.02) : nil
+        _posDrop.wrappedValue = Dropout(Float(c.posDropRate ?? 0))
         let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
         let g = grid
-        blocks = (0..<depth).map { i in
+        _blocks.wrappedValue = (0..<depth).map { i in
             ConViTBlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false,
                         projDrop: Float(c.projDropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0),
                         dropPath: rates[i], eps: eps,
                         gpsaGrid: i < local ? g : nil, localityStrength: Float(c.localityStrength ?? 1))
         }
-        norm = LayerNorm(dim, eps: eps)
-        headDrop = Dropout(Float(c.dropRate ?? 0))
+        _norm.wrappedValue = LayerNorm(dim, eps: eps)
+        _headDrop.wrappedValue = Dropout(Float(c.dropRate ?? 0))
         let classes = c.numClasses ?? 1000
-        head = ConViT.makeHead(dim, classes)
+        _head.wrappedValue = ConViT.makeHead(dim, classes)
         super.init()
         // timm's _init_weights for the MLPs and the MHSA layers (GPSA initialises itself).
         for block in blocks where !block.usesGPSA {

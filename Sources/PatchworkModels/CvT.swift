@@ -19,12 +19,12 @@ import PatchworkNN
 
 /// Hugging Face's CvtConvEmbeddings: a strided conv, then LayerNorm over channels.
 public final class CvTConvEmbeddings: Module {
-    public let projection: Conv2d
-    public let normalization: LayerNorm
+    @Child(key: "projection") public var projection: Conv2d
+    @Child(key: "normalization") public var normalization: LayerNorm
 
     init(patchSize: Int, inChannels: Int, dim: Int, stride: Int, padding: Int) {
-        projection = Conv2d(inChannels, dim, kernelSize: patchSize, stride: stride, padding: padding, bias: true)
-        normalization = LayerNorm(dim, eps: 1e-5)
+        _projection.wrappedValue = Conv2d(inChannels, dim, kernelSize: patchSize, stride: stride, padding: padding, bias: true)
+        _normalization.wrappedValue = LayerNorm(dim, eps: 1e-5)
     }
 
     /// [B, H, W, Cin] → [B, h, w, dim].
@@ -33,12 +33,12 @@ public final class CvTConvEmbeddings: Module {
 
 /// CvtEmbeddings: the conv embedding, then dropout (drop_rate).
 public final class CvTEmbeddings: Module {
-    public let convolutionEmbeddings: CvTConvEmbeddings
-    public let dropout: Dropout
+    @Child(key: "convolution_embeddings") public var convolutionEmbeddings: CvTConvEmbeddings
+    @Child(key: "dropout") public var dropout: Dropout
 
     init(patchSize: Int, inChannels: Int, dim: Int, stride: Int, padding: Int, dropRate: Float) {
-        convolutionEmbeddings = CvTConvEmbeddings(patchSize: patchSize, inChannels: inChannels, dim: dim, stride: stride, padding: padding)
-        dropout = Dropout(dropRate)
+        _convolutionEmbeddings.wrappedValue = CvTConvEmbeddings(patchSize: patchSize, inChannels: inChannels, dim: dim, stride: stride, padding: padding)
+        _dropout.wrappedValue = Dropout(dropRate)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { dropout(convolutionEmbeddings(x)) }
@@ -46,12 +46,12 @@ public final class CvTEmbeddings: Module {
 
 /// CvtSelfAttentionConvProjection: depthwise conv (no bias) → BatchNorm2d.
 public final class CvTConvProjection: Module {
-    public let convolution: Conv2d
-    public let normalization: BatchNorm
+    @Child(key: "convolution") public var convolution: Conv2d
+    @Child(key: "normalization") public var normalization: BatchNorm
 
     init(dim: Int, kernelSize: Int, padding: Int, stride: Int) {
-        convolution = Conv2d(dim, dim, kernelSize: kernelSize, stride: stride, padding: padding, groups: dim, bias: false)
-        normalization = BatchNorm(dim, eps: 1e-5)
+        _convolution.wrappedValue = Conv2d(dim, dim, kernelSize: kernelSize, stride: stride, padding: padding, groups: dim, bias: false)
+        _normalization.wrappedValue = BatchNorm(dim, eps: 1e-5)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { normalization(convolution(x)) }
@@ -60,11 +60,11 @@ public final class CvTConvProjection: Module {
 /// CvtSelfAttentionProjection ("dw_bn"): conv projection of a map [B, h, w, C] → tokens [B, h'·w', C]
 /// (the reference's parameterless `linear_projection` is the flattening).
 public final class CvTProjection: Module {
-    public let convolutionProjection: CvTConvProjection
+    @Child(key: "convolution_projection") public var convolutionProjection: CvTConvProjection
     public let kernelSize: Int, padding: Int, stride: Int
 
     init(dim: Int, kernelSize: Int, padding: Int, stride: Int) {
-        convolutionProjection = CvTConvProjection(dim: dim, kernelSize: kernelSize, padding: padding, stride: stride)
+        _convolutionProjection.wrappedValue = CvTConvProjection(dim: dim, kernelSize: kernelSize, padding: padding, stride: stride)
         self.kernelSize = kernelSize; self.padding = padding; self.stride = stride
     }
 
@@ -97,13 +97,13 @@ public final class CvTProjection: Module {
 /// token map, the class token concatenated in front of each unprojected, then Linear
 /// projections, multi-head attention with scale embed_dim^-0.5.
 public final class CvTSelfAttention: Module, AttentionRecording {
-    public let convolutionProjectionQuery: CvTProjection
-    public let convolutionProjectionKey: CvTProjection
-    public let convolutionProjectionValue: CvTProjection
-    public let projectionQuery: Linear
-    public let projectionKey: Linear
-    public let projectionValue: Linear
-    public let dropout: Dropout
+    @Child(key: "convolution_projection_query") public var convolutionProjectionQuery: CvTProjection
+    @Child(key: "convolution_projection_key") public var convolutionProjectionKey: CvTProjection
+    @Child(key: "convolution_projection_value") public var convolutionProjectionValue: CvTProjection
+    @Child(key: "projection_query") public var projectionQuery: Linear
+    @Child(key: "projection_key") public var projectionKey: Linear
+    @Child(key: "projection_value") public var projectionValue: Linear
+    @Child(key: "dropout") public var dropout: Dropout
     public let heads: Int
     public let dim: Int
     public let scale: Float
@@ -130,13 +130,13 @@ public final class CvTSelfAttention: Module, AttentionRecording {
 
     init(heads: Int, dim: Int, kernelSize: Int, paddingQ: Int, paddingKV: Int, strideQ: Int, strideKV: Int,
          qkvBias: Bool, attentionDropRate: Float, withClassToken: Bool) {
-        convolutionProjectionQuery = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingQ, stride: strideQ)
-        convolutionProjectionKey = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingKV, stride: strideKV)
-        convolutionProjectionValue = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingKV, stride: strideKV)
-        projectionQuery = Linear(dim, dim, bias: qkvBias)
-        projectionKey = Linear(dim, dim, bias: qkvBias)
-        projectionValue = Linear(dim, dim, bias: qkvBias)
-        dropout = Dropout(attentionDropRate)
+        _convolutionProjectionQuery.wrappedValue = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingQ, stride: strideQ)
+        _convolutionProjectionKey.wrappedValue = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingKV, stride: strideKV)
+        _convolutionProjectionValue.wrappedValue = CvTProjection(dim: dim, kernelSize: kernelSize, padding: paddingKV, stride: strideKV)
+        _projectionQuery.wrappedValue = Linear(dim, dim, bias: qkvBias)
+        _projectionKey.wrappedValue = Linear(dim, dim, bias: qkvBias)
+        _projectionValue.wrappedValue = Linear(dim, dim, bias: qkvBias)
+        _dropout.wrappedValue = Dropout(attentionDropRate)
         self.heads = heads
         self.dim = dim
         scale = 1 / Float(dim).squareRoot()
@@ -180,60 +180,60 @@ public final class CvTSelfAttention: Module, AttentionRecording {
 
 /// CvtSelfOutput: dense → dropout (the residual is added in the layer).
 public final class CvTSelfOutput: Module {
-    public let dense: Linear
-    public let dropout: Dropout
-    init(dim: Int, dropRate: Float) { dense = Linear(dim, dim); dropout = Dropout(dropRate) }
+    @Child(key: "dense") public var dense: Linear
+    @Child(key: "dropout") public var dropout: Dropout
+    init(dim: Int, dropRate: Float) { _dense.wrappedValue = Linear(dim, dim); _dropout.wrappedValue = Dropout(dropRate) }
     public override func callAsFunction(_ x: Tensor) -> Tensor { dropout(dense(x)) }
 }
 
 /// CvtAttention: self-attention, then its output Linear.
 public final class CvTAttention: Module {
-    public let attention: CvTSelfAttention
-    public let output: CvTSelfOutput
+    @Child(key: "attention") public var attention: CvTSelfAttention
+    @Child(key: "output") public var output: CvTSelfOutput
     init(attention: CvTSelfAttention, dropRate: Float) {
-        self.attention = attention
-        output = CvTSelfOutput(dim: attention.dim, dropRate: dropRate)
+        _attention.wrappedValue = attention
+        _output.wrappedValue = CvTSelfOutput(dim: attention.dim, dropRate: dropRate)
     }
     func forward(_ x: Tensor, height: Int, width: Int) -> Tensor { output(attention.forward(x, height: height, width: width)) }
 }
 
 /// CvtIntermediate: dense → GELU (erf).
 public final class CvTIntermediate: Module {
-    public let dense: Linear
-    init(dim: Int, hidden: Int) { dense = Linear(dim, hidden) }
+    @Child(key: "dense") public var dense: Linear
+    init(dim: Int, hidden: Int) { _dense.wrappedValue = Linear(dim, hidden) }
     public override func callAsFunction(_ x: Tensor) -> Tensor { dense(x).gelu() }
 }
 
 /// CvtOutput: dense → dropout, plus the residual.
 public final class CvTOutput: Module {
-    public let dense: Linear
-    public let dropout: Dropout
-    init(dim: Int, hidden: Int, dropRate: Float) { dense = Linear(hidden, dim); dropout = Dropout(dropRate) }
+    @Child(key: "dense") public var dense: Linear
+    @Child(key: "dropout") public var dropout: Dropout
+    init(dim: Int, hidden: Int, dropRate: Float) { _dense.wrappedValue = Linear(hidden, dim); _dropout.wrappedValue = Dropout(dropRate) }
     func forward(_ x: Tensor, residual: Tensor) -> Tensor { dropout(dense(x)) + residual }
 }
 
 /// CvtLayer: h = x + dp(attn(LN x)); out = dp(h + mlp(LN h)) (HF drops the whole second sum).
 public final class CvTLayer: Module {
-    public let attention: CvTAttention
-    public let intermediate: CvTIntermediate
-    public let output: CvTOutput
-    public let dropPath: DropPath
-    public let layernormBefore: LayerNorm
-    public let layernormAfter: LayerNorm
+    @Child(key: "attention") public var attention: CvTAttention
+    @Child(key: "intermediate") public var intermediate: CvTIntermediate
+    @Child(key: "output") public var output: CvTOutput
+    @Child(key: "drop_path") public var dropPath: DropPath
+    @Child(key: "layernorm_before") public var layernormBefore: LayerNorm
+    @Child(key: "layernorm_after") public var layernormAfter: LayerNorm
 
     init(heads: Int, dim: Int, kernelSize: Int, paddingQ: Int, paddingKV: Int, strideQ: Int, strideKV: Int,
          qkvBias: Bool, attentionDropRate: Float, dropRate: Float, mlpRatio: Double, dropPathRate: Float, withClassToken: Bool) {
-        attention = CvTAttention(
+        _attention.wrappedValue = CvTAttention(
             attention: CvTSelfAttention(heads: heads, dim: dim, kernelSize: kernelSize, paddingQ: paddingQ, paddingKV: paddingKV,
                                         strideQ: strideQ, strideKV: strideKV, qkvBias: qkvBias,
                                         attentionDropRate: attentionDropRate, withClassToken: withClassToken),
             dropRate: dropRate)
         let hidden = Int(Double(dim) * mlpRatio)
-        intermediate = CvTIntermediate(dim: dim, hidden: hidden)
-        output = CvTOutput(dim: dim, hidden: hidden, dropRate: dropRate)
-        dropPath = DropPath(dropPathRate)
-        layernormBefore = LayerNorm(dim, eps: 1e-5)
-        layernormAfter = LayerNorm(dim, eps: 1e-5)
+        _intermediate.wrappedValue = CvTIntermediate(dim: dim, hidden: hidden)
+        _output.wrappedValue = CvTOutput(dim: dim, hidden: hidden, dropRate: dropRate)
+        _dropPath.wrappedValue = DropPath(dropPathRate)
+        _layernormBefore.wrappedValue = LayerNorm(dim, eps: 1e-5)
+        _layernormAfter.wrappedValue = LayerNorm(dim, eps: 1e-5)
     }
 
     public func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
@@ -244,18 +244,18 @@ public final class CvTLayer: Module {
 
 /// CvtStage: conv embedding, (class token,) layers. Returns the map [B, h, w, C] and the class token [B, 1, C].
 public final class CvTStage: Module {
-    @OptionalParameter public var clsToken: Tensor?
-    public let embedding: CvTEmbeddings
-    public let layers: [CvTLayer]
+    @OptionalParameter(key: "cls_token") public var clsToken: Tensor?
+    @Child(key: "embedding") public var embedding: CvTEmbeddings
+    @Child(key: "layers") public var layers: [CvTLayer]
 
     init(_ c: CvTConfig, stage s: Int) {
-        _clsToken = OptionalParameter(wrappedValue: c.clsToken[s] ? Init.truncatedNormal([1, 1, c.embedDim.last!], std: Float(c.initializerRange)) : nil)
-        embedding = CvTEmbeddings(patchSize: c.patchSizes[s], inChannels: s == 0 ? c.numChannels : c.embedDim[s - 1],
+        _clsToken.wrappedValue = c.clsToken[s] ? Init.truncatedNormal([1, 1, c.embedDim.last!], std: Float(c.initializerRange)) : nil
+        _embedding.wrappedValue = CvTEmbeddings(patchSize: c.patchSizes[s], inChannels: s == 0 ? c.numChannels : c.embedDim[s - 1],
                                   dim: c.embedDim[s], stride: c.patchStride[s], padding: c.patchPadding[s], dropRate: Float(c.dropRate[s]))
         // torch.linspace(0, rate, depth)[stage]: the stage index, as the reference does.
         let n = c.depth[s]
         let dpr = n > 1 ? Float(c.dropPathRate[s]) * Float(s) / Float(n - 1) : 0
-        layers = (0..<n).map { _ in
+        _layers.wrappedValue = (0..<n).map { _ in
             CvTLayer(heads: c.numHeads[s], dim: c.embedDim[s], kernelSize: c.kernelQkv[s], paddingQ: c.paddingQ[s],
                      paddingKV: c.paddingKv[s], strideQ: c.strideQ[s], strideKV: c.strideKv[s], qkvBias: c.qkvBias[s],
                      attentionDropRate: Float(c.attentionDropRate[s]), dropRate: Float(c.dropRate[s]),
@@ -293,14 +293,14 @@ public final class CvTStage: Module {
 
 /// CvtEncoder: the stages (key `stages`).
 public final class CvTEncoder: Module {
-    public let stages: [CvTStage]
-    init(_ c: CvTConfig) { stages = c.depth.indices.map { CvTStage(c, stage: $0) } }
+    @Child(key: "stages") public var stages: [CvTStage]
+    init(_ c: CvTConfig) { _stages.wrappedValue = c.depth.indices.map { CvTStage(c, stage: $0) } }
 }
 
 /// CvtModel (key `cvt`): the encoder.
 public final class CvTBackbone: Module {
-    public let encoder: CvTEncoder
-    init(_ c: CvTConfig) { encoder = CvTEncoder(c) }
+    @Child(key: "encoder") public var encoder: CvTEncoder
+    init(_ c: CvTConfig) { _encoder.wrappedValue = CvTEncoder(c) }
 }
 
 /// Hugging Face's CvtConfig, under its argument names (every list has one entry per stage).
@@ -394,17 +394,17 @@ public struct CvTConfig: Codable, Sendable {
 /// Head: LayerNorm on the last stage's class token (or on all its tokens without one), mean
 /// over those tokens, Linear.
 public final class CvT: Module, ImageClassifier, CheckpointFiltering {
-    public let cvt: CvTBackbone
-    public let layernorm: LayerNorm
-    public private(set) var classifier: Module
+    @Child(key: "cvt") public var cvt: CvTBackbone
+    @Child(key: "layernorm") public var layernorm: LayerNorm
+    @Child(key: "classifier") public private(set) var classifier: Module
     public let config: CvTConfig
 
     public init(_ c: CvTConfig) throws {
         try c.validate()
         config = c
-        cvt = CvTBackbone(c)
-        layernorm = LayerNorm(c.embedDim.last!, eps: 1e-5)
-        classifier = c.numLabels > 0 ? Linear(c.embedDim.last!, c.numLabels) as Module : Identity()
+        _cvt.wrappedValue = CvTBackbone(c)
+        _layernorm.wrappedValue = LayerNorm(c.embedDim.last!, eps: 1e-5)
+        _classifier.wrappedValue = c.numLabels > 0 ? Linear(c.embedDim.last!, c.numLabels) as Module : Identity()
         super.init()
         initWeights()
     }

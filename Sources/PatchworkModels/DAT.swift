@@ -11,8 +11,8 @@ import PatchworkNN
 
 /// The authors' LayerNormProxy: a LayerNorm over channels (under the key `norm`).
 public final class LayerNormProxy: Module {
-    public let norm: LayerNorm
-    init(_ dim: Int) { norm = LayerNorm(dim) }
+    @Child(key: "norm") public var norm: LayerNorm
+    init(_ dim: Int) { _norm.wrappedValue = LayerNorm(dim) }
     public override func callAsFunction(_ x: Tensor) -> Tensor { norm(x) }
 }
 
@@ -23,36 +23,36 @@ final class GELULayer: Module {
 
 /// TransformerMLP's `chunk`: linear1 → GELU → dropout → linear2 → dropout.
 final class DATMLPChunk: Module {
-    let linear1: Linear
-    let drop1: Dropout
-    let linear2: Linear
-    let drop2: Dropout
+    @Child(key: "linear1") var linear1: Linear
+    @Child(key: "drop1") var drop1: Dropout
+    @Child(key: "linear2") var linear2: Linear
+    @Child(key: "drop2") var drop2: Dropout
     init(_ dim: Int, hidden: Int, drop: Float) {
-        linear1 = Linear(dim, hidden); drop1 = Dropout(drop)
-        linear2 = Linear(hidden, dim); drop2 = Dropout(drop)
+        _linear1.wrappedValue = Linear(dim, hidden); _drop1.wrappedValue = Dropout(drop)
+        _linear2.wrappedValue = Linear(hidden, dim); _drop2.wrappedValue = Dropout(drop)
     }
     override func callAsFunction(_ x: Tensor) -> Tensor { drop2(linear2(drop1(linear1(x).gelu()))) }
 }
 
 /// TransformerMLP (keys `chunk.linear1`, `chunk.linear2`).
 final class DATMLP: Module {
-    let chunk: DATMLPChunk
-    init(_ dim: Int, expansion: Int, drop: Float) { chunk = DATMLPChunk(dim, hidden: dim * expansion, drop: drop) }
+    @Child(key: "chunk") var chunk: DATMLPChunk
+    init(_ dim: Int, expansion: Int, drop: Float) { _chunk.wrappedValue = DATMLPChunk(dim, hidden: dim * expansion, drop: drop) }
     override func callAsFunction(_ x: Tensor) -> Tensor { chunk(x) }
 }
 
 /// TransformerMLPWithConv: 1x1 conv → depthwise 3x3 → GELU → dropout → 1x1 conv → dropout.
 final class DATConvMLP: Module {
-    let linear1: Conv2d
-    let drop1: Dropout
-    let linear2: Conv2d
-    let drop2: Dropout
-    let dwc: Conv2d
+    @Child(key: "linear1") var linear1: Conv2d
+    @Child(key: "drop1") var drop1: Dropout
+    @Child(key: "linear2") var linear2: Conv2d
+    @Child(key: "drop2") var drop2: Dropout
+    @Child(key: "dwc") var dwc: Conv2d
     init(_ dim: Int, expansion: Int, drop: Float) {
         let hidden = dim * expansion
-        linear1 = Conv2d(dim, hidden, kernelSize: 1); drop1 = Dropout(drop)
-        linear2 = Conv2d(hidden, dim, kernelSize: 1); drop2 = Dropout(drop)
-        dwc = Conv2d(hidden, hidden, kernelSize: 3, padding: 1, groups: hidden)
+        _linear1.wrappedValue = Conv2d(dim, hidden, kernelSize: 1); _drop1.wrappedValue = Dropout(drop)
+        _linear2.wrappedValue = Conv2d(hidden, dim, kernelSize: 1); _drop2.wrappedValue = Dropout(drop)
+        _dwc.wrappedValue = Conv2d(hidden, hidden, kernelSize: 3, padding: 1, groups: hidden)
     }
     override func callAsFunction(_ x: Tensor) -> Tensor { drop2(linear2(drop1(dwc(linear1(x)).gelu()))) }
 }
@@ -60,12 +60,12 @@ final class DATConvMLP: Module {
 /// LocalAttention (L): Swin window attention with a (2w−1)² bias table; its index table is a
 /// stored buffer in the reference (persistent), kept here under the same key.
 public class DATLocalAttention: Module, AttentionRecording {
-    public let projQkv: Linear
-    let projOut: Linear
-    let projDrop: Dropout
-    let attnDrop: Dropout
-    @Parameter var relativePositionBiasTable: Tensor
-    @Buffer var relativePositionIndex: Tensor
+    @Child(key: "proj_qkv") public var projQkv: Linear
+    @Child(key: "proj_out") var projOut: Linear
+    @Child(key: "proj_drop") var projDrop: Dropout
+    @Child(key: "attn_drop") var attnDrop: Dropout
+    @Parameter(key: "relative_position_bias_table") var relativePositionBiasTable: Tensor
+    @Buffer(key: "relative_position_index", checkpointDType: .I64) var relativePositionIndex: Tensor
     public let heads: Int
     public let window: (Int, Int)
     public let shift: Int
@@ -75,17 +75,16 @@ public class DATLocalAttention: Module, AttentionRecording {
     public private(set) var lastAttentionMap: AttentionMap?
 
     init(dim: Int, heads: Int, window: Int, attnDrop: Float, projDrop: Float, shift: Int = 0) {
-        projQkv = Linear(dim, 3 * dim)
+        _projQkv.wrappedValue = Linear(dim, 3 * dim)
         self.heads = heads
         scale = 1 / Float(dim / heads).squareRoot()
-        projOut = Linear(dim, dim)
+        _projOut.wrappedValue = Linear(dim, dim)
         self.window = (window, window)
-        self.projDrop = Dropout(projDrop)
-        self.attnDrop = Dropout(attnDrop)
-        relativePositionBiasTable = Init.truncatedNormal([(2 * window - 1) * (2 * window - 1), heads], std: 0.01)
+        _projDrop.wrappedValue = Dropout(projDrop)
+        _attnDrop.wrappedValue = Dropout(attnDrop)
+        _relativePositionBiasTable.wrappedValue = Init.truncatedNormal([(2 * window - 1) * (2 * window - 1), heads], std: 0.01)
         index = SwinWindows.relativePositionIndex((window, window))
-        _relativePositionIndex = Buffer(wrappedValue: Tensor(index.map(Float.init), shape: [window * window, window * window]),
-                                        checkpointDType: .I64)
+        _relativePositionIndex.wrappedValue = Tensor(index.map(Float.init), shape: [window * window, window * window])
         self.shift = shift
     }
 
@@ -112,10 +111,10 @@ public class DATLocalAttention: Module, AttentionRecording {
 
 /// ShiftWindowAttention (S): roll by −ceil(w/2), window attention with the stored 0/−100 mask, roll back.
 public final class DATShiftWindowAttention: DATLocalAttention {
-    @Buffer var attnMask: Tensor
+    @Buffer(key: "attn_mask") var attnMask: Tensor
 
     init(dim: Int, heads: Int, window: Int, attnDrop: Float, projDrop: Float, shift: Int, fmap: (Int, Int)) {
-        attnMask = SwinWindows.shiftMask(height: fmap.0, width: fmap.1, window: (window, window), shift: (shift, shift))
+        _attnMask.wrappedValue = SwinWindows.shiftMask(height: fmap.0, width: fmap.1, window: (window, window), shift: (shift, shift))
         super.init(dim: dim, heads: heads, window: window, attnDrop: attnDrop, projDrop: projDrop, shift: shift)
     }
 
@@ -129,14 +128,14 @@ public final class DATShiftWindowAttention: DATLocalAttention {
 /// group moves reference points; keys and values are 1x1 convs of the normed map bilinearly sampled
 /// there; the bias is `rpe_table` grid-sampled at the query-to-sample displacement.
 public final class DATDeformableAttention: Module, AttentionRecording {
-    let convOffset: Sequential
-    let projQ: Conv2d
-    let projK: Conv2d
-    let projV: Conv2d
-    let projOut: Conv2d
-    let projDrop: Dropout
-    let attnDrop: Dropout
-    @OptionalParameter var rpeTable: Tensor?
+    @Child(key: "conv_offset") var convOffset: Sequential
+    @Child(key: "proj_q") var projQ: Conv2d
+    @Child(key: "proj_k") var projK: Conv2d
+    @Child(key: "proj_v") var projV: Conv2d
+    @Child(key: "proj_out") var projOut: Conv2d
+    @Child(key: "proj_drop") var projDrop: Dropout
+    @Child(key: "attn_drop") var attnDrop: Dropout
+    @OptionalParameter(key: "rpe_table") var rpeTable: Tensor?
     @Child(key: "rpe_table") var rpeConv: Conv2d? = nil
     public let heads: Int
     public let groups: Int
@@ -152,23 +151,23 @@ public final class DATDeformableAttention: Module, AttentionRecording {
          offsetRangeFactor: Float, usePe: Bool, dwcPe: Bool, stageIndex: Int) {
         let nc = heads * headChannels, gc = nc / groups
         let kk = [9, 7, 5, 3][stageIndex]
-        convOffset = Sequential([
+        _convOffset.wrappedValue = Sequential([
             Conv2d(gc, gc, kernelSize: kk, stride: stride, padding: kk / 2, groups: gc),
             LayerNormProxy(gc),
             GELULayer(),
             Conv2d(gc, 2, kernelSize: 1, bias: false),
         ])
-        projQ = Conv2d(nc, nc, kernelSize: 1)
-        projK = Conv2d(nc, nc, kernelSize: 1)
-        projV = Conv2d(nc, nc, kernelSize: 1)
-        projOut = Conv2d(nc, nc, kernelSize: 1)
-        self.projDrop = Dropout(projDrop)
-        self.attnDrop = Dropout(attnDrop)
+        _projQ.wrappedValue = Conv2d(nc, nc, kernelSize: 1)
+        _projK.wrappedValue = Conv2d(nc, nc, kernelSize: 1)
+        _projV.wrappedValue = Conv2d(nc, nc, kernelSize: 1)
+        _projOut.wrappedValue = Conv2d(nc, nc, kernelSize: 1)
+        _projDrop.wrappedValue = Dropout(projDrop)
+        _attnDrop.wrappedValue = Dropout(attnDrop)
         if usePe && dwcPe {
-            _rpeTable = OptionalParameter(wrappedValue: nil)
+            _rpeTable.wrappedValue = nil
             _rpeConv = Child<Conv2d?>(wrappedValue: Conv2d(nc, nc, kernelSize: 3, padding: 1, groups: nc), key: "rpe_table")
         } else {
-            _rpeTable = OptionalParameter(wrappedValue: usePe ? Init.truncatedNormal([heads, 2 * fmap.0 - 1, 2 * fmap.1 - 1], std: 0.01) : nil)
+            _rpeTable.wrappedValue = usePe ? Init.truncatedNormal([heads, 2 * fmap.0 - 1, 2 * fmap.1 - 1], std: 0.01) : nil
             _rpeConv = Child<Conv2d?>(wrappedValue: nil, key: "rpe_table")
         }
         self.heads = heads
@@ -247,14 +246,14 @@ public final class DATDeformableAttention: Module, AttentionRecording {
 
 /// TransformerStage: optional 1x1 projection, then per block x + attn(LN x), x + MLP(LN x).
 public final class DATStage: Module {
-    let proj: Module
-    let layerNorms: [LayerNormProxy]
-    let mlps: [Module]
-    public let attns: [Module]
-    let dropPath: [DropPath]
+    @Child(key: "proj") var proj: Module
+    @Child(key: "layer_norms") var layerNorms: [LayerNormProxy]
+    @Child(key: "mlps") var mlps: [Module]
+    @Child(key: "attns") public var attns: [Module]
+    @Child(key: "drop_path") var dropPath: [DropPath]
 
     init(proj: Module, layerNorms: [LayerNormProxy], mlps: [Module], attns: [Module], dropPath: [DropPath]) {
-        self.proj = proj; self.layerNorms = layerNorms; self.mlps = mlps; self.attns = attns; self.dropPath = dropPath
+        _proj.wrappedValue = proj; _layerNorms.wrappedValue = layerNorms; _mlps.wrappedValue = mlps; _attns.wrappedValue = attns; _dropPath.wrappedValue = dropPath
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -302,11 +301,11 @@ public struct DATConfig: Codable, Sendable {
 /// The authors' DAT: conv stem + LN, four stages of L / S / D blocks, 2x2/s2 conv + LN between stages,
 /// LN, average pool, Linear.
 public final class DAT: Module, ImageClassifier, CheckpointFiltering {
-    let patchProj: Sequential
-    public let stages: [DATStage]
-    let downProjs: [Sequential]
-    let clsNorm: LayerNormProxy
-    var clsHead: Module
+    @Child(key: "patch_proj") var patchProj: Sequential
+    @Child(key: "stages") public var stages: [DATStage]
+    @Child(key: "down_projs") var downProjs: [Sequential]
+    @Child(key: "cls_norm") var clsNorm: LayerNormProxy
+    @Child(key: "cls_head") var clsHead: Module
     public let imageSize: Int
     let width: Int
 
@@ -340,7 +339,7 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
         let rate = Float(c.dropPathRate ?? 0)
         let dpr = dropPathRates(rate, count: total)
 
-        patchProj = Sequential([
+        _patchProj.wrappedValue = Sequential([
             convPatches ? Conv2d(3, stem, kernelSize: 7, stride: patch, padding: 3) : Conv2d(3, stem, kernelSize: patch, stride: patch),
             LayerNormProxy(stem),
         ])
@@ -405,17 +404,17 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
             blockIndex += depths[i]
             fmap /= 2
         }
-        stages = built
-        downProjs = (0..<3).map { i in
+        _stages.wrappedValue = built
+        _downProjs.wrappedValue = (0..<3).map { i in
             Sequential([
                 convPatches ? Conv2d(dims[i], dims[i + 1], kernelSize: 3, stride: 2, padding: 1, bias: false)
                             : Conv2d(dims[i], dims[i + 1], kernelSize: 2, stride: 2, bias: false),
                 LayerNormProxy(dims[i + 1]),
             ])
         }
-        clsNorm = LayerNormProxy(dims[3])
+        _clsNorm.wrappedValue = LayerNormProxy(dims[3])
         let classes = c.numClasses ?? 1000
-        clsHead = classes > 0 ? Linear(dims[3], classes) : Identity()
+        _clsHead.wrappedValue = classes > 0 ? Linear(dims[3], classes) : Identity()
         imageSize = size
         width = dims[3]
         super.init()

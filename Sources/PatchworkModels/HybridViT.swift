@@ -24,8 +24,8 @@ extension ResNetV2: HybridBackbone {}
 /// = patch size (1x1 for the usual patch_size 1) → tokens [B, h·w, D] by a
 /// reshape (channels-last, so no copy).
 public final class HybridEmbed: Module, TokenEmbedding {
-    public let backbone: HybridBackbone
-    let proj: Module
+    @Child(key: "backbone") public var backbone: HybridBackbone
+    @Child(key: "proj") var proj: Module
     public let patchSize: Int
     public let featureSize: (Int, Int)
     public let grid: (Int, Int)
@@ -34,7 +34,7 @@ public final class HybridEmbed: Module, TokenEmbedding {
     /// `proj: false` passes the features through (their width must then be `embedDim`).
     public init(backbone: HybridBackbone, imgSize: (Int, Int), patchSize: Int = 1, embedDim: Int, bias: Bool = true,
                 proj: Bool = true) throws {
-        self.backbone = backbone
+        _backbone.wrappedValue = backbone
         self.patchSize = patchSize
         self.embedDim = embedDim
         featureSize = backbone.featureSize(for: imgSize)
@@ -44,12 +44,12 @@ public final class HybridEmbed: Module, TokenEmbedding {
         }
         grid = (featureSize.0 / patchSize, featureSize.1 / patchSize)
         if proj {
-            self.proj = Conv2d(backbone.numFeatures, embedDim, kernelSize: patchSize, stride: patchSize, bias: bias)
+            _proj.wrappedValue = Conv2d(backbone.numFeatures, embedDim, kernelSize: patchSize, stride: patchSize, bias: bias)
         } else {
             guard backbone.numFeatures == embedDim else {
                 throw ModelError("HybridEmbed: without a projection the feature width \(backbone.numFeatures) must equal embed_dim \(embedDim)")
             }
-            self.proj = Identity()
+            _proj.wrappedValue = Identity()
         }
         super.init()
     }

@@ -21,12 +21,12 @@ public final class LeViTActivation: Module {
 
 /// timm's ConvNorm: conv (no bias) → BatchNorm2d (`linear`, `bn`).
 public final class LeViTConvNorm: Module {
-    public let linear: Conv2d
-    public let bn: BatchNorm
+    @Child(key: "linear") public var linear: Conv2d
+    @Child(key: "bn") public var bn: BatchNorm
 
     init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int, padding: Int, bnWeightInit: Float = 1) {
-        linear = Conv2d(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: padding, bias: false)
-        bn = BatchNorm(outChannels)
+        _linear.wrappedValue = Conv2d(inChannels, outChannels, kernelSize: kernelSize, stride: stride, padding: padding, bias: false)
+        _bn.wrappedValue = BatchNorm(outChannels)
         super.init()
         bn.weight = Tensor.full([outChannels], bnWeightInit)
     }
@@ -36,12 +36,12 @@ public final class LeViTConvNorm: Module {
 
 /// timm's LinearNorm: Linear (no bias) → BatchNorm1d over the flattened B·N tokens (`linear`, `bn`).
 public final class LeViTLinearNorm: Module {
-    public let linear: Linear
-    public let bn: BatchNorm
+    @Child(key: "linear") public var linear: Linear
+    @Child(key: "bn") public var bn: BatchNorm
 
     init(_ inFeatures: Int, _ outFeatures: Int, bnWeightInit: Float = 1) {
-        linear = Linear(inFeatures, outFeatures, bias: false)
-        bn = BatchNorm(outFeatures)
+        _linear.wrappedValue = Linear(inFeatures, outFeatures, bias: false)
+        _bn.wrappedValue = BatchNorm(outFeatures)
         super.init()
         bn.weight = Tensor.full([outFeatures], bnWeightInit)
     }
@@ -51,14 +51,14 @@ public final class LeViTLinearNorm: Module {
 
 /// timm's NormLinear (the heads): BatchNorm1d → dropout → Linear.
 public final class LeViTNormLinear: Module {
-    public let bn: BatchNorm
-    public let drop: Dropout
-    public let linear: Linear
+    @Child(key: "bn") public var bn: BatchNorm
+    @Child(key: "drop") public var drop: Dropout
+    @Child(key: "linear") public var linear: Linear
 
     init(_ inFeatures: Int, _ outFeatures: Int, drop: Float) {
-        bn = BatchNorm(inFeatures)
-        self.drop = Dropout(drop)
-        linear = Linear(inFeatures, outFeatures)
+        _bn.wrappedValue = BatchNorm(inFeatures)
+        _drop.wrappedValue = Dropout(drop)
+        _linear.wrappedValue = Linear(inFeatures, outFeatures)
         super.init()
         linear.weight = Init.truncatedNormal(linear.weight.shape, std: 0.02)
         linear.bias = Tensor.zeros([outFeatures])
@@ -70,7 +70,7 @@ public final class LeViTNormLinear: Module {
 /// timm's Stem16 / Stem8: 3x3 stride-2 ConvNorms (out/8, out/4, out/2, out or out/4, out/2, out)
 /// with the activation between them. Keys `conv1`, `act1`, ...
 public final class LeViTStem: Module {
-    let layers: [(String, Module)]
+    @Child(key: "") var layers: [(String, Module)]
     public let stride: Int
 
     init(inChannels: Int, outChannels: Int, type: String, activation: Activation) {
@@ -83,11 +83,10 @@ public final class LeViTStem: Module {
             layers.append(("conv\(i + 1)", LeViTConvNorm(width, w, kernelSize: 3, stride: 2, padding: 1)))
             width = w
         }
-        self.layers = layers
+        _layers.wrappedValue = layers
         stride = 1 << widths.count
     }
 
-    public override func namedChildren() -> [(String, Module)] { layers }
     public override func callAsFunction(_ x: Tensor) -> Tensor { layers.reduce(x) { $1.1($0) } }
 }
 
@@ -107,20 +106,20 @@ public final class LeViTSubsample: Module {
 
 /// An activation then a LinearNorm (timm's `proj` Sequential: `act`, `ln`).
 public final class LeViTProjection: Module {
-    public let act: LeViTActivation
-    public let ln: LeViTLinearNorm
+    @Child(key: "act") public var act: LeViTActivation
+    @Child(key: "ln") public var ln: LeViTLinearNorm
     init(_ activation: Activation, _ inFeatures: Int, _ outFeatures: Int, bnWeightInit: Float) {
-        act = LeViTActivation(activation)
-        ln = LeViTLinearNorm(inFeatures, outFeatures, bnWeightInit: bnWeightInit)
+        _act.wrappedValue = LeViTActivation(activation)
+        _ln.wrappedValue = LeViTLinearNorm(inFeatures, outFeatures, bnWeightInit: bnWeightInit)
     }
     public override func callAsFunction(_ x: Tensor) -> Tensor { ln(act(x)) }
 }
 
 /// The subsampled-query Sequential of AttentionDownsample (`down`, `ln`).
 public final class LeViTQuery: Module {
-    public let down: LeViTSubsample
-    public let ln: LeViTLinearNorm
-    init(down: LeViTSubsample, ln: LeViTLinearNorm) { self.down = down; self.ln = ln }
+    @Child(key: "down") public var down: LeViTSubsample
+    @Child(key: "ln") public var ln: LeViTLinearNorm
+    init(down: LeViTSubsample, ln: LeViTLinearNorm) { _down.wrappedValue = down; _ln.wrappedValue = ln }
     public override func callAsFunction(_ x: Tensor) -> Tensor { ln(down(x)) }
 }
 
@@ -154,9 +153,9 @@ func levitPositions(resolution r: (Int, Int), stride: Int) -> Tensor {
 /// scores·key_dim^-0.5 plus the learned bias of each (|Δy|, |Δx|) offset, softmax,
 /// then act → LinearNorm (its BN weight initialised to 0).
 public final class LeViTAttention: Module, AttentionRecording {
-    @Parameter public var attentionBiases: Tensor
-    public let qkv: LeViTLinearNorm
-    public let proj: LeViTProjection
+    @Parameter(key: "attention_biases") public var attentionBiases: Tensor
+    @Child(key: "qkv") public var qkv: LeViTLinearNorm
+    @Child(key: "proj") public var proj: LeViTProjection
     public let heads: Int, keyDim: Int, valueDim: Int
     public let scale: Float
     public let resolution: (Int, Int)
@@ -177,9 +176,9 @@ public final class LeViTAttention: Module, AttentionRecording {
         self.heads = heads; self.keyDim = keyDim; self.resolution = resolution
         valueDim = vd
         scale = 1 / Float(keyDim).squareRoot()
-        qkv = LeViTLinearNorm(dim, vd * heads + keyDim * heads * 2)
-        proj = LeViTProjection(activation, vd * heads, dim, bnWeightInit: 0)
-        attentionBiases = Tensor.zeros([heads, n])
+        _qkv.wrappedValue = LeViTLinearNorm(dim, vd * heads + keyDim * heads * 2)
+        _proj.wrappedValue = LeViTProjection(activation, vd * heads, dim, bnWeightInit: 0)
+        _attentionBiases.wrappedValue = Tensor.zeros([heads, n])
         biasIndices = levitBiasIndices(resolution: resolution, stride: 1)
     }
 
@@ -208,10 +207,10 @@ public final class LeViTAttention: Module, AttentionRecording {
 /// `kv`, per head [k | v]), queries from the tokens at even rows and columns (`q`: subsample
 /// → LinearNorm), biases indexed by the offset of each subsampled query to each key.
 public final class LeViTAttentionDownsample: Module, AttentionRecording {
-    @Parameter public var attentionBiases: Tensor
-    public let kv: LeViTLinearNorm
-    public let q: LeViTQuery
-    public let proj: LeViTProjection
+    @Parameter(key: "attention_biases") public var attentionBiases: Tensor
+    @Child(key: "kv") public var kv: LeViTLinearNorm
+    @Child(key: "q") public var q: LeViTQuery
+    @Child(key: "proj") public var proj: LeViTProjection
     public let heads: Int, keyDim: Int, valueDim: Int, stride: Int
     public let scale: Float
     public let resolution: (Int, Int)
@@ -236,10 +235,10 @@ public final class LeViTAttentionDownsample: Module, AttentionRecording {
         valueDim = vd
         scale = 1 / Float(keyDim).squareRoot()
         queryResolution = ((resolution.0 + stride - 1) / stride, (resolution.1 + stride - 1) / stride)
-        kv = LeViTLinearNorm(inDim, vd * heads + keyDim * heads)
-        q = LeViTQuery(down: LeViTSubsample(stride: stride, resolution: resolution), ln: LeViTLinearNorm(inDim, keyDim * heads))
-        proj = LeViTProjection(activation, vd * heads, outDim, bnWeightInit: 1)
-        attentionBiases = Tensor.zeros([heads, resolution.0 * resolution.1])
+        _kv.wrappedValue = LeViTLinearNorm(inDim, vd * heads + keyDim * heads)
+        _q.wrappedValue = LeViTQuery(down: LeViTSubsample(stride: stride, resolution: resolution), ln: LeViTLinearNorm(inDim, keyDim * heads))
+        _proj.wrappedValue = LeViTProjection(activation, vd * heads, outDim, bnWeightInit: 1)
+        _attentionBiases.wrappedValue = Tensor.zeros([heads, resolution.0 * resolution.1])
         biasIndices = levitBiasIndices(resolution: resolution, stride: stride)
     }
 
@@ -267,16 +266,16 @@ public final class LeViTAttentionDownsample: Module, AttentionRecording {
 
 /// timm's LevitMlp: LinearNorm → act → dropout → LinearNorm (BN weight initialised to 0).
 public final class LeViTMlp: Module {
-    public let ln1: LeViTLinearNorm
-    public let act: LeViTActivation
-    public let drop: Dropout
-    public let ln2: LeViTLinearNorm
+    @Child(key: "ln1") public var ln1: LeViTLinearNorm
+    @Child(key: "act") public var act: LeViTActivation
+    @Child(key: "drop") public var drop: Dropout
+    @Child(key: "ln2") public var ln2: LeViTLinearNorm
 
     init(_ inFeatures: Int, hidden: Int, activation: Activation) {
-        ln1 = LeViTLinearNorm(inFeatures, hidden)
-        act = LeViTActivation(activation)
-        drop = Dropout(0)
-        ln2 = LeViTLinearNorm(hidden, inFeatures, bnWeightInit: 0)
+        _ln1.wrappedValue = LeViTLinearNorm(inFeatures, hidden)
+        _act.wrappedValue = LeViTActivation(activation)
+        _drop.wrappedValue = Dropout(0)
+        _ln2.wrappedValue = LeViTLinearNorm(hidden, inFeatures, bnWeightInit: 0)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { ln2(drop(act(ln1(x)))) }
@@ -285,16 +284,16 @@ public final class LeViTMlp: Module {
 /// timm's LevitDownsample: AttentionDownsample (heads in_dim // key_dim, attn_ratio 4),
 /// then a residual LevitMlp (mlp_ratio 2).
 public final class LeViTDownsample: Module {
-    public let attnDownsample: LeViTAttentionDownsample
-    public let mlp: LeViTMlp
-    public let dropPath: DropPath
+    @Child(key: "attn_downsample") public var attnDownsample: LeViTAttentionDownsample
+    @Child(key: "mlp") public var mlp: LeViTMlp
+    @Child(key: "drop_path") public var dropPath: DropPath
 
     init(inDim: Int, outDim: Int, keyDim: Int, resolution: (Int, Int), activation: Activation, attnActivation: Activation,
          dropPath: Float) {
-        attnDownsample = LeViTAttentionDownsample(inDim: inDim, outDim: outDim, keyDim: keyDim, heads: inDim / keyDim,
+        _attnDownsample.wrappedValue = LeViTAttentionDownsample(inDim: inDim, outDim: outDim, keyDim: keyDim, heads: inDim / keyDim,
                                                   attnRatio: 4, stride: 2, resolution: resolution, activation: attnActivation)
-        mlp = LeViTMlp(outDim, hidden: Int(Double(outDim) * 2), activation: activation)
-        self.dropPath = DropPath(dropPath)
+        _mlp.wrappedValue = LeViTMlp(outDim, hidden: Int(Double(outDim) * 2), activation: activation)
+        _dropPath.wrappedValue = DropPath(dropPath)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -305,18 +304,18 @@ public final class LeViTDownsample: Module {
 
 /// timm's LevitBlock: x + attn(x), then x + mlp(x) (no pre-norm: the BNs are inside).
 public final class LeViTBlock: Module {
-    public let attn: LeViTAttention
-    public let dropPath1: DropPath
-    public let mlp: LeViTMlp
-    public let dropPath2: DropPath
+    @Child(key: "attn") public var attn: LeViTAttention
+    @Child(key: "drop_path1") public var dropPath1: DropPath
+    @Child(key: "mlp") public var mlp: LeViTMlp
+    @Child(key: "drop_path2") public var dropPath2: DropPath
 
     init(dim: Int, keyDim: Int, heads: Int, attnRatio: Double, mlpRatio: Double, resolution: (Int, Int),
          activation: Activation, attnActivation: Activation, dropPath: Float) {
-        attn = LeViTAttention(dim: dim, keyDim: keyDim, heads: heads, attnRatio: attnRatio, resolution: resolution,
+        _attn.wrappedValue = LeViTAttention(dim: dim, keyDim: keyDim, heads: heads, attnRatio: attnRatio, resolution: resolution,
                               activation: attnActivation)
-        dropPath1 = DropPath(dropPath)
-        mlp = LeViTMlp(dim, hidden: Int(Double(dim) * mlpRatio), activation: activation)
-        dropPath2 = DropPath(dropPath)
+        _dropPath1.wrappedValue = DropPath(dropPath)
+        _mlp.wrappedValue = LeViTMlp(dim, hidden: Int(Double(dim) * mlpRatio), activation: activation)
+        _dropPath2.wrappedValue = DropPath(dropPath)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -327,8 +326,8 @@ public final class LeViTBlock: Module {
 
 /// timm's LevitStage: an optional LevitDownsample (every stage but the first), then blocks.
 public final class LeViTStage: Module {
-    public let downsample: Module
-    public let blocks: [LeViTBlock]
+    @Child(key: "downsample") public var downsample: Module
+    @Child(key: "blocks") public var blocks: [LeViTBlock]
     /// The token grid of the blocks.
     public let resolution: (Int, Int)
 
@@ -336,14 +335,14 @@ public final class LeViTStage: Module {
          activation: Activation, attnActivation: Activation, resolution r: (Int, Int), downsample: Bool, dropPath: Float) {
         var r = r
         if downsample {
-            self.downsample = LeViTDownsample(inDim: inDim, outDim: outDim, keyDim: keyDim, resolution: r, activation: activation,
+            _downsample.wrappedValue = LeViTDownsample(inDim: inDim, outDim: outDim, keyDim: keyDim, resolution: r, activation: activation,
                                               attnActivation: attnActivation, dropPath: dropPath)
             r = ((r.0 - 1) / 2 + 1, (r.1 - 1) / 2 + 1)
         } else {
-            self.downsample = Identity()
+            _downsample.wrappedValue = Identity()
         }
         resolution = r
-        blocks = (0..<depth).map { _ in
+        _blocks.wrappedValue = (0..<depth).map { _ in
             LeViTBlock(dim: outDim, keyDim: keyDim, heads: heads, attnRatio: attnRatio, mlpRatio: mlpRatio, resolution: r,
                        activation: activation, attnActivation: attnActivation, dropPath: dropPath)
         }
@@ -456,11 +455,11 @@ public struct LeViTConfig: Codable, Sendable {
 /// (distilled_training is False, so training mode averages the two heads as well);
 /// with `distilled` false timm's Levit, whose only head is `head`.
 public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
-    public let stem: LeViTStem
-    public let stages: [LeViTStage]
-    public private(set) var head: Module
+    @Child(key: "stem") public var stem: LeViTStem
+    @Child(key: "stages") public var stages: [LeViTStage]
+    @Child(key: "head") public private(set) var head: Module
     /// Absent in timm's plain `Levit`.
-    public private(set) var headDist: Module?
+    @Child(key: "head_dist") public private(set) var headDist: Module?
     /// The stem's token grid.
     public let resolution: (Int, Int)
     public let numFeatures: Int
@@ -490,7 +489,7 @@ public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
         }
 
         let stem = LeViTStem(inChannels: c.inChans, outChannels: c.embedDim[0], type: c.stemType, activation: act)
-        self.stem = stem
+        _stem.wrappedValue = stem
         var r = (size[0] / stem.stride, size[1] / stem.stride)
         guard r.0 > 0, r.1 > 0 else { throw ModelError("levit: img_size \(size) is smaller than the stem stride \(stem.stride)") }
         resolution = r
@@ -504,12 +503,12 @@ public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
             r = stage.resolution
             inDim = c.embedDim[i]
         }
-        self.stages = stages
+        _stages.wrappedValue = stages
         let features = c.embedDim[n - 1], drop = Float(c.dropRate)
         numFeatures = features
         dropRate = drop
-        head = c.numClasses > 0 ? LeViTNormLinear(features, c.numClasses, drop: drop) as Module : Identity()
-        headDist = !c.distilled ? nil : c.numClasses > 0 ? LeViTNormLinear(features, c.numClasses, drop: drop) as Module : Identity()
+        _head.wrappedValue = c.numClasses > 0 ? LeViTNormLinear(features, c.numClasses, drop: drop) as Module : Identity()
+        _headDist.wrappedValue = !c.distilled ? nil : c.numClasses > 0 ? LeViTNormLinear(features, c.numClasses, drop: drop) as Module : Identity()
         super.init()
     }
 

@@ -216,8 +216,8 @@ func maxxActivation(_ name: String, _ what: String) throws -> Activation {
 /// timm's `create_conv2d` with padding "" (symmetric, `((stride - 1) + dilation·(k - 1)) / 2`) or
 /// "same" (TF-style: static when stride 1, else computed from the input size, odd extra after).
 final class MaxxConv2d: Module {
-    @Parameter var weight: Tensor
-    @OptionalParameter var bias: Tensor?
+    @Parameter(key: "weight", layout: .convWeight) var weight: Tensor
+    @OptionalParameter(key: "bias") var bias: Tensor?
     let stride: Int
     let dilation: Int
     let groups: Int
@@ -226,9 +226,8 @@ final class MaxxConv2d: Module {
     init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, dilation: Int = 1, groups: Int = 1,
          bias: Bool = false, padding: String = "") {
         let fanIn = inChannels / groups * kernelSize * kernelSize
-        _weight = Parameter(wrappedValue: Init.torchDefault([outChannels, kernelSize, kernelSize, inChannels / groups], fanIn: fanIn),
-                            layout: .convWeight)
-        _bias = OptionalParameter(wrappedValue: bias ? Init.torchDefault([outChannels], fanIn: fanIn) : nil)
+        _weight.wrappedValue = Init.torchDefault([outChannels, kernelSize, kernelSize, inChannels / groups], fanIn: fanIn)
+        _bias.wrappedValue = bias ? Init.torchDefault([outChannels], fanIn: fanIn) : nil
         self.stride = stride; self.dilation = dilation; self.groups = groups
         // "same" is static (symmetric) at stride 1 with an even total padding.
         self.same = padding == "same" && !(stride == 1 && (dilation * (kernelSize - 1)) % 2 == 0)
@@ -256,21 +255,21 @@ final class MaxxConv2d: Module {
 /// timm's BatchNormAct2d: batch norm (running statistics in eval, batch statistics in
 /// training), then the activation when `act` is set. Keys as torch's BatchNorm2d.
 final class BatchNormAct2d: Module {
-    @OptionalParameter var weight: Tensor?
-    @OptionalParameter var bias: Tensor?
-    @Buffer var runningMean: Tensor
-    @Buffer var runningVar: Tensor
-    @Buffer var numBatchesTracked: Tensor
+    @OptionalParameter(key: "weight") var weight: Tensor?
+    @OptionalParameter(key: "bias") var bias: Tensor?
+    @Buffer(key: "running_mean") var runningMean: Tensor
+    @Buffer(key: "running_var") var runningVar: Tensor
+    @Buffer(key: "num_batches_tracked", checkpointDType: .I64) var numBatchesTracked: Tensor
     let eps: Float
     let momentum: Float = 0.1
     let act: Activation?
 
     init(_ channels: Int, eps: Float, act: Activation?) {
-        _weight = OptionalParameter(wrappedValue: Tensor.ones([channels]))
-        _bias = OptionalParameter(wrappedValue: Tensor.zeros([channels]))
-        runningMean = Tensor.zeros([channels])
-        runningVar = Tensor.ones([channels])
-        _numBatchesTracked = Buffer(wrappedValue: Tensor(0), checkpointDType: .I64)
+        _weight.wrappedValue = Tensor.ones([channels])
+        _bias.wrappedValue = Tensor.zeros([channels])
+        _runningMean.wrappedValue = Tensor.zeros([channels])
+        _runningVar.wrappedValue = Tensor.ones([channels])
+        _numBatchesTracked.wrappedValue = Tensor(0)
         self.eps = eps
         self.act = act
         super.init()
@@ -299,7 +298,7 @@ final class BatchNormAct2d: Module {
 final class Downsample2d: Module {
     let poolType: String
     let same: Bool
-    let expand: Conv2d?
+    @Child(key: "expand") var expand: Conv2d?
 
     init(_ dim: Int, _ dimOut: Int, poolType: String, padding: String = "", bias: Bool = true) throws {
         guard ["avg2", "max2", "avg", "max"].contains(poolType) else {
@@ -307,7 +306,7 @@ final class Downsample2d: Module {
         }
         self.poolType = poolType
         self.same = padding == "same"
-        expand = dim != dimOut ? Conv2d(dim, dimOut, kernelSize: 1, bias: bias) : nil
+        _expand.wrappedValue = dim != dimOut ? Conv2d(dim, dimOut, kernelSize: 1, bias: bias) : nil
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -333,14 +332,14 @@ final class Downsample2d: Module {
 
 /// timm's SEModule (squeeze-excitation): mean over positions → 1x1 conv → act → 1x1 conv → sigmoid gate.
 final class SqueezeExcite: Module {
-    let fc1: Conv2d
+    @Child(key: "fc1") var fc1: Conv2d
     let act: Activation
-    let fc2: Conv2d
+    @Child(key: "fc2") var fc2: Conv2d
 
     init(_ channels: Int, rdChannels: Int, act: Activation) {
-        fc1 = Conv2d(channels, rdChannels, kernelSize: 1)
+        _fc1.wrappedValue = Conv2d(channels, rdChannels, kernelSize: 1)
         self.act = act
-        fc2 = Conv2d(rdChannels, channels, kernelSize: 1)
+        _fc2.wrappedValue = Conv2d(rdChannels, channels, kernelSize: 1)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -352,18 +351,18 @@ final class SqueezeExcite: Module {
 /// CoAtNet transformer block): fc1 → act → drop → fc2 → drop. Same keys, and the same
 /// computation on channels-last maps; only the checkpoint shapes differ.
 final class MaxxMlp: Module {
-    let fc1: Module
+    @Child(key: "fc1") var fc1: Module
     let act: Activation
-    let drop1: Dropout
-    let fc2: Module
-    let drop2: Dropout
+    @Child(key: "drop1") var drop1: Dropout
+    @Child(key: "fc2") var fc2: Module
+    @Child(key: "drop2") var drop2: Dropout
 
     init(_ dim: Int, hidden: Int, act: Activation, conv: Bool, drop: Float) {
-        fc1 = conv ? Conv2d(dim, hidden, kernelSize: 1) : Linear(dim, hidden)
+        _fc1.wrappedValue = conv ? Conv2d(dim, hidden, kernelSize: 1) : Linear(dim, hidden)
         self.act = act
-        drop1 = Dropout(drop)
-        fc2 = conv ? Conv2d(hidden, dim, kernelSize: 1) : Linear(hidden, dim)
-        drop2 = Dropout(drop)
+        _drop1.wrappedValue = Dropout(drop)
+        _fc2.wrappedValue = conv ? Conv2d(hidden, dim, kernelSize: 1) : Linear(hidden, dim)
+        _drop2.wrappedValue = Dropout(drop)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor { drop2(fc2(drop1(act(fc1(x))))) }
@@ -374,7 +373,7 @@ final class MaxxMlp: Module {
 /// key − query, as TF MaxViT's one-hot einsum lookups). The index is recomputed (it is a
 /// non-persistent buffer in timm).
 public final class RelPosBias: Module {
-    @Parameter public var relativePositionBiasTable: Tensor
+    @Parameter(key: "relative_position_bias_table") public var relativePositionBiasTable: Tensor
     let tfLayout: Bool
     let window: (Int, Int)
     let heads: Int
@@ -383,7 +382,7 @@ public final class RelPosBias: Module {
     public init(window: (Int, Int), heads: Int, tfLayout: Bool) {
         let (h, w) = window
         let vh = 2 * h - 1, vw = 2 * w - 1
-        relativePositionBiasTable = tfLayout ? Tensor.randomNormal([heads, vh, vw], std: 0.02)
+        _relativePositionBiasTable.wrappedValue = tfLayout ? Tensor.randomNormal([heads, vh, vw], std: 0.02)
                                              : Init.truncatedNormal([vh * vw, heads], std: 0.02)
         self.tfLayout = tfLayout
         self.window = window
@@ -413,11 +412,11 @@ public final class RelPosBias: Module {
 /// picks the qkv channel layout: per head (q, k, v) blocks (timm's default) or
 /// (q | k | v) with heads inside (TF MaxViT). Optional relative-position bias.
 public final class MaxxAttention: Module, AttentionRecording {
-    let qkv: Module
-    let relPos: RelPosBias?
-    let attnDrop: Dropout
-    let proj: Module
-    let projDrop: Dropout
+    @Child(key: "qkv") var qkv: Module
+    @Child(key: "rel_pos") var relPos: RelPosBias?
+    @Child(key: "attn_drop") var attnDrop: Dropout
+    @Child(key: "proj") var proj: Module
+    @Child(key: "proj_drop") var projDrop: Dropout
     let heads: Int
     let dimHead: Int
     let headFirst: Bool
@@ -439,11 +438,11 @@ public final class MaxxAttention: Module, AttentionRecording {
         self.dimHead = dimHead
         self.headFirst = headFirst
         scale = 1 / Float(dimHead).squareRoot()
-        qkv = conv ? Conv2d(dim, dimAttn * 3, kernelSize: 1, bias: bias) : Linear(dim, dimAttn * 3, bias: bias)
-        self.relPos = relPos.map { RelPosBias(window: $0.window, heads: dimAttn / dimHead, tfLayout: $0.tf) }
-        self.attnDrop = Dropout(attnDrop)
-        proj = conv ? Conv2d(dimAttn, dimOut, kernelSize: 1, bias: bias) : Linear(dimAttn, dimOut, bias: bias)
-        self.projDrop = Dropout(projDrop)
+        _qkv.wrappedValue = conv ? Conv2d(dim, dimAttn * 3, kernelSize: 1, bias: bias) : Linear(dim, dimAttn * 3, bias: bias)
+        _relPos.wrappedValue = relPos.map { RelPosBias(window: $0.window, heads: dimAttn / dimHead, tfLayout: $0.tf) }
+        _attnDrop.wrappedValue = Dropout(attnDrop)
+        _proj.wrappedValue = conv ? Conv2d(dimAttn, dimOut, kernelSize: 1, bias: bias) : Linear(dimAttn, dimOut, bias: bias)
+        _projDrop.wrappedValue = Dropout(projDrop)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { forward(x) }
@@ -477,17 +476,17 @@ public final class MaxxAttention: Module, AttentionRecording {
 /// timm's MbConvBlock: pre-norm (BN) → [pool] → 1x1 expand → BN-act → kxk depthwise
 /// (stride) → [SE] → BN-act → [SE] → 1x1 project, + shortcut (pool + 1x1 when strided).
 final class MbConvBlock: Module {
-    let shortcut: Downsample2d?
-    let preNorm: BatchNormAct2d
-    let down: Downsample2d?
-    let conv1_1x1: MaxxConv2d
-    let norm1: BatchNormAct2d
-    let conv2_kxk: MaxxConv2d
-    let seEarly: SqueezeExcite?
-    let norm2: BatchNormAct2d
-    let se: SqueezeExcite?
-    let conv3_1x1: MaxxConv2d
-    let dropPath: DropPath
+    @Child(key: "shortcut") var shortcut: Downsample2d?
+    @Child(key: "pre_norm") var preNorm: BatchNormAct2d
+    @Child(key: "down") var down: Downsample2d?
+    @Child(key: "conv1_1x1") var conv1_1x1: MaxxConv2d
+    @Child(key: "norm1") var norm1: BatchNormAct2d
+    @Child(key: "conv2_kxk") var conv2_kxk: MaxxConv2d
+    @Child(key: "se_early") var seEarly: SqueezeExcite?
+    @Child(key: "norm2") var norm2: BatchNormAct2d
+    @Child(key: "se") var se: SqueezeExcite?
+    @Child(key: "conv3_1x1") var conv3_1x1: MaxxConv2d
+    @Child(key: "drop_path") var dropPath: DropPath
 
     init(_ inChs: Int, _ outChs: Int, stride: Int, cfg: MaxxVitConvCfg, dropPath: Float) throws {
         guard cfg.blockType == "mbconv" else {
@@ -504,7 +503,7 @@ final class MbConvBlock: Module {
             throw ModelError("maxxvit: group_size \(cfg.groupSize) does not divide \(midChs) channels")
         }
         let groups = cfg.groupSize <= 0 ? 1 : midChs / cfg.groupSize
-        shortcut = stride == 2 ? try Downsample2d(inChs, outChs, poolType: cfg.poolType, padding: cfg.padding, bias: cfg.outputBias) : nil
+        _shortcut.wrappedValue = stride == 2 ? try Downsample2d(inChs, outChs, poolType: cfg.poolType, padding: cfg.padding, bias: cfg.outputBias) : nil
         var (stridePool, stride1, stride2) = (1, 1, 1)
         switch cfg.strideMode {
         case "pool": stridePool = stride
@@ -512,19 +511,19 @@ final class MbConvBlock: Module {
         case "dw": stride2 = stride
         default: throw ModelError("maxxvit: stride_mode \"\(cfg.strideMode)\" is not supported (pool, 1x1, dw)")
         }
-        preNorm = BatchNormAct2d(inChs, eps: eps, act: cfg.preNormAct ? act : nil)
-        down = stridePool > 1 ? try Downsample2d(inChs, inChs, poolType: cfg.downsamplePoolType, padding: cfg.padding) : nil
-        conv1_1x1 = MaxxConv2d(inChs, midChs, kernelSize: 1, stride: stride1)
-        norm1 = BatchNormAct2d(midChs, eps: eps, act: act)
-        conv2_kxk = MaxxConv2d(midChs, midChs, kernelSize: cfg.kernelSize, stride: stride2, groups: groups,
+        _preNorm.wrappedValue = BatchNormAct2d(inChs, eps: eps, act: cfg.preNormAct ? act : nil)
+        _down.wrappedValue = stridePool > 1 ? try Downsample2d(inChs, inChs, poolType: cfg.downsamplePoolType, padding: cfg.padding) : nil
+        _conv1_1x1.wrappedValue = MaxxConv2d(inChs, midChs, kernelSize: 1, stride: stride1)
+        _norm1.wrappedValue = BatchNormAct2d(midChs, eps: eps, act: act)
+        _conv2_kxk.wrappedValue = MaxxConv2d(midChs, midChs, kernelSize: cfg.kernelSize, stride: stride2, groups: groups,
                                padding: cfg.padding)
         let rd = Int(cfg.attnRatio * Double(cfg.expandOutput ? outChs : midChs))
         let seAct = try maxxActivation(cfg.attnActLayer, "attn_act_layer")
-        seEarly = cfg.attnEarly ? SqueezeExcite(midChs, rdChannels: rd, act: seAct) : nil
-        norm2 = BatchNormAct2d(midChs, eps: eps, act: act)
-        se = cfg.attnEarly ? nil : SqueezeExcite(midChs, rdChannels: rd, act: seAct)
-        conv3_1x1 = MaxxConv2d(midChs, outChs, kernelSize: 1, bias: cfg.outputBias)
-        self.dropPath = DropPath(dropPath)
+        _seEarly.wrappedValue = cfg.attnEarly ? SqueezeExcite(midChs, rdChannels: rd, act: seAct) : nil
+        _norm2.wrappedValue = BatchNormAct2d(midChs, eps: eps, act: act)
+        _se.wrappedValue = cfg.attnEarly ? nil : SqueezeExcite(midChs, rdChannels: rd, act: seAct)
+        _conv3_1x1.wrappedValue = MaxxConv2d(midChs, outChs, kernelSize: 1, bias: cfg.outputBias)
+        _dropPath.wrappedValue = DropPath(dropPath)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -542,9 +541,9 @@ final class MbConvBlock: Module {
 
 /// LayerNorm2d then the pool of a strided transformer block (timm's `norm1` Sequential).
 final class NormDown: Module {
-    let norm: LayerNorm
-    let down: Downsample2d
-    init(norm: LayerNorm, down: Downsample2d) { self.norm = norm; self.down = down }
+    @Child(key: "norm") var norm: LayerNorm
+    @Child(key: "down") var down: Downsample2d
+    init(norm: LayerNorm, down: Downsample2d) { _norm.wrappedValue = norm; _down.wrappedValue = down }
     override func callAsFunction(_ x: Tensor) -> Tensor { down(norm(x)) }
 }
 
@@ -567,38 +566,38 @@ func relPosOption(_ cfg: MaxxVitTransformerCfg, window: (Int, Int)) throws -> (w
 /// timm's TransformerBlock2d (CoAtNet "T"): x = shortcut(x) + attn(norm1(x)) over the whole
 /// map (norm1 pools when strided), then x + mlp(norm2(x)); 1x1-conv qkv/proj/MLP.
 final class TransformerBlock2d: Module {
-    let shortcut: Downsample2d?
-    let norm1: Module
-    let attn: MaxxAttention
-    let ls1: LayerScale?
-    let dropPath1: DropPath
-    let norm2: LayerNorm
-    let mlp: MaxxMlp
-    let ls2: LayerScale?
-    let dropPath2: DropPath
+    @Child(key: "shortcut") var shortcut: Downsample2d?
+    @Child(key: "norm1") var norm1: Module
+    @Child(key: "attn") var attn: MaxxAttention
+    @Child(key: "ls1") var ls1: LayerScale?
+    @Child(key: "drop_path1") var dropPath1: DropPath
+    @Child(key: "norm2") var norm2: LayerNorm
+    @Child(key: "mlp") var mlp: MaxxMlp
+    @Child(key: "ls2") var ls2: LayerScale?
+    @Child(key: "drop_path2") var dropPath2: DropPath
 
     init(_ dim: Int, _ dimOut: Int, stride: Int, featSize: (Int, Int), cfg: MaxxVitTransformerCfg, dropPath: Float) throws {
         let eps = Float(cfg.normEps)
         if stride == 2 {
-            shortcut = try Downsample2d(dim, dimOut, poolType: cfg.poolType, bias: cfg.shortcutBias)
-            norm1 = NormDown(norm: try maxxLayerNorm(cfg.normLayer, dim, eps: eps, what: "transformer norm_layer"),
+            _shortcut.wrappedValue = try Downsample2d(dim, dimOut, poolType: cfg.poolType, bias: cfg.shortcutBias)
+            _norm1.wrappedValue = NormDown(norm: try maxxLayerNorm(cfg.normLayer, dim, eps: eps, what: "transformer norm_layer"),
                              down: try Downsample2d(dim, dim, poolType: cfg.poolType))
         } else {
             guard dim == dimOut else { throw ModelError("maxxvit: a stride-1 transformer block keeps its width (\(dim) → \(dimOut))") }
-            shortcut = nil
-            norm1 = try maxxLayerNorm(cfg.normLayer, dim, eps: eps, what: "transformer norm_layer")
+            _shortcut.wrappedValue = nil
+            _norm1.wrappedValue = try maxxLayerNorm(cfg.normLayer, dim, eps: eps, what: "transformer norm_layer")
         }
-        attn = try MaxxAttention(dim: dim, dimOut: dimOut, dimAttn: cfg.expandFirst ? dimOut : dim, dimHead: cfg.dimHead,
+        _attn.wrappedValue = try MaxxAttention(dim: dim, dimOut: dimOut, dimAttn: cfg.expandFirst ? dimOut : dim, dimHead: cfg.dimHead,
                                  bias: cfg.attnBias, headFirst: cfg.headFirst, conv: true,
                                  relPos: try relPosOption(cfg, window: featSize),
                                  attnDrop: Float(cfg.attnDrop), projDrop: Float(cfg.projDrop))
-        ls1 = cfg.initValues.map { LayerScale(dimOut, initValue: Float($0)) }
-        dropPath1 = DropPath(dropPath)
-        norm2 = try maxxLayerNorm(cfg.normLayer, dimOut, eps: eps, what: "transformer norm_layer")
-        mlp = MaxxMlp(dimOut, hidden: Int(Double(dimOut) * cfg.expandRatio), act: try maxxActivation(cfg.actLayer, "act_layer"),
+        _ls1.wrappedValue = cfg.initValues.map { LayerScale(dimOut, initValue: Float($0)) }
+        _dropPath1.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = try maxxLayerNorm(cfg.normLayer, dimOut, eps: eps, what: "transformer norm_layer")
+        _mlp.wrappedValue = MaxxMlp(dimOut, hidden: Int(Double(dimOut) * cfg.expandRatio), act: try maxxActivation(cfg.actLayer, "act_layer"),
                       conv: true, drop: Float(cfg.projDrop))
-        ls2 = cfg.initValues.map { LayerScale(dimOut, initValue: Float($0)) }
-        dropPath2 = DropPath(dropPath)
+        _ls2.wrappedValue = cfg.initValues.map { LayerScale(dimOut, initValue: Float($0)) }
+        _dropPath2.wrappedValue = DropPath(dropPath)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -657,14 +656,14 @@ public enum Partition {
 /// timm's PartitionAttentionCl (MaxViT): x + attn over windows or grid partitions of
 /// norm1(x), then x + mlp(norm2(x)); channels-last with Linear qkv/proj/MLP.
 final class PartitionAttention: Module {
-    let norm1: LayerNorm
-    let attn: MaxxAttention
-    let ls1: LayerScale?
-    let dropPath1: DropPath
-    let norm2: LayerNorm
-    let mlp: MaxxMlp
-    let ls2: LayerScale?
-    let dropPath2: DropPath
+    @Child(key: "norm1") var norm1: LayerNorm
+    @Child(key: "attn") var attn: MaxxAttention
+    @Child(key: "ls1") var ls1: LayerScale?
+    @Child(key: "drop_path1") var dropPath1: DropPath
+    @Child(key: "norm2") var norm2: LayerNorm
+    @Child(key: "mlp") var mlp: MaxxMlp
+    @Child(key: "ls2") var ls2: LayerScale?
+    @Child(key: "drop_path2") var dropPath2: DropPath
     let grid: Bool
     let partitionSize: (Int, Int)
 
@@ -672,17 +671,17 @@ final class PartitionAttention: Module {
         let eps = Float(cfg.normEps)
         self.grid = grid
         self.partitionSize = partitionSize
-        norm1 = try maxxLayerNorm(cfg.normLayerCl, dim, eps: eps, what: "transformer norm_layer_cl")
-        attn = try MaxxAttention(dim: dim, dimOut: dim, dimAttn: dim, dimHead: cfg.dimHead, bias: cfg.attnBias,
+        _norm1.wrappedValue = try maxxLayerNorm(cfg.normLayerCl, dim, eps: eps, what: "transformer norm_layer_cl")
+        _attn.wrappedValue = try MaxxAttention(dim: dim, dimOut: dim, dimAttn: dim, dimHead: cfg.dimHead, bias: cfg.attnBias,
                                  headFirst: cfg.headFirst, conv: false, relPos: try relPosOption(cfg, window: partitionSize),
                                  attnDrop: Float(cfg.attnDrop), projDrop: Float(cfg.projDrop))
-        ls1 = cfg.initValues.map { LayerScale(dim, initValue: Float($0)) }
-        dropPath1 = DropPath(dropPath)
-        norm2 = try maxxLayerNorm(cfg.normLayerCl, dim, eps: eps, what: "transformer norm_layer_cl")
-        mlp = MaxxMlp(dim, hidden: Int(Double(dim) * cfg.expandRatio), act: try maxxActivation(cfg.actLayer, "act_layer"),
+        _ls1.wrappedValue = cfg.initValues.map { LayerScale(dim, initValue: Float($0)) }
+        _dropPath1.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = try maxxLayerNorm(cfg.normLayerCl, dim, eps: eps, what: "transformer norm_layer_cl")
+        _mlp.wrappedValue = MaxxMlp(dim, hidden: Int(Double(dim) * cfg.expandRatio), act: try maxxActivation(cfg.actLayer, "act_layer"),
                       conv: false, drop: Float(cfg.projDrop))
-        ls2 = cfg.initValues.map { LayerScale(dim, initValue: Float($0)) }
-        dropPath2 = DropPath(dropPath)
+        _ls2.wrappedValue = cfg.initValues.map { LayerScale(dim, initValue: Float($0)) }
+        _dropPath2.wrappedValue = DropPath(dropPath)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -705,17 +704,17 @@ final class PartitionAttention: Module {
 
 /// timm's MaxxVitBlock (MaxViT "M"): MBConv, then block (window) attention, then grid attention.
 final class MaxxVitBlock: Module {
-    let conv: MbConvBlock
-    let attnBlock: PartitionAttention?
-    let attnGrid: PartitionAttention
+    @Child(key: "conv") var conv: MbConvBlock
+    @Child(key: "attn_block") var attnBlock: PartitionAttention?
+    @Child(key: "attn_grid") var attnGrid: PartitionAttention
 
     init(_ dim: Int, _ dimOut: Int, stride: Int, convCfg: MaxxVitConvCfg, transformerCfg: MaxxVitTransformerCfg,
          windowSize: (Int, Int), gridSize: (Int, Int), dropPath: Float) throws {
         if transformerCfg.useNchwAttn { throw ModelError("maxxvit: use_nchw_attn is not supported") }
-        conv = try MbConvBlock(dim, dimOut, stride: stride, cfg: convCfg, dropPath: dropPath)
-        attnBlock = transformerCfg.noBlockAttn ? nil
+        _conv.wrappedValue = try MbConvBlock(dim, dimOut, stride: stride, cfg: convCfg, dropPath: dropPath)
+        _attnBlock.wrappedValue = transformerCfg.noBlockAttn ? nil
             : try PartitionAttention(dimOut, grid: false, partitionSize: windowSize, cfg: transformerCfg, dropPath: dropPath)
-        attnGrid = try PartitionAttention(dimOut, grid: true, partitionSize: gridSize, cfg: transformerCfg, dropPath: dropPath)
+        _attnGrid.wrappedValue = try PartitionAttention(dimOut, grid: true, partitionSize: gridSize, cfg: transformerCfg, dropPath: dropPath)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -727,21 +726,21 @@ final class MaxxVitBlock: Module {
 
 /// A stage: `blocks.0`, `blocks.1`, ... (the first one strides).
 final class MaxxVitStage: Module {
-    let blocks: [Module]
-    init(blocks: [Module]) { self.blocks = blocks }
+    @Child(key: "blocks") var blocks: [Module]
+    init(blocks: [Module]) { _blocks.wrappedValue = blocks }
     override func callAsFunction(_ x: Tensor) -> Tensor { blocks.reduce(x) { $1($0) } }
 }
 
 /// timm's Stem: 3x3/s2 conv → BN-act → 3x3 conv.
 final class MaxxVitStem: Module {
-    let conv1: MaxxConv2d
-    let norm1: BatchNormAct2d
-    let conv2: MaxxConv2d
+    @Child(key: "conv1") var conv1: MaxxConv2d
+    @Child(key: "norm1") var norm1: BatchNormAct2d
+    @Child(key: "conv2") var conv2: MaxxConv2d
 
     init(inChs: Int, outChs: (Int, Int), padding: String, bias: Bool, act: Activation, eps: Float) {
-        conv1 = MaxxConv2d(inChs, outChs.0, kernelSize: 3, stride: 2, bias: bias, padding: padding)
-        norm1 = BatchNormAct2d(outChs.0, eps: eps, act: act)
-        conv2 = MaxxConv2d(outChs.0, outChs.1, kernelSize: 3, bias: bias, padding: padding)
+        _conv1.wrappedValue = MaxxConv2d(inChs, outChs.0, kernelSize: 3, stride: 2, bias: bias, padding: padding)
+        _norm1.wrappedValue = BatchNormAct2d(outChs.0, eps: eps, act: act)
+        _conv2.wrappedValue = MaxxConv2d(outChs.0, outChs.1, kernelSize: 3, bias: bias, padding: padding)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor { conv2(norm1(conv1(x))) }
@@ -749,26 +748,26 @@ final class MaxxVitStem: Module {
 
 /// `pre_logits.fc` + tanh of timm's NormMlpClassifierHead.
 final class PreLogits: Module {
-    let fc: Linear
-    init(_ dim: Int, _ hidden: Int) { fc = Linear(dim, hidden) }
+    @Child(key: "fc") var fc: Linear
+    init(_ dim: Int, _ hidden: Int) { _fc.wrappedValue = Linear(dim, hidden) }
     override func callAsFunction(_ x: Tensor) -> Tensor { fc(x).tanh() }
 }
 
 /// timm's NormMlpClassifierHead (avg-pool → LayerNorm2d → Linear+tanh → dropout → Linear) when
 /// `hidden` is set, else ClassifierHead (avg-pool → dropout → Linear; the model's `norm` comes before).
 final class MaxxVitHead: Module {
-    let norm: LayerNorm?
-    let preLogits: PreLogits?
-    let drop: Dropout
-    var fc: Module
+    @Child(key: "norm") var norm: LayerNorm?
+    @Child(key: "pre_logits") var preLogits: PreLogits?
+    @Child(key: "drop") var drop: Dropout
+    @Child(key: "fc") var fc: Module
     let numFeatures: Int
 
     init(_ dim: Int, numClasses: Int, hidden: Int?, eps: Float, dropRate: Float) {
-        norm = hidden.map { _ in LayerNorm(dim, eps: eps) }
-        preLogits = hidden.map { PreLogits(dim, $0) }
+        _norm.wrappedValue = hidden.map { _ in LayerNorm(dim, eps: eps) }
+        _preLogits.wrappedValue = hidden.map { PreLogits(dim, $0) }
         numFeatures = hidden ?? dim
-        drop = Dropout(dropRate)
-        fc = numClasses > 0 ? Linear(hidden ?? dim, numClasses) : Identity()
+        _drop.wrappedValue = Dropout(dropRate)
+        _fc.wrappedValue = numClasses > 0 ? Linear(hidden ?? dim, numClasses) : Identity()
     }
 
     func forward(_ x: Tensor, preLogits returnPreLogits: Bool) -> Tensor {
@@ -786,10 +785,10 @@ final class MaxxVitHead: Module {
 
 /// timm's MaxxVit: stem, stages of C/T/M blocks, final norm or NormMlp head.
 public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
-    let stem: MaxxVitStem
-    let stages: [MaxxVitStage]
-    let norm: LayerNorm?
-    let head: MaxxVitHead
+    @Child(key: "stem") var stem: MaxxVitStem
+    @Child(key: "stages") var stages: [MaxxVitStage]
+    @Child(key: "norm") var norm: LayerNorm?
+    @Child(key: "head") var head: MaxxVitHead
     public let numFeatures: Int
     let headHiddenSize: Int?
     let normEps: Float
@@ -825,7 +824,7 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
             throw ModelError("\(family): conv norm_layer \"\(c.resolvedNormLayer)\" is not supported (batchnorm2d)")
         }
         let stemWidth = cfg.stemWidth.values
-        stem = MaxxVitStem(inChs: config.inChans, outChs: stemWidth, padding: c.padding, bias: cfg.stemBias,
+        _stem.wrappedValue = MaxxVitStem(inChs: config.inChans, outChs: stemWidth, padding: c.padding, bias: cfg.stemBias,
                            act: convAct, eps: c.resolvedNormEps)
         var feat = (img.0 / 2, img.1 / 2)
 
@@ -863,14 +862,14 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
             }
             built.append(MaxxVitStage(blocks: blocks))
         }
-        self.stages = built
+        _stages.wrappedValue = built
         numFeatures = inChs
         headHiddenSize = cfg.headHiddenSize
         normEps = Float(t.normEps)
         dropRate = Float(config.dropRate)
         _ = try maxxLayerNorm(t.normLayer, 1, eps: normEps, what: "transformer norm_layer")
-        norm = cfg.headHiddenSize == nil ? LayerNorm(inChs, eps: normEps) : nil
-        head = MaxxVitHead(inChs, numClasses: config.numClasses, hidden: cfg.headHiddenSize, eps: normEps, dropRate: dropRate)
+        _norm.wrappedValue = cfg.headHiddenSize == nil ? LayerNorm(inChs, eps: normEps) : nil
+        _head.wrappedValue = MaxxVitHead(inChs, numClasses: config.numClasses, hidden: cfg.headHiddenSize, eps: normEps, dropRate: dropRate)
         super.init()
         initWeights(scheme: cfg.weightInit)
     }

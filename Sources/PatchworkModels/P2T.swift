@@ -30,12 +30,12 @@ func p2tAdaptiveBins(_ input: Int, _ output: Int) -> [(lo: Int, hi: Int)] {
 
 /// The reference's overlapping PatchEmbed: conv (kernel k, stride s, padding k/2) → LayerNorm (eps 1e-5).
 public final class P2TPatchEmbed: Module {
-    public let proj: Conv2d
-    public let norm: LayerNorm
+    @Child(key: "proj") public var proj: Conv2d
+    @Child(key: "norm") public var norm: LayerNorm
 
     init(_ inChannels: Int, _ dim: Int, kernel: Int, stride: Int) {
-        proj = Conv2d(inChannels, dim, kernelSize: kernel, stride: stride, padding: kernel / 2)
-        norm = LayerNorm(dim, eps: 1e-5)
+        _proj.wrappedValue = Conv2d(inChannels, dim, kernelSize: kernel, stride: stride, padding: kernel / 2)
+        _norm.wrappedValue = LayerNorm(dim, eps: 1e-5)
     }
 
     /// Map [B, H, W, C] → tokens [B, h·w, D] and the new grid.
@@ -48,14 +48,14 @@ public final class P2TPatchEmbed: Module {
 
 /// The reference's IRB: fc1 (1x1 conv) → Hardswish → conv (dw 3x3) → Hardswish → fc2 (1x1 conv).
 public final class P2TIRB: Module {
-    public let fc1: Conv2d
-    public let conv: Conv2d
-    public let fc2: Conv2d
+    @Child(key: "fc1") public var fc1: Conv2d
+    @Child(key: "conv") public var conv: Conv2d
+    @Child(key: "fc2") public var fc2: Conv2d
 
     init(_ dim: Int, hidden: Int) {
-        fc1 = Conv2d(dim, hidden, kernelSize: 1)
-        conv = Conv2d(hidden, hidden, kernelSize: 3, padding: 1, groups: hidden)
-        fc2 = Conv2d(hidden, dim, kernelSize: 1)
+        _fc1.wrappedValue = Conv2d(dim, hidden, kernelSize: 1)
+        _conv.wrappedValue = Conv2d(hidden, hidden, kernelSize: 3, padding: 1, groups: hidden)
+        _fc2.wrappedValue = Conv2d(hidden, dim, kernelSize: 1)
     }
 
     func forward(_ x: Tensor, height: Int, width: Int) -> Tensor {
@@ -73,10 +73,10 @@ public final class P2TIRB: Module {
 /// token centres and every pooled cell at the centre of its (overlapping) adaptive bin,
 /// the pyramid levels concatenated in the stage's ratio order, each row-major.
 public final class P2TPoolingAttention: Module, AttentionRecording {
-    public let q: Sequential
-    public let kv: Sequential
-    public let proj: Linear
-    public let norm: LayerNorm
+    @Child(key: "q") public var q: Sequential
+    @Child(key: "kv") public var kv: Sequential
+    @Child(key: "proj") public var proj: Linear
+    @Child(key: "norm") public var norm: LayerNorm
     public let heads: Int
     public let scale: Float
     public let poolRatios: [Int]
@@ -88,10 +88,10 @@ public final class P2TPoolingAttention: Module, AttentionRecording {
     }
 
     init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Double?, poolRatios: [Int]) {
-        q = Sequential([Linear(dim, dim, bias: qkvBias)])
-        kv = Sequential([Linear(dim, dim * 2, bias: qkvBias)])
-        proj = Linear(dim, dim)
-        norm = LayerNorm(dim, eps: 1e-5)
+        _q.wrappedValue = Sequential([Linear(dim, dim, bias: qkvBias)])
+        _kv.wrappedValue = Sequential([Linear(dim, dim * 2, bias: qkvBias)])
+        _proj.wrappedValue = Linear(dim, dim)
+        _norm.wrappedValue = LayerNorm(dim, eps: 1e-5)
         self.heads = heads
         if let s = qkScale, s != 0 { scale = Float(s) } else { scale = 1 / Float(dim / heads).squareRoot() }
         self.poolRatios = poolRatios
@@ -146,18 +146,18 @@ public final class P2TPoolingAttention: Module, AttentionRecording {
 
 /// A P2T block: x + attn(norm1 x), then x + mlp(norm2 x).
 public final class P2TBlock: Module {
-    public let norm1: LayerNorm
-    public let attn: P2TPoolingAttention
-    let dropPath: DropPath
-    public let norm2: LayerNorm
-    public let mlp: P2TIRB
+    @Child(key: "norm1") public var norm1: LayerNorm
+    @Child(key: "attn") public var attn: P2TPoolingAttention
+    @Child(key: "drop_path") var dropPath: DropPath
+    @Child(key: "norm2") public var norm2: LayerNorm
+    @Child(key: "mlp") public var mlp: P2TIRB
 
     init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, qkScale: Double?, dropPath: Float, normEps: Float, poolRatios: [Int]) {
-        norm1 = LayerNorm(dim, eps: normEps)
-        attn = P2TPoolingAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, poolRatios: poolRatios)
-        self.dropPath = DropPath(dropPath)
-        norm2 = LayerNorm(dim, eps: normEps)
-        mlp = P2TIRB(dim, hidden: Int(Double(dim) * mlpRatio))
+        _norm1.wrappedValue = LayerNorm(dim, eps: normEps)
+        _attn.wrappedValue = P2TPoolingAttention(dim, heads: heads, qkvBias: qkvBias, qkScale: qkScale, poolRatios: poolRatios)
+        _dropPath.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = LayerNorm(dim, eps: normEps)
+        _mlp.wrappedValue = P2TIRB(dim, hidden: Int(Double(dim) * mlpRatio))
     }
 
     func forward(_ x: Tensor, height: Int, width: Int, dConvs: [Conv2d]) -> Tensor {
@@ -202,19 +202,19 @@ public struct P2TConfig: Codable, Sendable {
 /// The authors' PyramidPoolingTransformer. Any input size whose every stage pools to at
 /// least 1x1 runs (the reference derives H, W from the input).
 public final class P2T: Module, ImageClassifier {
-    public let patchEmbed1: P2TPatchEmbed
-    public let patchEmbed2: P2TPatchEmbed
-    public let patchEmbed3: P2TPatchEmbed
-    public let patchEmbed4: P2TPatchEmbed
-    public let dConvs1: [Conv2d]
-    public let dConvs2: [Conv2d]
-    public let dConvs3: [Conv2d]
-    public let dConvs4: [Conv2d]
-    public let block1: [P2TBlock]
-    public let block2: [P2TBlock]
-    public let block3: [P2TBlock]
-    public let block4: [P2TBlock]
-    public private(set) var head: Module
+    @Child(key: "patch_embed1") public var patchEmbed1: P2TPatchEmbed
+    @Child(key: "patch_embed2") public var patchEmbed2: P2TPatchEmbed
+    @Child(key: "patch_embed3") public var patchEmbed3: P2TPatchEmbed
+    @Child(key: "patch_embed4") public var patchEmbed4: P2TPatchEmbed
+    @Child(key: "d_convs1") public var dConvs1: [Conv2d]
+    @Child(key: "d_convs2") public var dConvs2: [Conv2d]
+    @Child(key: "d_convs3") public var dConvs3: [Conv2d]
+    @Child(key: "d_convs4") public var dConvs4: [Conv2d]
+    @Child(key: "block1") public var block1: [P2TBlock]
+    @Child(key: "block2") public var block2: [P2TBlock]
+    @Child(key: "block3") public var block3: [P2TBlock]
+    @Child(key: "block4") public var block4: [P2TBlock]
+    @Child(key: "head") public private(set) var head: Module
     public let embedDims: [Int]
     public let poolRatios: [[Int]]
 
@@ -254,12 +254,12 @@ public final class P2T: Module, ImageClassifier {
         embedDims = dims
         poolRatios = pools
 
-        patchEmbed1 = P2TPatchEmbed(c.inChans ?? 3, dims[0], kernel: 7, stride: 4)
-        patchEmbed2 = P2TPatchEmbed(dims[0], dims[1], kernel: 3, stride: 2)
-        patchEmbed3 = P2TPatchEmbed(dims[1], dims[2], kernel: 3, stride: 2)
-        patchEmbed4 = P2TPatchEmbed(dims[2], dims[3], kernel: 3, stride: 2)
+        _patchEmbed1.wrappedValue = P2TPatchEmbed(c.inChans ?? 3, dims[0], kernel: 7, stride: 4)
+        _patchEmbed2.wrappedValue = P2TPatchEmbed(dims[0], dims[1], kernel: 3, stride: 2)
+        _patchEmbed3.wrappedValue = P2TPatchEmbed(dims[1], dims[2], kernel: 3, stride: 2)
+        _patchEmbed4.wrappedValue = P2TPatchEmbed(dims[2], dims[3], kernel: 3, stride: 2)
         let convs = (0..<4).map { i in pools[i].map { _ in Conv2d(dims[i], dims[i], kernelSize: 3, padding: 1, groups: dims[i]) } }
-        dConvs1 = convs[0]; dConvs2 = convs[1]; dConvs3 = convs[2]; dConvs4 = convs[3]
+        _dConvs1.wrappedValue = convs[0]; _dConvs2.wrappedValue = convs[1]; _dConvs3.wrappedValue = convs[2]; _dConvs4.wrappedValue = convs[3]
 
         let total = depths.reduce(0, +)
         let rate = Float(c.dropPathRate ?? 0.1)
@@ -274,8 +274,8 @@ public final class P2T: Module, ImageClassifier {
             })
             cur += depths[i]
         }
-        block1 = stages[0]; block2 = stages[1]; block3 = stages[2]; block4 = stages[3]
-        head = P2T.makeHead(dims[3], classes: c.numClasses ?? 1000)
+        _block1.wrappedValue = stages[0]; _block2.wrappedValue = stages[1]; _block3.wrappedValue = stages[2]; _block4.wrappedValue = stages[3]
+        _head.wrappedValue = P2T.makeHead(dims[3], classes: c.numClasses ?? 1000)
         super.init()
         // The reference's _init_weights: Linear trunc_normal(0.02) with zero bias; LayerNorm
         // ones/zeros (as built); convs keep PyTorch's default init.

@@ -58,11 +58,11 @@ func pvtActivation(_ name: String) throws -> Activation {
 /// The position embedding is held for the grid of the reference's formula; at another
 /// grid it is resampled bilinearly (align_corners false), as the PVT authors' `_get_pos_embed`.
 public final class PvtPatchEmbeddings: Module {
-    @Parameter public var positionEmbeddings: Tensor
-    @OptionalParameter public var clsToken: Tensor?
-    public let projection: Conv2d
-    public let layerNorm: LayerNorm
-    let dropout: Dropout
+    @Parameter(key: "position_embeddings") public var positionEmbeddings: Tensor
+    @OptionalParameter(key: "cls_token") public var clsToken: Tensor?
+    @Child(key: "projection") public var projection: Conv2d
+    @Child(key: "layer_norm") public var layerNorm: LayerNorm
+    @Child(key: "dropout") var dropout: Dropout
     /// The token grid the position embedding is built for.
     public let grid: (Int, Int)
     public let hiddenSize: Int
@@ -71,11 +71,11 @@ public final class PvtPatchEmbeddings: Module {
          eps: Float, dropout: Float) {
         grid = (gridSide, gridSide)
         self.hiddenSize = hiddenSize
-        positionEmbeddings = Init.truncatedNormal([1, gridSide * gridSide + (clsToken ? 1 : 0), hiddenSize], std: 0.02)
-        _clsToken = OptionalParameter(wrappedValue: clsToken ? Init.truncatedNormal([1, 1, hiddenSize], std: 0.02) : nil)
-        projection = Conv2d(inChannels, hiddenSize, kernelSize: stride, stride: patchSize, bias: true)
-        layerNorm = LayerNorm(hiddenSize, eps: eps)
-        self.dropout = Dropout(dropout)
+        _positionEmbeddings.wrappedValue = Init.truncatedNormal([1, gridSide * gridSide + (clsToken ? 1 : 0), hiddenSize], std: 0.02)
+        _clsToken.wrappedValue = clsToken ? Init.truncatedNormal([1, 1, hiddenSize], std: 0.02) : nil
+        _projection.wrappedValue = Conv2d(inChannels, hiddenSize, kernelSize: stride, stride: patchSize, bias: true)
+        _layerNorm.wrappedValue = LayerNorm(hiddenSize, eps: eps)
+        _dropout.wrappedValue = Dropout(dropout)
         super.init()
         projection.weight = Init.truncatedNormal(projection.weight.shape, std: 0.02)
         projection.bias = Tensor.zeros([hiddenSize])
@@ -113,12 +113,12 @@ public final class PvtPatchEmbeddings: Module {
 /// Attention maps: queries at their token centres (NaN for the class token); reduced
 /// keys at the centres of their sr×sr cells.
 public final class PvtEfficientSelfAttention: Module, AttentionRecording {
-    public let query: Linear
-    public let key: Linear
-    public let value: Linear
-    public let sequenceReduction: Conv2d?
-    public let layerNorm: LayerNorm?
-    let dropout: Dropout
+    @Child(key: "query") public var query: Linear
+    @Child(key: "key") public var key: Linear
+    @Child(key: "value") public var value: Linear
+    @Child(key: "sequence_reduction") public var sequenceReduction: Conv2d?
+    @Child(key: "layer_norm") public var layerNorm: LayerNorm?
+    @Child(key: "dropout") var dropout: Dropout
     public let heads: Int
     public let reductionRatio: Int
     let scale: Float
@@ -126,17 +126,17 @@ public final class PvtEfficientSelfAttention: Module, AttentionRecording {
     public private(set) var lastAttentionMap: AttentionMap?
 
     init(_ dim: Int, heads: Int, reductionRatio: Int, qkvBias: Bool, eps: Float, attentionDropout: Float) {
-        query = Linear(dim, dim, bias: qkvBias)
-        key = Linear(dim, dim, bias: qkvBias)
-        value = Linear(dim, dim, bias: qkvBias)
+        _query.wrappedValue = Linear(dim, dim, bias: qkvBias)
+        _key.wrappedValue = Linear(dim, dim, bias: qkvBias)
+        _value.wrappedValue = Linear(dim, dim, bias: qkvBias)
         if reductionRatio > 1 {
-            sequenceReduction = Conv2d(dim, dim, kernelSize: reductionRatio, stride: reductionRatio)
-            layerNorm = LayerNorm(dim, eps: eps)
+            _sequenceReduction.wrappedValue = Conv2d(dim, dim, kernelSize: reductionRatio, stride: reductionRatio)
+            _layerNorm.wrappedValue = LayerNorm(dim, eps: eps)
         } else {
-            sequenceReduction = nil
-            layerNorm = nil
+            _sequenceReduction.wrappedValue = nil
+            _layerNorm.wrappedValue = nil
         }
-        dropout = Dropout(attentionDropout)
+        _dropout.wrappedValue = Dropout(attentionDropout)
         self.heads = heads
         self.reductionRatio = reductionRatio
         scale = 1 / Float(dim / heads).squareRoot()
@@ -167,59 +167,54 @@ public final class PvtEfficientSelfAttention: Module, AttentionRecording {
 
 /// PvtSelfOutput: dense → dropout.
 public final class PvtSelfOutput: Module {
-    public let dense: Linear
-    let dropout: Dropout
-    init(_ dim: Int, dropout p: Float) { dense = Linear(dim, dim); dropout = Dropout(p) }
+    @Child(key: "dense") public var dense: Linear
+    @Child(key: "dropout") var dropout: Dropout
+    init(_ dim: Int, dropout p: Float) { _dense.wrappedValue = Linear(dim, dim); _dropout.wrappedValue = Dropout(p) }
     public override func callAsFunction(_ x: Tensor) -> Tensor { dropout(dense(x)) }
 }
 
 /// PvtAttention: `self` (the efficient self-attention) then `output`.
 public final class PvtAttention: Module {
-    public let selfAttention: PvtEfficientSelfAttention
-    public let output: PvtSelfOutput
-    public override func namedChildren() -> [(String, Module)] { [("self", selfAttention), ("output", output)] }
+    @Child(key: "self") public var selfAttention: PvtEfficientSelfAttention
+    @Child(key: "output") public var output: PvtSelfOutput
     init(_ dim: Int, heads: Int, reductionRatio: Int, qkvBias: Bool, eps: Float, dropout: Float, attentionDropout: Float) {
-        selfAttention = PvtEfficientSelfAttention(dim, heads: heads, reductionRatio: reductionRatio, qkvBias: qkvBias,
+        _selfAttention.wrappedValue = PvtEfficientSelfAttention(dim, heads: heads, reductionRatio: reductionRatio, qkvBias: qkvBias,
                                                   eps: eps, attentionDropout: attentionDropout)
-        output = PvtSelfOutput(dim, dropout: dropout)
+        _output.wrappedValue = PvtSelfOutput(dim, dropout: dropout)
     }
     func forward(_ x: Tensor, h: Int, w: Int) -> Tensor { output(selfAttention.forward(x, h: h, w: w)) }
 }
 
 /// PvtFFN: dense1 → activation → dropout → dense2 → dropout.
 public final class PvtFFN: Module {
-    public let dense1: Linear
-    public let dense2: Linear
+    @Child(key: "dense1") public var dense1: Linear
+    @Child(key: "dense2") public var dense2: Linear
     let act: Activation
-    let dropout: Dropout
+    @Child(key: "dropout") var dropout: Dropout
     init(_ dim: Int, hidden: Int, act: Activation, dropout p: Float) {
-        dense1 = Linear(dim, hidden)
-        dense2 = Linear(hidden, dim)
+        _dense1.wrappedValue = Linear(dim, hidden)
+        _dense2.wrappedValue = Linear(hidden, dim)
         self.act = act
-        dropout = Dropout(p)
+        _dropout.wrappedValue = Dropout(p)
     }
     public override func callAsFunction(_ x: Tensor) -> Tensor { dropout(dense2(dropout(act(dense1(x))))) }
 }
 
 /// PvtLayer: x + drop_path(attention(layer_norm_1 x)), then x + drop_path(mlp(layer_norm_2 x)).
 public final class PvtLayer: Module {
-    public let layerNorm1: LayerNorm
-    public let attention: PvtAttention
-    let dropPath: DropPath
-    public let layerNorm2: LayerNorm
-    public let mlp: PvtFFN
-
-    public override func namedChildren() -> [(String, Module)] {
-        [("layer_norm_1", layerNorm1), ("attention", attention), ("drop_path", dropPath), ("layer_norm_2", layerNorm2), ("mlp", mlp)]
-    }
+    @Child(key: "layer_norm_1") public var layerNorm1: LayerNorm
+    @Child(key: "attention") public var attention: PvtAttention
+    @Child(key: "drop_path") var dropPath: DropPath
+    @Child(key: "layer_norm_2") public var layerNorm2: LayerNorm
+    @Child(key: "mlp") public var mlp: PvtFFN
 
     init(_ dim: Int, heads: Int, reductionRatio: Int, mlpRatio: Double, dropPath: Float, c: PvtConfig.Resolved) {
-        layerNorm1 = LayerNorm(dim, eps: c.eps)
-        attention = PvtAttention(dim, heads: heads, reductionRatio: reductionRatio, qkvBias: c.qkvBias, eps: c.eps,
+        _layerNorm1.wrappedValue = LayerNorm(dim, eps: c.eps)
+        _attention.wrappedValue = PvtAttention(dim, heads: heads, reductionRatio: reductionRatio, qkvBias: c.qkvBias, eps: c.eps,
                                  dropout: c.dropout, attentionDropout: c.attentionDropout)
-        self.dropPath = DropPath(dropPath)
-        layerNorm2 = LayerNorm(dim, eps: c.eps)
-        mlp = PvtFFN(dim, hidden: Int(Double(dim) * mlpRatio), act: c.act, dropout: c.dropout)
+        _dropPath.wrappedValue = DropPath(dropPath)
+        _layerNorm2.wrappedValue = LayerNorm(dim, eps: c.eps)
+        _mlp.wrappedValue = PvtFFN(dim, hidden: Int(Double(dim) * mlpRatio), act: c.act, dropout: c.dropout)
     }
 
     func forward(_ x: Tensor, h: Int, w: Int) -> Tensor {
@@ -230,13 +225,13 @@ public final class PvtLayer: Module {
 
 /// PvtEncoder: per stage a patch embedding and its layers; the final LayerNorm.
 public final class PvtEncoder: Module {
-    public let patchEmbeddings: [PvtPatchEmbeddings]
-    public let block: [[PvtLayer]]
-    public let layerNorm: LayerNorm
+    @Child(key: "patch_embeddings") public var patchEmbeddings: [PvtPatchEmbeddings]
+    @Child(key: "block") public var block: [[PvtLayer]]
+    @Child(key: "layer_norm") public var layerNorm: LayerNorm
 
     init(_ c: PvtConfig.Resolved) {
         let stages = c.numEncoderBlocks
-        patchEmbeddings = (0..<stages).map { i in
+        _patchEmbeddings.wrappedValue = (0..<stages).map { i in
             // The reference's grid: image_size // patch_sizes[0], then (image_size // 2^(i+1)) // patch_sizes[i].
             let side = (i == 0 ? c.imageSize : c.imageSize / (1 << (i + 1))) / c.patchSizes[i]
             return PvtPatchEmbeddings(gridSide: side, patchSize: c.patchSizes[i], stride: c.strides[i],
@@ -255,8 +250,8 @@ public final class PvtEncoder: Module {
             })
             cur += c.depths[i]
         }
-        self.block = block
-        layerNorm = LayerNorm(c.hiddenSizes[stages - 1], eps: c.eps)
+        _block.wrappedValue = block
+        _layerNorm.wrappedValue = LayerNorm(c.hiddenSizes[stages - 1], eps: c.eps)
     }
 
     /// Runs stage `i` on x ([B, H, W, C] map): the tokens after its layers, the grid, and each layer's output if asked.
@@ -283,8 +278,8 @@ public final class PvtEncoder: Module {
 
 /// PvtModel: holds the encoder (key `pvt.encoder`).
 public final class PvtModel: Module {
-    public let encoder: PvtEncoder
-    init(_ c: PvtConfig.Resolved) { encoder = PvtEncoder(c) }
+    @Child(key: "encoder") public var encoder: PvtEncoder
+    init(_ c: PvtConfig.Resolved) { _encoder.wrappedValue = PvtEncoder(c) }
     public override func callAsFunction(_ x: Tensor) -> Tensor { encoder(x) }
 }
 
@@ -376,15 +371,15 @@ public struct PvtConfig: Codable, Sendable {
 /// PvtForImageClassification: `pvt` (the model), then `classifier` on token 0 after
 /// the encoder's final LayerNorm.
 public final class PVT: Module, ImageClassifier, CheckpointFiltering {
-    public let pvt: PvtModel
-    var classifier: Module
+    @Child(key: "pvt") public var pvt: PvtModel
+    @Child(key: "classifier") var classifier: Module
     public let hiddenSize: Int
 
     public init(_ config: PvtConfig) throws {
         let c = try config.resolved()
-        pvt = PvtModel(c)
+        _pvt.wrappedValue = PvtModel(c)
         hiddenSize = c.hiddenSizes[c.numEncoderBlocks - 1]
-        classifier = PVT.makeClassifier(hiddenSize, c.numLabels)
+        _classifier.wrappedValue = PVT.makeClassifier(hiddenSize, c.numLabels)
         super.init()
         for (_, m) in namedModules() {
             guard let l = m as? Linear else { continue }

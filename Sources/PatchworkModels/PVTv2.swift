@@ -10,17 +10,17 @@ import PatchworkNN
 
 /// MlpWithDepthwiseConv: fc1 → (ReLU when linear) → depthwise 3x3 conv → GELU → dropout → fc2 → dropout.
 public final class PvtV2Mlp: Module {
-    public let fc1: Linear
-    public let dwconv: Conv2d
-    public let fc2: Linear
-    let drop: Dropout
+    @Child(key: "fc1") public var fc1: Linear
+    @Child(key: "dwconv") public var dwconv: Conv2d
+    @Child(key: "fc2") public var fc2: Linear
+    @Child(key: "drop") var drop: Dropout
     let extraReLU: Bool
 
     init(_ dim: Int, hidden: Int, drop p: Float, extraReLU: Bool) {
-        fc1 = Linear(dim, hidden)
-        dwconv = Conv2d(hidden, hidden, kernelSize: 3, stride: 1, padding: 1, groups: hidden, bias: true)
-        fc2 = Linear(hidden, dim)
-        drop = Dropout(p)
+        _fc1.wrappedValue = Linear(dim, hidden)
+        _dwconv.wrappedValue = Conv2d(hidden, hidden, kernelSize: 3, stride: 1, padding: 1, groups: hidden, bias: true)
+        _fc2.wrappedValue = Linear(hidden, dim)
+        _drop.wrappedValue = Dropout(p)
         self.extraReLU = extraReLU
     }
 
@@ -41,13 +41,13 @@ public final class PvtV2Mlp: Module {
 /// Attention maps: queries at their token centres; reduced keys at the centres of
 /// their sr×sr cells, pooled keys at the centres of their adaptive-pool bins.
 public final class PvtV2Attention: Module, AttentionRecording {
-    public let q: Linear
-    public let kv: Linear
-    let attnDrop: Dropout
-    public let proj: Linear
-    let projDrop: Dropout
-    public let sr: Conv2d?
-    public let norm: LayerNorm?
+    @Child(key: "q") public var q: Linear
+    @Child(key: "kv") public var kv: Linear
+    @Child(key: "attn_drop") var attnDrop: Dropout
+    @Child(key: "proj") public var proj: Linear
+    @Child(key: "proj_drop") var projDrop: Dropout
+    @Child(key: "sr") public var sr: Conv2d?
+    @Child(key: "norm") public var norm: LayerNorm?
     public let heads: Int
     public let reductionRatio: Int
     public let linearAttention: Bool
@@ -58,20 +58,20 @@ public final class PvtV2Attention: Module, AttentionRecording {
     public private(set) var lastAttentionMap: AttentionMap?
 
     init(_ dim: Int, heads: Int, reductionRatio: Int, linear: Bool, qkvBias: Bool, attnDrop: Float, projDrop: Float) {
-        q = Linear(dim, dim, bias: qkvBias)
-        kv = Linear(dim, 2 * dim, bias: qkvBias)
-        self.attnDrop = Dropout(attnDrop)
-        proj = Linear(dim, dim)
-        self.projDrop = Dropout(projDrop)
+        _q.wrappedValue = Linear(dim, dim, bias: qkvBias)
+        _kv.wrappedValue = Linear(dim, 2 * dim, bias: qkvBias)
+        _attnDrop.wrappedValue = Dropout(attnDrop)
+        _proj.wrappedValue = Linear(dim, dim)
+        _projDrop.wrappedValue = Dropout(projDrop)
         if linear {
-            sr = Conv2d(dim, dim, kernelSize: 1, stride: 1)
-            norm = LayerNorm(dim, eps: 1e-5)
+            _sr.wrappedValue = Conv2d(dim, dim, kernelSize: 1, stride: 1)
+            _norm.wrappedValue = LayerNorm(dim, eps: 1e-5)
         } else if reductionRatio > 1 {
-            sr = Conv2d(dim, dim, kernelSize: reductionRatio, stride: reductionRatio)
-            norm = LayerNorm(dim, eps: 1e-5)
+            _sr.wrappedValue = Conv2d(dim, dim, kernelSize: reductionRatio, stride: reductionRatio)
+            _norm.wrappedValue = LayerNorm(dim, eps: 1e-5)
         } else {
-            sr = nil
-            norm = nil
+            _sr.wrappedValue = nil
+            _norm.wrappedValue = nil
         }
         self.heads = heads
         self.reductionRatio = reductionRatio
@@ -115,22 +115,22 @@ public final class PvtV2Attention: Module, AttentionRecording {
 
 /// timm's pvt_v2 Block: x + drop_path1(attn(norm1 x)), then x + drop_path2(mlp(norm2 x)).
 public final class PvtV2Block: Module {
-    public let norm1: LayerNorm
-    public let attn: PvtV2Attention
-    let dropPath1: DropPath
-    public let norm2: LayerNorm
-    public let mlp: PvtV2Mlp
-    let dropPath2: DropPath
+    @Child(key: "norm1") public var norm1: LayerNorm
+    @Child(key: "attn") public var attn: PvtV2Attention
+    @Child(key: "drop_path1") var dropPath1: DropPath
+    @Child(key: "norm2") public var norm2: LayerNorm
+    @Child(key: "mlp") public var mlp: PvtV2Mlp
+    @Child(key: "drop_path2") var dropPath2: DropPath
 
     init(_ dim: Int, heads: Int, mlpRatio: Double, reductionRatio: Int, linear: Bool, qkvBias: Bool,
          projDrop: Float, attnDrop: Float, dropPath: Float, normEps: Float) {
-        norm1 = LayerNorm(dim, eps: normEps)
-        attn = PvtV2Attention(dim, heads: heads, reductionRatio: reductionRatio, linear: linear, qkvBias: qkvBias,
+        _norm1.wrappedValue = LayerNorm(dim, eps: normEps)
+        _attn.wrappedValue = PvtV2Attention(dim, heads: heads, reductionRatio: reductionRatio, linear: linear, qkvBias: qkvBias,
                               attnDrop: attnDrop, projDrop: projDrop)
-        dropPath1 = DropPath(dropPath)
-        norm2 = LayerNorm(dim, eps: normEps)
-        mlp = PvtV2Mlp(dim, hidden: Int(Double(dim) * mlpRatio), drop: projDrop, extraReLU: linear)
-        dropPath2 = DropPath(dropPath)
+        _dropPath1.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = LayerNorm(dim, eps: normEps)
+        _mlp.wrappedValue = PvtV2Mlp(dim, hidden: Int(Double(dim) * mlpRatio), drop: projDrop, extraReLU: linear)
+        _dropPath2.wrappedValue = DropPath(dropPath)
     }
 
     func forward(_ x: Tensor, h: Int, w: Int) -> Tensor {
@@ -141,12 +141,12 @@ public final class PvtV2Block: Module {
 
 /// OverlapPatchEmbed: Conv2d(k, stride, padding k/2) → LayerNorm(1e-5); [B, H, W, C] → [B, h, w, D].
 public final class PvtV2OverlapPatchEmbed: Module {
-    public let proj: Conv2d
-    public let norm: LayerNorm
+    @Child(key: "proj") public var proj: Conv2d
+    @Child(key: "norm") public var norm: LayerNorm
 
     init(patchSize: Int, stride: Int, inChannels: Int, embedDim: Int) {
-        proj = Conv2d(inChannels, embedDim, kernelSize: patchSize, stride: stride, padding: patchSize / 2)
-        norm = LayerNorm(embedDim, eps: 1e-5)
+        _proj.wrappedValue = Conv2d(inChannels, embedDim, kernelSize: patchSize, stride: stride, padding: patchSize / 2)
+        _norm.wrappedValue = LayerNorm(embedDim, eps: 1e-5)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { norm(proj(x)) }
@@ -154,18 +154,18 @@ public final class PvtV2OverlapPatchEmbed: Module {
 
 /// PyramidVisionTransformerStage: (downsample) → blocks → norm; [B, H, W, C] → [B, h, w, D].
 public final class PvtV2Stage: Module {
-    public let downsample: PvtV2OverlapPatchEmbed?
-    public let blocks: [PvtV2Block]
-    public let norm: LayerNorm
+    @Child(key: "downsample") public var downsample: PvtV2OverlapPatchEmbed?
+    @Child(key: "blocks") public var blocks: [PvtV2Block]
+    @Child(key: "norm") public var norm: LayerNorm
 
     init(dim: Int, dimOut: Int, depth: Int, downsample: Bool, heads: Int, reductionRatio: Int, linear: Bool,
          mlpRatio: Double, qkvBias: Bool, projDrop: Float, attnDrop: Float, dropPath: [Float], normEps: Float) {
-        self.downsample = downsample ? PvtV2OverlapPatchEmbed(patchSize: 3, stride: 2, inChannels: dim, embedDim: dimOut) : nil
-        blocks = (0..<depth).map {
+        _downsample.wrappedValue = downsample ? PvtV2OverlapPatchEmbed(patchSize: 3, stride: 2, inChannels: dim, embedDim: dimOut) : nil
+        _blocks.wrappedValue = (0..<depth).map {
             PvtV2Block(dimOut, heads: heads, mlpRatio: mlpRatio, reductionRatio: reductionRatio, linear: linear, qkvBias: qkvBias,
                        projDrop: projDrop, attnDrop: attnDrop, dropPath: dropPath[$0], normEps: normEps)
         }
-        norm = LayerNorm(dimOut, eps: normEps)
+        _norm.wrappedValue = LayerNorm(dimOut, eps: normEps)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -249,10 +249,10 @@ public struct PvtV2Config: Codable, Sendable {
 /// PyramidVisionTransformerV2: overlapping patch embedding (7x7/s4), stages with a
 /// 3x3/s2 overlapping downsample, per-stage LayerNorm, global average pool, head.
 public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
-    public let patchEmbed: PvtV2OverlapPatchEmbed
-    public let stages: [PvtV2Stage]
-    let headDrop: Dropout
-    var head: Module
+    @Child(key: "patch_embed") public var patchEmbed: PvtV2OverlapPatchEmbed
+    @Child(key: "stages") public var stages: [PvtV2Stage]
+    @Child(key: "head_drop") var headDrop: Dropout
+    @Child(key: "head") var head: Module
     public let numFeatures: Int
 
     public init(_ c: PvtV2Config) throws {
@@ -284,7 +284,7 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
         let linear = c.linear ?? false
         let total = depths.reduce(0, +)
         let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: total)
-        patchEmbed = PvtV2OverlapPatchEmbed(patchSize: 7, stride: 4, inChannels: c.inChans ?? 3, embedDim: dims[0])
+        _patchEmbed.wrappedValue = PvtV2OverlapPatchEmbed(patchSize: 7, stride: 4, inChannels: c.inChans ?? 3, embedDim: dims[0])
         var stages: [PvtV2Stage] = []
         var cur = 0
         for i in 0..<n {
@@ -295,10 +295,10 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
                                       normEps: eps))
             cur += depths[i]
         }
-        self.stages = stages
+        _stages.wrappedValue = stages
         numFeatures = dims[n - 1]
-        headDrop = Dropout(Float(c.dropRate ?? 0))
-        head = PvtV2.makeHead(numFeatures, c.numClasses ?? 1000)
+        _headDrop.wrappedValue = Dropout(Float(c.dropRate ?? 0))
+        _head.wrappedValue = PvtV2.makeHead(numFeatures, c.numClasses ?? 1000)
         super.init()
         initWeights()
     }

@@ -8,23 +8,23 @@ import PatchworkNN
 /// timm's BasicBlock: 3x3 conv → BN → ReLU → 3x3 conv → BN, + shortcut, ReLU.
 final class BasicBlock: Module {
     static let expansion = 1
-    let conv1: Conv2d
-    let bn1: BatchNorm
-    let conv2: Conv2d
-    let bn2: BatchNorm
-    let downsample: Module?
-    let dropPath: DropPath
+    @Child(key: "conv1") var conv1: Conv2d
+    @Child(key: "bn1") var bn1: BatchNorm
+    @Child(key: "conv2") var conv2: Conv2d
+    @Child(key: "bn2") var bn2: BatchNorm
+    @Child(key: "downsample") var downsample: Module?
+    @Child(key: "drop_path") var dropPath: DropPath
 
     init(inplanes: Int, planes: Int, stride: Int, downsample: Module?, cardinality: Int, baseWidth: Int,
          reduceFirst: Int, dropPath: Float) {
         precondition(cardinality == 1 && baseWidth == 64, "BasicBlock supports cardinality 1 and base_width 64 only")
         let firstPlanes = planes / reduceFirst
-        conv1 = Conv2d(inplanes, firstPlanes, kernelSize: 3, stride: stride, padding: 1, bias: false)
-        bn1 = BatchNorm(firstPlanes)
-        conv2 = Conv2d(firstPlanes, planes, kernelSize: 3, padding: 1, bias: false)
-        bn2 = BatchNorm(planes)
-        self.downsample = downsample
-        self.dropPath = DropPath(dropPath)
+        _conv1.wrappedValue = Conv2d(inplanes, firstPlanes, kernelSize: 3, stride: stride, padding: 1, bias: false)
+        _bn1.wrappedValue = BatchNorm(firstPlanes)
+        _conv2.wrappedValue = Conv2d(firstPlanes, planes, kernelSize: 3, padding: 1, bias: false)
+        _bn2.wrappedValue = BatchNorm(planes)
+        _downsample.wrappedValue = downsample
+        _dropPath.wrappedValue = DropPath(dropPath)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -39,28 +39,28 @@ final class BasicBlock: Module {
 /// timm's Bottleneck: 1x1 → 3x3 (stride, groups) → 1x1 (×4), each with BN, + shortcut, ReLU.
 final class Bottleneck: Module {
     static let expansion = 4
-    let conv1: Conv2d
-    let bn1: BatchNorm
-    let conv2: Conv2d
-    let bn2: BatchNorm
-    let conv3: Conv2d
-    let bn3: BatchNorm
-    let downsample: Module?
-    let dropPath: DropPath
+    @Child(key: "conv1") var conv1: Conv2d
+    @Child(key: "bn1") var bn1: BatchNorm
+    @Child(key: "conv2") var conv2: Conv2d
+    @Child(key: "bn2") var bn2: BatchNorm
+    @Child(key: "conv3") var conv3: Conv2d
+    @Child(key: "bn3") var bn3: BatchNorm
+    @Child(key: "downsample") var downsample: Module?
+    @Child(key: "drop_path") var dropPath: DropPath
 
     init(inplanes: Int, planes: Int, stride: Int, downsample: Module?, cardinality: Int, baseWidth: Int,
          reduceFirst: Int, dropPath: Float) {
         let width = Int((Double(planes) * Double(baseWidth) / 64).rounded(.down)) * cardinality
         let firstPlanes = width / reduceFirst
         let outplanes = planes * Bottleneck.expansion
-        conv1 = Conv2d(inplanes, firstPlanes, kernelSize: 1, bias: false)
-        bn1 = BatchNorm(firstPlanes)
-        conv2 = Conv2d(firstPlanes, width, kernelSize: 3, stride: stride, padding: 1, groups: cardinality, bias: false)
-        bn2 = BatchNorm(width)
-        conv3 = Conv2d(width, outplanes, kernelSize: 1, bias: false)
-        bn3 = BatchNorm(outplanes)
-        self.downsample = downsample
-        self.dropPath = DropPath(dropPath)
+        _conv1.wrappedValue = Conv2d(inplanes, firstPlanes, kernelSize: 1, bias: false)
+        _bn1.wrappedValue = BatchNorm(firstPlanes)
+        _conv2.wrappedValue = Conv2d(firstPlanes, width, kernelSize: 3, stride: stride, padding: 1, groups: cardinality, bias: false)
+        _bn2.wrappedValue = BatchNorm(width)
+        _conv3.wrappedValue = Conv2d(width, outplanes, kernelSize: 1, bias: false)
+        _bn3.wrappedValue = BatchNorm(outplanes)
+        _downsample.wrappedValue = downsample
+        _dropPath.wrappedValue = DropPath(dropPath)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -117,17 +117,17 @@ public struct ResNetConfig: Codable, Sendable {
 
 /// timm's ResNet with BasicBlock or Bottleneck; stems "", "deep", "deep_tiered".
 public final class ResNet: Module, ImageClassifier {
-    let conv1: Module
-    let bn1: BatchNorm
+    @Child(key: "conv1") var conv1: Module
+    @Child(key: "bn1") var bn1: BatchNorm
     /// The 3x3/s2 max-pool after the stem (absent with the small-input stem).
     let stemPool: Bool
-    let layer1: Sequential
-    let layer2: Sequential
-    let layer3: Sequential
-    let layer4: Sequential
-    var fc: Linear
+    @Child(key: "layer1") var layer1: Sequential
+    @Child(key: "layer2") var layer2: Sequential
+    @Child(key: "layer3") var layer3: Sequential
+    @Child(key: "layer4") var layer4: Sequential
+    @Child(key: "fc") var fc: Linear
     let dropRate: Float
-    let headDropout: Dropout
+    @Child(key: "head_dropout") var headDropout: Dropout
     public let numFeatures: Int
 
     public init(_ config: ResNetConfig) throws {
@@ -157,22 +157,22 @@ public final class ResNet: Module, ImageClassifier {
         if config.smallInputStem == true {
             guard stemType.isEmpty else { throw ModelError("resnet: small_input_stem replaces stem_type \"\(stemType)\"") }
             inplanes = stemWidth
-            conv1 = Conv2d(inChans, inplanes, kernelSize: 3, stride: 1, padding: 1, bias: false)
+            _conv1.wrappedValue = Conv2d(inChans, inplanes, kernelSize: 3, stride: 1, padding: 1, bias: false)
         } else if stemType.hasPrefix("deep") {
             let stemChs = stemType == "deep_tiered" ? (3 * (stemWidth / 4), stemWidth) : (stemWidth, stemWidth)
             inplanes = stemWidth * 2
-            conv1 = Sequential([
+            _conv1.wrappedValue = Sequential([
                 Conv2d(inChans, stemChs.0, kernelSize: 3, stride: 2, padding: 1, bias: false), BatchNorm(stemChs.0), ReLU(),
                 Conv2d(stemChs.0, stemChs.1, kernelSize: 3, padding: 1, bias: false), BatchNorm(stemChs.1), ReLU(),
                 Conv2d(stemChs.1, inplanes, kernelSize: 3, padding: 1, bias: false),
             ])
         } else if stemType.isEmpty {
             inplanes = 64
-            conv1 = Conv2d(inChans, inplanes, kernelSize: 7, stride: 2, padding: 3, bias: false)
+            _conv1.wrappedValue = Conv2d(inChans, inplanes, kernelSize: 7, stride: 2, padding: 3, bias: false)
         } else {
             throw ModelError("resnet: stem_type \"\(stemType)\" is not supported (\"\", deep, deep_tiered)")
         }
-        bn1 = BatchNorm(inplanes)
+        _bn1.wrappedValue = BatchNorm(inplanes)
         stemPool = config.smallInputStem != true
 
         // Stages, with drop-path rates rising linearly over all blocks.
@@ -204,11 +204,12 @@ public final class ResNet: Module, ImageClassifier {
             }
             stages.append(Sequential(blocks))
         }
-        (layer1, layer2, layer3, layer4) = (stages[0], stages[1], stages[2], stages[3])
+        _layer1.wrappedValue = stages[0]; _layer2.wrappedValue = stages[1]
+        _layer3.wrappedValue = stages[2]; _layer4.wrappedValue = stages[3]
         numFeatures = inplanes
-        fc = Linear(numFeatures, config.numClasses ?? 1000)
+        _fc.wrappedValue = Linear(numFeatures, config.numClasses ?? 1000)
         dropRate = Float(config.dropRate ?? 0)
-        headDropout = Dropout(dropRate)
+        _headDropout.wrappedValue = Dropout(dropRate)
         super.init()
         initWeights(zeroInitLast: config.zeroInitLast ?? true)
     }

@@ -33,8 +33,8 @@ public final class StdConv2d: Module {
         case same
     }
 
-    @Parameter public var weight: Tensor
-    @OptionalParameter public var bias: Tensor?
+    @Parameter(key: "weight", layout: .convWeight) public var weight: Tensor
+    @OptionalParameter(key: "bias") public var bias: Tensor?
     public let stride: (Int, Int)
     public let dilation: (Int, Int)
     public let groups: Int
@@ -49,9 +49,9 @@ public final class StdConv2d: Module {
         precondition(inChannels % groups == 0 && outChannels % groups == 0,
                      "StdConv2d: groups \(groups) must divide in (\(inChannels)) and out (\(outChannels)) channels")
         let fanIn = inChannels / groups * kernelSize * kernelSize
-        _weight = Parameter(wrappedValue: Init.torchDefault([outChannels, kernelSize, kernelSize, inChannels / groups],
-                                                            fanIn: fanIn, generator: generator), layout: .convWeight)
-        _bias = OptionalParameter(wrappedValue: bias ? Init.torchDefault([outChannels], fanIn: fanIn, generator: generator) : nil)
+        _weight.wrappedValue = Init.torchDefault([outChannels, kernelSize, kernelSize, inChannels / groups],
+                                                            fanIn: fanIn, generator: generator)
+        _bias.wrappedValue = bias ? Init.torchDefault([outChannels], fanIn: fanIn, generator: generator) : nil
         self.stride = (stride, stride)
         self.dilation = (dilation, dilation)
         self.groups = groups
@@ -113,16 +113,16 @@ public final class StdConv2d: Module {
 
 /// timm's GroupNormAct: GroupNorm over channel groups, then (optionally) ReLU.
 public final class GroupNormAct: Module {
-    @OptionalParameter public var weight: Tensor?
-    @OptionalParameter public var bias: Tensor?
+    @OptionalParameter(key: "weight") public var weight: Tensor?
+    @OptionalParameter(key: "bias") public var bias: Tensor?
     public let groups: Int
     public let eps: Float
     public let applyAct: Bool
 
     public init(_ channels: Int, groups: Int = 32, eps: Float = 1e-5, affine: Bool = true, applyAct: Bool = true) {
         precondition(groups > 0 && channels % groups == 0, "GroupNormAct: \(groups) groups do not divide \(channels) channels")
-        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([channels]) : nil)
-        _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([channels]) : nil)
+        _weight.wrappedValue = affine ? Tensor.ones([channels]) : nil
+        _bias.wrappedValue = affine ? Tensor.zeros([channels]) : nil
         self.groups = groups
         self.eps = eps
         self.applyAct = applyAct
@@ -223,12 +223,12 @@ struct ResNetV2Layers {
 
 /// timm's DownsampleConv (non-pre-activation): 1x1 StdConv (with the stride) → GroupNorm without activation.
 final class DownsampleConv: Module {
-    let conv: StdConv2d
-    let norm: GroupNormAct
+    @Child(key: "conv") var conv: StdConv2d
+    @Child(key: "norm") var norm: GroupNormAct
 
     init(_ inChannels: Int, _ outChannels: Int, stride: Int, layers: ResNetV2Layers) {
-        conv = layers.conv(inChannels, outChannels, 1, stride: stride)
-        norm = layers.norm(outChannels, act: false)
+        _conv.wrappedValue = layers.conv(inChannels, outChannels, 1, stride: stride)
+        _norm.wrappedValue = layers.norm(outChannels, act: false)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor { norm(conv(x)) }
@@ -241,13 +241,13 @@ final class DownsampleConv: Module {
 final class DownsampleAvg: Module {
     enum Pool { case none, strided(Int), same }
     let pool: Pool
-    let conv: StdConv2d
-    let norm: GroupNormAct
+    @Child(key: "conv") var conv: StdConv2d
+    @Child(key: "norm") var norm: GroupNormAct
 
     init(_ inChannels: Int, _ outChannels: Int, stride: Int, dilation: Int, layers: ResNetV2Layers) {
         if dilation > 1 { pool = .same } else if stride > 1 { pool = .strided(stride) } else { pool = .none }
-        conv = layers.conv(inChannels, outChannels, 1)
-        norm = layers.norm(outChannels, act: false)
+        _conv.wrappedValue = layers.conv(inChannels, outChannels, 1)
+        _norm.wrappedValue = layers.norm(outChannels, act: false)
     }
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -267,26 +267,26 @@ final class DownsampleAvg: Module {
 /// 1x1 → GN+ReLU → 3x3 (stride, dilation, groups) → GN+ReLU → 1x1 → GN,
 /// + shortcut, ReLU.
 final class ResNetV2Bottleneck: Module {
-    let downsample: Module?
-    let conv1: StdConv2d
-    let norm1: GroupNormAct
-    let conv2: StdConv2d
-    let norm2: GroupNormAct
-    let conv3: StdConv2d
-    let norm3: GroupNormAct
-    let dropPath: DropPath
+    @Child(key: "downsample") var downsample: Module?
+    @Child(key: "conv1") var conv1: StdConv2d
+    @Child(key: "norm1") var norm1: GroupNormAct
+    @Child(key: "conv2") var conv2: StdConv2d
+    @Child(key: "norm2") var norm2: GroupNormAct
+    @Child(key: "conv3") var conv3: StdConv2d
+    @Child(key: "norm3") var norm3: GroupNormAct
+    @Child(key: "drop_path") var dropPath: DropPath
 
     init(_ inChannels: Int, _ outChannels: Int, bottleRatio: Double, stride: Int, firstDilation: Int, groups: Int,
          downsample: Module?, dropPath: Float, layers: ResNetV2Layers) {
         let mid = makeDivisible(Double(outChannels) * bottleRatio)
-        self.downsample = downsample
-        conv1 = layers.conv(inChannels, mid, 1)
-        norm1 = layers.norm(mid)
-        conv2 = layers.conv(mid, mid, 3, stride: stride, dilation: firstDilation, groups: groups)
-        norm2 = layers.norm(mid)
-        conv3 = layers.conv(mid, outChannels, 1)
-        norm3 = layers.norm(outChannels, act: false)
-        self.dropPath = DropPath(dropPath)
+        _downsample.wrappedValue = downsample
+        _conv1.wrappedValue = layers.conv(inChannels, mid, 1)
+        _norm1.wrappedValue = layers.norm(mid)
+        _conv2.wrappedValue = layers.conv(mid, mid, 3, stride: stride, dilation: firstDilation, groups: groups)
+        _norm2.wrappedValue = layers.norm(mid)
+        _conv3.wrappedValue = layers.conv(mid, outChannels, 1)
+        _norm3.wrappedValue = layers.norm(outChannels, act: false)
+        _dropPath.wrappedValue = DropPath(dropPath)
     }
 
     func outputSize(_ size: (Int, Int)) -> (Int, Int) { conv2.outputSize(size) }
@@ -300,8 +300,8 @@ final class ResNetV2Bottleneck: Module {
 
 /// A stage: its blocks under `blocks.i` (timm's ResNetStage).
 final class ResNetV2Stage: Module {
-    let blocks: Sequential
-    init(_ blocks: [ResNetV2Bottleneck]) { self.blocks = Sequential(blocks) }
+    @Child(key: "blocks") var blocks: Sequential
+    init(_ blocks: [ResNetV2Bottleneck]) { _blocks.wrappedValue = Sequential(blocks) }
     var blockList: [ResNetV2Bottleneck] { blocks.layers.map { $0 as! ResNetV2Bottleneck } }
     override func callAsFunction(_ x: Tensor) -> Tensor { blocks(x) }
 }
@@ -312,14 +312,14 @@ final class ResNetV2Stage: Module {
 final class ResNetV2Stem: Module, HybridBackbone {
     enum Pool { case symmetric, fixed, same }
     let numFeatures: Int
-    let conv: StdConv2d?
-    let norm: GroupNormAct?
-    let conv1: StdConv2d?
-    let norm1: GroupNormAct?
-    let conv2: StdConv2d?
-    let norm2: GroupNormAct?
-    let conv3: StdConv2d?
-    let norm3: GroupNormAct?
+    @Child(key: "conv") var conv: StdConv2d?
+    @Child(key: "norm") var norm: GroupNormAct?
+    @Child(key: "conv1") var conv1: StdConv2d?
+    @Child(key: "norm1") var norm1: GroupNormAct?
+    @Child(key: "conv2") var conv2: StdConv2d?
+    @Child(key: "norm2") var norm2: GroupNormAct?
+    @Child(key: "conv3") var conv3: StdConv2d?
+    @Child(key: "norm3") var norm3: GroupNormAct?
     let pool: Pool
 
     init(inChannels: Int, outChannels: Int, type: String, layers: ResNetV2Layers) throws {
@@ -328,14 +328,14 @@ final class ResNetV2Stem: Module, HybridBackbone {
         if deep {
             let chs = type.contains("tiered") ? (3 * outChannels / 8, outChannels / 2) : (outChannels / 2, outChannels / 2)
             for c in [chs.0, chs.1, outChannels] { try layers.checkNorm(c) }
-            conv1 = layers.conv(inChannels, chs.0, 3, stride: 2); norm1 = layers.norm(chs.0)
-            conv2 = layers.conv(chs.0, chs.1, 3); norm2 = layers.norm(chs.1)
-            conv3 = layers.conv(chs.1, outChannels, 3); norm3 = layers.norm(outChannels)
-            conv = nil; norm = nil
+            _conv1.wrappedValue = layers.conv(inChannels, chs.0, 3, stride: 2); _norm1.wrappedValue = layers.norm(chs.0)
+            _conv2.wrappedValue = layers.conv(chs.0, chs.1, 3); _norm2.wrappedValue = layers.norm(chs.1)
+            _conv3.wrappedValue = layers.conv(chs.1, outChannels, 3); _norm3.wrappedValue = layers.norm(outChannels)
+            _conv.wrappedValue = nil; _norm.wrappedValue = nil
         } else {
             try layers.checkNorm(outChannels)
-            conv = layers.conv(inChannels, outChannels, 7, stride: 2); norm = layers.norm(outChannels)
-            conv1 = nil; norm1 = nil; conv2 = nil; norm2 = nil; conv3 = nil; norm3 = nil
+            _conv.wrappedValue = layers.conv(inChannels, outChannels, 7, stride: 2); _norm.wrappedValue = layers.norm(outChannels)
+            _conv1.wrappedValue = nil; _norm1.wrappedValue = nil; _conv2.wrappedValue = nil; _norm2.wrappedValue = nil; _conv3.wrappedValue = nil; _norm3.wrappedValue = nil
         }
         pool = type.contains("fixed") ? .fixed : type.contains("same") ? .same : .symmetric
     }
@@ -444,9 +444,9 @@ public struct ResNetV2Config: Codable, Sendable {
 /// hybrid-ViT backbone). With `num_classes` 0 it has no head and
 /// `forwardHead` returns the feature map.
 public final class ResNetV2: Module, ImageClassifier {
-    let stem: ResNetV2Stem
-    let stages: [ResNetV2Stage]
-    var head: ResNetV2Head
+    @Child(key: "stem") var stem: ResNetV2Stem
+    @Child(key: "stages") var stages: [ResNetV2Stage]
+    @Child(key: "head") var head: ResNetV2Head
     public let numFeatures: Int
     let globalPool: String
     let dropRate: Float
@@ -480,7 +480,7 @@ public final class ResNetV2: Module, ImageClassifier {
         let avgDown = c.avgDown ?? false
 
         let stemChs = makeDivisible(Double((c.stemChs ?? 64) * wf))
-        stem = try ResNetV2Stem(inChannels: c.inChans ?? 3, outChannels: stemChs, type: stemType, layers: layers)
+        _stem.wrappedValue = try ResNetV2Stem(inChannels: c.inChans ?? 3, outChannels: stemChs, type: stemType, layers: layers)
 
         // Drop-path rates rise linearly over all blocks (timm's calculate_drop_path_rates, split by stage).
         let total = c.layers.reduce(0, +)
@@ -515,11 +515,11 @@ public final class ResNetV2: Module, ImageClassifier {
             currentStride *= stride
             stages.append(ResNetV2Stage(blocks))
         }
-        self.stages = stages
+        _stages.wrappedValue = stages
         numFeatures = prev
         globalPool = pool
         dropRate = Float(c.dropRate ?? 0)
-        head = ResNetV2Head(numFeatures, classes: classes, dropRate: dropRate)
+        _head.wrappedValue = ResNetV2Head(numFeatures, classes: classes, dropRate: dropRate)
         super.init()
         initWeights(zeroInitLast: c.zeroInitLast ?? false)
     }
@@ -581,12 +581,12 @@ public final class ResNetV2: Module, ImageClassifier {
 
 /// timm's ClassifierHead with use_conv=True: pooled features → 1x1 conv `fc` (absent with 0 classes).
 final class ResNetV2Head: Module {
-    let fc: Conv2d?
-    let drop: Dropout
+    @Child(key: "fc") var fc: Conv2d?
+    @Child(key: "drop") var drop: Dropout
 
     init(_ features: Int, classes: Int, dropRate: Float) {
-        fc = classes > 0 ? Conv2d(features, classes, kernelSize: 1) : nil
-        drop = Dropout(dropRate)
+        _fc.wrappedValue = classes > 0 ? Conv2d(features, classes, kernelSize: 1) : nil
+        _drop.wrappedValue = Dropout(dropRate)
     }
 
     func resetWeights() {

@@ -129,11 +129,11 @@ public enum SwinWindows {
 
 /// timm's WindowAttention: fused qkv, relative-position bias table [(2wh−1)(2ww−1), heads], proj.
 public final class WindowAttention: Module, AttentionRecording {
-    @Parameter var relativePositionBiasTable: Tensor
-    public let qkv: Linear
-    let attnDrop: Dropout
-    public let proj: Linear
-    let projDrop: Dropout
+    @Parameter(key: "relative_position_bias_table") var relativePositionBiasTable: Tensor
+    @Child(key: "qkv") public var qkv: Linear
+    @Child(key: "attn_drop") var attnDrop: Dropout
+    @Child(key: "proj") public var proj: Linear
+    @Child(key: "proj_drop") var projDrop: Dropout
     public let heads: Int
     public let window: (Int, Int)
     let scale: Float
@@ -147,11 +147,11 @@ public final class WindowAttention: Module, AttentionRecording {
         self.heads = heads
         self.window = window
         scale = 1 / Float(hd).squareRoot()
-        relativePositionBiasTable = Init.truncatedNormal([(2 * window.0 - 1) * (2 * window.1 - 1), heads], std: 0.02)
-        qkv = Linear(dim, hd * heads * 3, bias: qkvBias)
-        self.attnDrop = Dropout(attnDrop)
-        proj = Linear(hd * heads, dim)
-        self.projDrop = Dropout(projDrop)
+        _relativePositionBiasTable.wrappedValue = Init.truncatedNormal([(2 * window.0 - 1) * (2 * window.1 - 1), heads], std: 0.02)
+        _qkv.wrappedValue = Linear(dim, hd * heads * 3, bias: qkvBias)
+        _attnDrop.wrappedValue = Dropout(attnDrop)
+        _proj.wrappedValue = Linear(hd * heads, dim)
+        _projDrop.wrappedValue = Dropout(projDrop)
         relativePositionIndex = SwinWindows.relativePositionIndex(window)
     }
 
@@ -175,12 +175,12 @@ public final class WindowAttention: Module, AttentionRecording {
 
 /// timm's SwinTransformerBlock on [B, H, W, C]: x + attn(norm1 x) in (shifted) windows, then x + mlp(norm2 x).
 public final class SwinBlock: Module {
-    public let norm1: LayerNorm
-    public let attn: WindowAttention
-    let dropPath1: DropPath
-    public let norm2: LayerNorm
-    public let mlp: MLP
-    let dropPath2: DropPath
+    @Child(key: "norm1") public var norm1: LayerNorm
+    @Child(key: "attn") public var attn: WindowAttention
+    @Child(key: "drop_path1") var dropPath1: DropPath
+    @Child(key: "norm2") public var norm2: LayerNorm
+    @Child(key: "mlp") public var mlp: MLP
+    @Child(key: "drop_path2") var dropPath2: DropPath
     public let resolution: (Int, Int)
     public let window: (Int, Int)
     public let shift: (Int, Int)
@@ -199,13 +199,13 @@ public final class SwinBlock: Module {
         window = win
         shift = sh
         self.resolution = resolution
-        norm1 = LayerNorm(dim)
-        attn = WindowAttention(dim: dim, heads: heads, headDim: headDim, window: win, qkvBias: qkvBias,
+        _norm1.wrappedValue = LayerNorm(dim)
+        _attn.wrappedValue = WindowAttention(dim: dim, heads: heads, headDim: headDim, window: win, qkvBias: qkvBias,
                                attnDrop: attnDrop, projDrop: projDrop)
-        dropPath1 = DropPath(dropPath)
-        norm2 = LayerNorm(dim)
-        mlp = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, dropout: projDrop)
-        dropPath2 = DropPath(dropPath)
+        _dropPath1.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = LayerNorm(dim)
+        _mlp.wrappedValue = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, dropout: projDrop)
+        _dropPath2.wrappedValue = DropPath(dropPath)
         if sh.0 != 0 || sh.1 != 0 {
             let ph = (resolution.0 + win.0 - 1) / win.0 * win.0
             let pw = (resolution.1 + win.1 - 1) / win.1 * win.1
@@ -242,12 +242,12 @@ public final class SwinBlock: Module {
 
 /// timm's PatchMerging: 2×2 neighbours concatenated as (0,0), (1,0), (0,1), (1,1), LayerNorm, Linear without bias.
 public final class PatchMerging: Module {
-    public let norm: LayerNorm
-    public let reduction: Linear
+    @Child(key: "norm") public var norm: LayerNorm
+    @Child(key: "reduction") public var reduction: Linear
 
     init(dim: Int, outDim: Int) {
-        norm = LayerNorm(4 * dim)
-        reduction = Linear(4 * dim, outDim, bias: false)
+        _norm.wrappedValue = LayerNorm(4 * dim)
+        _reduction.wrappedValue = Linear(4 * dim, outDim, bias: false)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -262,12 +262,12 @@ public final class PatchMerging: Module {
 
 /// One Swin stage: optional PatchMerging (every stage after the first), then the blocks.
 public final class SwinStage: Module {
-    let downsample: Module
-    public let blocks: [SwinBlock]
+    @Child(key: "downsample") var downsample: Module
+    @Child(key: "blocks") public var blocks: [SwinBlock]
 
     init(downsample: Module, blocks: [SwinBlock]) {
-        self.downsample = downsample
-        self.blocks = blocks
+        _downsample.wrappedValue = downsample
+        _blocks.wrappedValue = blocks
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { blocks.reduce(downsample(x)) { $1($0) } }
@@ -275,11 +275,11 @@ public final class SwinStage: Module {
 
 /// timm's ClassifierHead (pooling, dropout, `fc`).
 final class PooledHead: Module {
-    let drop: Dropout
-    var fc: Module
+    @Child(key: "drop") var drop: Dropout
+    @Child(key: "fc") var fc: Module
     init(_ features: Int, classes: Int, dropout: Float) {
-        drop = Dropout(dropout)
-        fc = classes > 0 ? Linear(features, classes) : Identity()
+        _drop.wrappedValue = Dropout(dropout)
+        _fc.wrappedValue = classes > 0 ? Linear(features, classes) : Identity()
     }
 }
 
@@ -320,10 +320,10 @@ public struct SwinConfig: Codable, Sendable {
 /// timm's SwinTransformer: patch embedding (conv + LayerNorm, NHWC), stages of (shifted-)window
 /// blocks with patch merging between them, final LayerNorm, average pool, Linear.
 public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering {
-    public let patchEmbed: PatchEmbed
-    public let layers: [SwinStage]
-    let norm: LayerNorm
-    let head: PooledHead
+    @Child(key: "patch_embed") public var patchEmbed: PatchEmbed
+    @Child(key: "layers") public var layers: [SwinStage]
+    @Child(key: "norm") var norm: LayerNorm
+    @Child(key: "head") var head: PooledHead
     public let numFeatures: Int
     /// The input side the model was built for (height, width).
     public let imageSize: (Int, Int)
@@ -353,7 +353,7 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
         }
         imageSize = (size, size)
         numFeatures = dims.last!
-        patchEmbed = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: embed, norm: LayerNorm(embed))
+        _patchEmbed.wrappedValue = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: embed, norm: LayerNorm(embed))
         let total = depths.reduce(0, +)
         let rate = Float(c.dropPathRate ?? 0.1)
         var dpr = dropPathRates(rate, count: total)
@@ -376,9 +376,9 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
             dpr.removeFirst(depth)
             stages.append(SwinStage(downsample: downsample, blocks: blocks))
         }
-        layers = stages
-        norm = LayerNorm(numFeatures)
-        head = PooledHead(numFeatures, classes: c.numClasses ?? 1000, dropout: Float(c.dropRate ?? 0))
+        _layers.wrappedValue = stages
+        _norm.wrappedValue = LayerNorm(numFeatures)
+        _head.wrappedValue = PooledHead(numFeatures, classes: c.numClasses ?? 1000, dropout: Float(c.dropRate ?? 0))
         super.init()
         for (_, m) in namedModules() {
             guard let l = m as? Linear else { continue }

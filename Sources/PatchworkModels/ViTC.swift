@@ -20,7 +20,7 @@ final class ViTCReLU: Module {
 /// last is a k×k conv (pad (k-1)/2) with bias. Keys `cstem{i}_conv`, `cstem{i}_bn`,
 /// `cstem_last_conv`.
 public final class ViTCConvStem: Module {
-    let layers: [(String, Module)]
+    @Child(key: "") var layers: [(String, Module)]
 
     init(inChannels: Int, kernels: [Int], dims: [Int], strides: [Int], bnEps: Float, bnMomentum: Float) {
         var layers: [(String, Module)] = []
@@ -36,18 +36,17 @@ public final class ViTCConvStem: Module {
             }
             width = out
         }
-        self.layers = layers
+        _layers.wrappedValue = layers
     }
 
-    public override func namedChildren() -> [(String, Module)] { layers }
     public override func callAsFunction(_ x: Tensor) -> Tensor { layers.reduce(x) { $1.1($0) } }
 }
 
 /// pycls's ViTStemPatchify: one conv with kernel = stride = patch size, with bias (key `patchify`).
 public final class ViTCPatchifyStem: Module {
-    public let patchify: Conv2d
+    @Child(key: "patchify") public var patchify: Conv2d
     init(inChannels: Int, dim: Int, patchSize: Int) {
-        patchify = Conv2d(inChannels, dim, kernelSize: patchSize, stride: patchSize, bias: true)
+        _patchify.wrappedValue = Conv2d(inChannels, dim, kernelSize: patchSize, stride: patchSize, bias: true)
     }
     public override func callAsFunction(_ x: Tensor) -> Tensor { patchify(x) }
 }
@@ -60,9 +59,9 @@ public final class ViTCPatchifyStem: Module {
 /// [B, heads, N, N] (torch averages them over heads by default; these are not averaged).
 /// Setting `recordsAttention` keeps the last ones in `lastAttention`.
 public final class ViTCMultiheadAttention: Module, AttentionRecording {
-    @Parameter public var inProjWeight: Tensor
-    @Parameter public var inProjBias: Tensor
-    public let outProj: Linear
+    @Parameter(key: "in_proj_weight") public var inProjWeight: Tensor
+    @Parameter(key: "in_proj_bias") public var inProjBias: Tensor
+    @Child(key: "out_proj") public var outProj: Linear
     public let heads: Int
     public let scale: Float
     public var recordsAttention = false
@@ -76,9 +75,9 @@ public final class ViTCMultiheadAttention: Module, AttentionRecording {
     init(_ dim: Int, heads: Int) {
         precondition(dim % heads == 0, "ViTCMultiheadAttention: dim \(dim) is not divisible by \(heads) heads")
         // torch's _reset_parameters: xavier_uniform_ in_proj, zero biases; out_proj keeps Linear's default weight.
-        inProjWeight = Init.xavierUniform([3 * dim, dim], fanIn: dim, fanOut: 3 * dim)
-        inProjBias = Tensor.zeros([3 * dim])
-        outProj = Linear(dim, dim)
+        _inProjWeight.wrappedValue = Init.xavierUniform([3 * dim, dim], fanIn: dim, fanOut: 3 * dim)
+        _inProjBias.wrappedValue = Tensor.zeros([3 * dim])
+        _outProj.wrappedValue = Linear(dim, dim)
         self.heads = heads
         scale = 1 / Float(dim / heads).squareRoot()
         super.init()
@@ -103,19 +102,19 @@ public final class ViTCMultiheadAttention: Module, AttentionRecording {
 
 /// pycls's blocks.MultiheadAttention: a wrapper whose torch module is `block`.
 public final class ViTCSelfAttention: Module {
-    public let block: ViTCMultiheadAttention
-    init(_ dim: Int, heads: Int) { block = ViTCMultiheadAttention(dim, heads: heads) }
+    @Child(key: "block") public var block: ViTCMultiheadAttention
+    init(_ dim: Int, heads: Int) { _block.wrappedValue = ViTCMultiheadAttention(dim, heads: heads) }
     public override func callAsFunction(_ x: Tensor) -> Tensor { block(x) }
 }
 
 /// pycls's MLPBlock: linear_1 → GELU (erf) → linear_2.
 public final class ViTCMLPBlock: Module {
-    public let linear1: Linear
-    public let linear2: Linear
+    @Child(key: "linear_1") public var linear1: Linear
+    @Child(key: "linear_2") public var linear2: Linear
 
     init(_ dim: Int, hidden: Int) {
-        linear1 = Linear(dim, hidden)
-        linear2 = Linear(hidden, dim)
+        _linear1.wrappedValue = Linear(dim, hidden)
+        _linear2.wrappedValue = Linear(hidden, dim)
         super.init()
         // pycls: xavier_uniform_ weights, N(0, 1e-6) biases.
         for l in [linear1, linear2] {
@@ -125,26 +124,21 @@ public final class ViTCMLPBlock: Module {
         }
     }
 
-    public override func namedChildren() -> [(String, Module)] { [("linear_1", linear1), ("linear_2", linear2)] }
     public override func callAsFunction(_ x: Tensor) -> Tensor { linear2(linear1(x).gelu()) }
 }
 
 /// pycls's ViTEncoderBlock: x + attn(ln_1 x), then x + mlp(ln_2 x).
 public final class ViTCEncoderBlock: Module {
-    public let ln1: LayerNorm
-    public let selfAttention: ViTCSelfAttention
-    public let ln2: LayerNorm
-    public let mlpBlock: ViTCMLPBlock
+    @Child(key: "ln_1") public var ln1: LayerNorm
+    @Child(key: "self_attention") public var selfAttention: ViTCSelfAttention
+    @Child(key: "ln_2") public var ln2: LayerNorm
+    @Child(key: "mlp_block") public var mlpBlock: ViTCMLPBlock
 
     init(dim: Int, heads: Int, mlpDim: Int, lnEps: Float) {
-        ln1 = LayerNorm(dim, eps: lnEps)
-        selfAttention = ViTCSelfAttention(dim, heads: heads)
-        ln2 = LayerNorm(dim, eps: lnEps)
-        mlpBlock = ViTCMLPBlock(dim, hidden: mlpDim)
-    }
-
-    public override func namedChildren() -> [(String, Module)] {
-        [("ln_1", ln1), ("self_attention", selfAttention), ("ln_2", ln2), ("mlp_block", mlpBlock)]
+        _ln1.wrappedValue = LayerNorm(dim, eps: lnEps)
+        _selfAttention.wrappedValue = ViTCSelfAttention(dim, heads: heads)
+        _ln2.wrappedValue = LayerNorm(dim, eps: lnEps)
+        _mlpBlock.wrappedValue = ViTCMLPBlock(dim, hidden: mlpDim)
     }
 
     public var attention: ViTCMultiheadAttention { selfAttention.block }
@@ -161,16 +155,16 @@ public final class ViTCEncoderBlock: Module {
 
 /// pycls's ViTEncoder: blocks `block_{i}`, then the final LayerNorm `ln`.
 public final class ViTCEncoder: Module {
-    public let blocks: [ViTCEncoderBlock]
-    public let ln: LayerNorm
+    /// The blocks under pycls's keys `block_0`, `block_1`, … (directly under the encoder).
+    @Child(key: "") var namedBlocks: [(String, Module)]
+    @Child(key: "ln") public var ln: LayerNorm
+    public var blocks: [ViTCEncoderBlock] { namedBlocks.map { $0.1 as! ViTCEncoderBlock } }
 
     init(layers: Int, dim: Int, heads: Int, mlpDim: Int, lnEps: Float) {
-        blocks = (0..<layers).map { _ in ViTCEncoderBlock(dim: dim, heads: heads, mlpDim: mlpDim, lnEps: lnEps) }
-        ln = LayerNorm(dim, eps: lnEps)
-    }
-
-    public override func namedChildren() -> [(String, Module)] {
-        blocks.enumerated().map { ("block_\($0.offset)", $0.element as Module) } + [("ln", ln)]
+        _namedBlocks.wrappedValue = (0..<layers).map {
+            ("block_\($0)", ViTCEncoderBlock(dim: dim, heads: heads, mlpDim: mlpDim, lnEps: lnEps))
+        }
+        _ln.wrappedValue = LayerNorm(dim, eps: lnEps)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { ln(blocks.reduce(x) { $1($0) }) }
@@ -178,16 +172,16 @@ public final class ViTCEncoder: Module {
 
 /// pycls's ViTHead: one Linear `head_fc` (zero-initialised there).
 public final class ViTCHead: Module {
-    public let headFc: Module
+    @Child(key: "head_fc") public var headFc: Module
 
     init(_ dim: Int, classes: Int) {
         if classes > 0 {
             let fc = Linear(dim, classes)
             fc.weight = Tensor.zeros(fc.weight.shape)
             fc.bias = Tensor.zeros([classes])
-            headFc = fc
+            _headFc.wrappedValue = fc
         } else {
-            headFc = Identity()
+            _headFc.wrappedValue = Identity()
         }
     }
 
@@ -253,12 +247,12 @@ public struct ViTCConfig: Codable, Sendable {
 /// embedding → pre-norm encoder blocks → LayerNorm → head on the class token
 /// (`cls_type` "token") or on the mean token ("pooled").
 public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
-    public let stem: Module
-    @OptionalParameter var classToken: Tensor?
+    @Child(key: "stem") public var stem: Module
+    @OptionalParameter(key: "class_token") var classToken: Tensor?
     /// [L, 1, D], the reference's (sequence-first) shape.
-    @Parameter var posEmbedding: Tensor
-    public let encoder: ViTCEncoder
-    var head: ViTCHead
+    @Parameter(key: "pos_embedding") var posEmbedding: Tensor
+    @Child(key: "encoder") public var encoder: ViTCEncoder
+    @Child(key: "head") var head: ViTCHead
     public let hiddenDim: Int
     /// The token grid of the stem's output at `imageSize`.
     public let grid: (Int, Int)
@@ -276,7 +270,7 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
         let lnEps = Float(c.lnEps ?? 1e-5), bnEps = Float(c.bnEps ?? 1e-5), bnMom = Float(c.bnMom ?? 0.1)
         switch c.stemType {
         case "patchify":
-            stem = ViTCPatchifyStem(inChannels: 3, dim: dim, patchSize: c.patchSize)
+            _stem.wrappedValue = ViTCPatchifyStem(inChannels: 3, dim: dim, patchSize: c.patchSize)
         case "conv":
             guard let ks = c.cStemKernels, let ss = c.cStemStrides, let ws = c.cStemDims else {
                 throw ModelError("vitc: stem_type conv needs c_stem_kernels, c_stem_strides and c_stem_dims")
@@ -289,7 +283,7 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
             }
             guard ws.last == dim else { throw ModelError("vitc: the last c_stem_dims entry \(ws.last!) must equal hidden_d \(dim)") }
             guard ks.last! % 2 == 1 else { throw ModelError("vitc: the last stem kernel \(ks.last!) must be odd (pycls conv2d)") }
-            stem = ViTCConvStem(inChannels: 3, kernels: ks, dims: ws, strides: ss, bnEps: bnEps, bnMomentum: bnMom)
+            _stem.wrappedValue = ViTCConvStem(inChannels: 3, kernels: ks, dims: ws, strides: ss, bnEps: bnEps, bnMomentum: bnMom)
         default:
             throw ModelError("vitc: stem_type \(c.stemType) is not supported (patchify, conv)")
         }
@@ -297,10 +291,10 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
         let side = c.imageSize / c.patchSize
         grid = (side, side)
         usesClassToken = c.clsType == "token"
-        _classToken = OptionalParameter(wrappedValue: usesClassToken ? Tensor.zeros([1, 1, dim]) : nil)
-        posEmbedding = Tensor.randomNormal([side * side + (usesClassToken ? 1 : 0), 1, dim], std: 0.02)
-        encoder = ViTCEncoder(layers: c.nLayers, dim: dim, heads: c.nHeads, mlpDim: c.mlpD, lnEps: lnEps)
-        head = ViTCHead(dim, classes: c.numClasses ?? 1000)
+        _classToken.wrappedValue = usesClassToken ? Tensor.zeros([1, 1, dim]) : nil
+        _posEmbedding.wrappedValue = Tensor.randomNormal([side * side + (usesClassToken ? 1 : 0), 1, dim], std: 0.02)
+        _encoder.wrappedValue = ViTCEncoder(layers: c.nLayers, dim: dim, heads: c.nHeads, mlpDim: c.mlpD, lnEps: lnEps)
+        _head.wrappedValue = ViTCHead(dim, classes: c.numClasses ?? 1000)
         super.init()
         initStem()
         let positions = AttentionMap.gridPositions(height: side, width: side, prefixTokens: usesClassToken ? 1 : 0)

@@ -14,33 +14,33 @@ extension PatchEmbed: TokenEmbedding {}
 
 /// timm's LayerScale: a learned per-channel scale (`gamma`).
 final class LayerScale: Module {
-    @Parameter var gamma: Tensor
-    init(_ dim: Int, initValue: Float) { gamma = Tensor.full([dim], initValue) }
+    @Parameter(key: "gamma") var gamma: Tensor
+    init(_ dim: Int, initValue: Float) { _gamma.wrappedValue = Tensor.full([dim], initValue) }
     override func callAsFunction(_ x: Tensor) -> Tensor { x * gamma }
 }
 
 /// A pre-norm transformer block: x + attn(norm1 x), then x + mlp(norm2 x).
 public final class ViTBlock: Module {
-    public let norm1: LayerNorm
-    public let attn: Attention
-    let ls1: Module
-    let dropPath1: DropPath
-    public let norm2: LayerNorm
-    public let mlp: MLP
-    let ls2: Module
-    let dropPath2: DropPath
+    @Child(key: "norm1") public var norm1: LayerNorm
+    @Child(key: "attn") public var attn: Attention
+    @Child(key: "ls1") var ls1: Module
+    @Child(key: "drop_path1") var dropPath1: DropPath
+    @Child(key: "norm2") public var norm2: LayerNorm
+    @Child(key: "mlp") public var mlp: MLP
+    @Child(key: "ls2") var ls2: Module
+    @Child(key: "drop_path2") var dropPath2: DropPath
 
     init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, projBias: Bool, initValues: Float?,
          projDrop: Float, attnDrop: Float, dropPath: Float, eps: Float) {
-        norm1 = LayerNorm(dim, eps: eps)
-        attn = Attention(dim, heads: heads, qkvBias: qkvBias, projBias: projBias,
+        _norm1.wrappedValue = LayerNorm(dim, eps: eps)
+        _attn.wrappedValue = Attention(dim, heads: heads, qkvBias: qkvBias, projBias: projBias,
                          attentionDropout: attnDrop, projectionDropout: projDrop)
-        ls1 = initValues.map { LayerScale(dim, initValue: $0) } ?? Identity()
-        dropPath1 = DropPath(dropPath)
-        norm2 = LayerNorm(dim, eps: eps)
-        mlp = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, bias: projBias, dropout: projDrop)
-        ls2 = initValues.map { LayerScale(dim, initValue: $0) } ?? Identity()
-        dropPath2 = DropPath(dropPath)
+        _ls1.wrappedValue = initValues.map { LayerScale(dim, initValue: $0) } ?? Identity()
+        _dropPath1.wrappedValue = DropPath(dropPath)
+        _norm2.wrappedValue = LayerNorm(dim, eps: eps)
+        _mlp.wrappedValue = MLP(dim, hidden: Int(Double(dim) * mlpRatio), activation: .gelu, bias: projBias, dropout: projDrop)
+        _ls2.wrappedValue = initValues.map { LayerScale(dim, initValue: $0) } ?? Identity()
+        _dropPath2.wrappedValue = DropPath(dropPath)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {
@@ -94,17 +94,17 @@ public struct ViTConfig: Codable, Sendable {
 /// timm's VisionTransformer: patch (or hybrid) embedding, class token,
 /// learned position embedding, pre-norm blocks, final norm, head.
 public final class VisionTransformer: Module, ImageClassifier, CheckpointFiltering {
-    @Parameter var clsToken: Tensor
-    @OptionalParameter var regToken: Tensor?
-    @Parameter var posEmbed: Tensor
-    public let patchEmbed: TokenEmbedding
-    let posDrop: Dropout
-    let normPre: Module
-    public let blocks: [ViTBlock]
-    let norm: Module
-    let fcNorm: Module
-    let headDrop: Dropout
-    var head: Module
+    @Parameter(key: "cls_token") var clsToken: Tensor
+    @OptionalParameter(key: "reg_token") var regToken: Tensor?
+    @Parameter(key: "pos_embed") var posEmbed: Tensor
+    @Child(key: "patch_embed") public var patchEmbed: TokenEmbedding
+    @Child(key: "pos_drop") var posDrop: Dropout
+    @Child(key: "norm_pre") var normPre: Module
+    @Child(key: "blocks") public var blocks: [ViTBlock]
+    @Child(key: "norm") var norm: Module
+    @Child(key: "fc_norm") var fcNorm: Module
+    @Child(key: "head_drop") var headDrop: Dropout
+    @Child(key: "head") var head: Module
     let hasClassToken: Bool
     let noEmbedClass: Bool
     let globalPool: String
@@ -136,16 +136,16 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
         noEmbedClass = c.noEmbedClass ?? false
         globalPool = pool
         self.grid = grid
-        patchEmbed = embedding
-        clsToken = hasClassToken ? Tensor.randomNormal([1, 1, dim], std: 1e-6) : Tensor.zeros([1, 1, 0])
-        _regToken = OptionalParameter(wrappedValue: regTokens > 0 ? Tensor.randomNormal([1, regTokens, dim], std: 1e-6) : nil)
+        _patchEmbed.wrappedValue = embedding
+        _clsToken.wrappedValue = hasClassToken ? Tensor.randomNormal([1, 1, dim], std: 1e-6) : Tensor.zeros([1, 1, 0])
+        _regToken.wrappedValue = regTokens > 0 ? Tensor.randomNormal([1, regTokens, dim], std: 1e-6) : nil
         let embedLength = grid.0 * grid.1 + (noEmbedClass ? 0 : numPrefixTokens)
-        posEmbed = Init.truncatedNormal([1, embedLength, dim], std: 0.02)
-        posDrop = Dropout(Float(c.posDropRate ?? 0))
+        _posEmbed.wrappedValue = Init.truncatedNormal([1, embedLength, dim], std: 0.02)
+        _posDrop.wrappedValue = Dropout(Float(c.posDropRate ?? 0))
         let eps: Float = 1e-6
-        normPre = (c.preNorm ?? false) ? LayerNorm(dim, eps: eps) : Identity()
+        _normPre.wrappedValue = (c.preNorm ?? false) ? LayerNorm(dim, eps: eps) : Identity()
         let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
-        blocks = (0..<depth).map { i in
+        _blocks.wrappedValue = (0..<depth).map { i in
             ViTBlock(dim: dim, heads: c.numHeads ?? 12, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? true,
                      projBias: c.projBias ?? true, initValues: c.initValues.map(Float.init),
                      projDrop: Float(c.projDropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0),
@@ -153,11 +153,11 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
         }
         let useFcNorm = c.fcNorm ?? (pool == "avg")
         let finalNorm = c.finalNorm ?? true
-        norm = finalNorm && !useFcNorm ? LayerNorm(dim, eps: eps) : Identity()
-        fcNorm = finalNorm && useFcNorm ? LayerNorm(dim, eps: eps) : Identity()
-        headDrop = Dropout(Float(c.dropRate ?? 0))
+        _norm.wrappedValue = finalNorm && !useFcNorm ? LayerNorm(dim, eps: eps) : Identity()
+        _fcNorm.wrappedValue = finalNorm && useFcNorm ? LayerNorm(dim, eps: eps) : Identity()
+        _headDrop.wrappedValue = Dropout(Float(c.dropRate ?? 0))
         let classes = c.numClasses ?? 1000
-        head = classes > 0 ? Linear(dim, classes) : Identity()
+        _head.wrappedValue = classes > 0 ? Linear(dim, classes) : Identity()
         super.init()
         if !hasClassToken { throw ModelError("vit: class_token false is not supported") }
         initLinearWeights()

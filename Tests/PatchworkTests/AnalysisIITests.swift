@@ -133,10 +133,10 @@ final class AnalysisIITests: XCTestCase {
 
     /// loss(x) = ½ xᵀ A x for a symmetric A with known eigenvalues (some negative).
     final class Quadratic: Module {
-        @Parameter var x: Tensor
+        @Parameter(key: "x") var x: Tensor
         let a: Tensor
         init(_ a: Tensor, seed: UInt64) {
-            x = Tensor.randomNormal([a.shape[0]], generator: Generator(seed: seed))
+            _x.wrappedValue = Tensor.randomNormal([a.shape[0]], generator: Generator(seed: seed))
             self.a = a
         }
         func loss() -> Tensor { (x * matmul(a, x.reshaped([-1, 1])).reshaped([-1])).sum() * 0.5 }
@@ -219,11 +219,11 @@ final class AnalysisIITests: XCTestCase {
 
     func testFilterNormalisedDirectionsAndAConvexLandscape() throws {
         final class Target: Module {
-            @Parameter var w: Tensor
-            @Parameter var b: Tensor
+            @Parameter(key: "w") var w: Tensor
+            @Parameter(key: "b") var b: Tensor
             override init() {
-                w = Tensor.randomNormal([3, 4], generator: Generator(seed: 1))
-                b = Tensor.randomNormal([3], generator: Generator(seed: 2))
+                _w.wrappedValue = Tensor.randomNormal([3, 4], generator: Generator(seed: 1))
+                _b.wrappedValue = Tensor.randomNormal([3], generator: Generator(seed: 2))
             }
         }
         let model = Target()

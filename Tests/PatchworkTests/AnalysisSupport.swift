@@ -10,13 +10,13 @@ import PatchworkTrain
 /// A three-layer CNN small enough to train in a second or two on 16×16
 /// ShapeTex, for the analyses' known-answer tests.
 final class TinyCNN: Module, ImageClassifier {
-    let conv1 = Conv2d(3, 16, kernelSize: 3, padding: 1)
-    let conv2 = Conv2d(16, 32, kernelSize: 3, stride: 2, padding: 1)
-    let conv3 = Conv2d(32, 64, kernelSize: 3, stride: 2, padding: 1)
-    var fc: Linear
+    @Child(key: "conv1") var conv1 = Conv2d(3, 16, kernelSize: 3, padding: 1)
+    @Child(key: "conv2") var conv2 = Conv2d(16, 32, kernelSize: 3, stride: 2, padding: 1)
+    @Child(key: "conv3") var conv3 = Conv2d(32, 64, kernelSize: 3, stride: 2, padding: 1)
+    @Child(key: "fc") var fc: Linear
 
     init(classes: Int) {
-        fc = Linear(64, classes)
+        _fc.wrappedValue = Linear(64, classes)
         super.init()
     }
 
@@ -38,9 +38,9 @@ final class TinyCNN: Module, ImageClassifier {
 /// pooled over the image weighted by local contrast (the 3×3 variance), so
 /// flat background, which texture-only images never show, does not count.
 final class TextureNet: Module, ImageClassifier {
-    let conv1 = Conv2d(3, 32, kernelSize: 3, padding: 1)
-    let conv2 = Conv2d(32, 32, kernelSize: 3, padding: 1)
-    var fc = Linear(32, 10)
+    @Child(key: "conv1") var conv1 = Conv2d(3, 32, kernelSize: 3, padding: 1)
+    @Child(key: "conv2") var conv2 = Conv2d(32, 32, kernelSize: 3, padding: 1)
+    @Child(key: "fc") var fc = Linear(32, 10)
 
     func contrast(_ x: Tensor) -> Tensor {
         withoutGrad {
@@ -70,7 +70,7 @@ final class TextureNet: Module, ImageClassifier {
 /// L1, pixel units; inputs arrive standardised as (x − 0.5)·4, hence 0.6),
 /// which is the same whatever the texture inside, fed to a TinyCNN.
 final class SilhouetteNet: Module, ImageClassifier {
-    let net = TinyCNN(classes: 10)
+    @Child(key: "net") var net = TinyCNN(classes: 10)
 
     func silhouette(_ x: Tensor) -> Tensor {
         withoutGrad {

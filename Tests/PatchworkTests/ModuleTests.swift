@@ -6,18 +6,18 @@ import PatchworkModels
 
 final class ModuleTests: XCTestCase {
     final class Block: Module {
-        let fc1 = Linear(4, 8)
-        let norm = LayerNorm(8)
+        @Child(key: "fc1") var fc1 = Linear(4, 8)
+        @Child(key: "norm") var norm = LayerNorm(8)
         @Child(key: "proj") var output = Linear(8, 4, bias: false)
         override func callAsFunction(_ x: Tensor) -> Tensor { output(norm(fc1(x)).gelu()) }
     }
 
     final class Net: Module {
-        let patchEmbed = Conv2d(3, 4, kernelSize: 2, stride: 2)
-        let blocks = [Block(), Block()]
-        let bn = BatchNorm(4)
-        let head: Linear? = Linear(4, 2)
-        @Parameter var clsToken = Tensor.zeros([1, 1, 4])
+        @Child(key: "patch_embed") var patchEmbed = Conv2d(3, 4, kernelSize: 2, stride: 2)
+        @Child(key: "blocks") var blocks = [Block(), Block()]
+        @Child(key: "bn") var bn = BatchNorm(4)
+        @Child(key: "head") var head: Linear? = Linear(4, 2)
+        @Parameter(key: "cls_token") var clsToken = Tensor.zeros([1, 1, 4])
         override func callAsFunction(_ x: Tensor) -> Tensor {
             let f = bn(patchEmbed(x)).mean(alongAxes: [1, 2])
             return head!(blocks[1](blocks[0](f)))
@@ -40,6 +40,65 @@ final class ModuleTests: XCTestCase {
         XCTAssertEqual(net.trainableParameters().count, 12)
         net.eval()
         XCTAssertFalse(net.blocks[1].norm.training)
+    }
+
+    /// The cached tree stays true: after replacing the classifier and a block,
+    /// freezing a part and loading a state dict, the optimizer steps exactly the
+    /// module's live, unfrozen parameters, and nothing else.
+    func testTheCachedTreeStaysTrueThroughReplaceFreezeAndLoad() throws {
+        let net = Net()
+        XCTAssertEqual(net.parameters().count, 17)  // builds the cache
+        let newHead = Linear(4, 3), newBlock = Block()
+        try net.update(modules: ["head": newHead, "blocks.1": newBlock])
+        XCTAssertTrue(net.head === newHead)
+        XCTAssertTrue(net.blocks[1] === newBlock)
+        XCTAssertEqual(net.stateDict()["head.weight"]?.shape, [3, 4])
+        XCTAssertTrue(net.namedModules().contains { $0.0 == "blocks.1" && $0.1 === newBlock })
+
+        // A direct assignment inside the model keeps the cache true as well.
+        let other = Linear(4, 5)
+        net.head = other
+        XCTAssertEqual(net.stateDict()["head.bias"]?.shape, [5])
+        try net.update(modules: ["head": newHead])
+
+        // Refused replacements change nothing and name the key.
+        XCTAssertThrowsError(try net.update(modules: ["blocks.0": Linear(4, 4), "head": Linear(4, 7)])) { error in
+            XCTAssertTrue("\(error)".contains("blocks.0"), "\(error)")
+        }
+        XCTAssertThrowsError(try net.update(modules: ["tail": Linear(4, 4)])) { error in
+            XCTAssertTrue("\(error)".contains("tail"), "\(error)")
+        }
+        XCTAssertTrue(net.head === newHead)
+
+        net.blocks[0].freeze()
+        let source = Net()
+        try source.update(modules: ["head": Linear(4, 3)])
+        try net.loadStateDict(source.stateDict())
+        XCTAssertEqual(net.head!.weight.scalars, source.head!.weight.scalars)
+
+        let x = Tensor.randomNormal([2, 4, 4, 3], generator: Generator(seed: 3))
+        let (_, grads) = valueAndGrad(net) { crossEntropy(logits: net(x), labels: [0, 2]) }
+        let trainable = Set(net.namedSlots().filter { $0.1.kind == .parameter && !$0.1.frozen }.map(\.0))
+        XCTAssertEqual(Set(grads.keys), trainable)
+        XCTAssertFalse(trainable.contains { $0.hasPrefix("blocks.0.") })
+        XCTAssertTrue(trainable.isSuperset(of: ["head.weight", "head.bias", "blocks.1.fc1.weight"]))
+
+        let before = Dictionary(uniqueKeysWithValues: net.namedSlots().map { ($0.0, $0.1.value.scalars) })
+        SGD(learningRate: 0.1).step(net, gradients: grads)
+        for (key, slot) in net.namedSlots() where slot.kind == .parameter {
+            let expected = trainable.contains(key) ? zip(before[key]!, grads[key]!.scalars).map { $0 - 0.1 * $1 } : before[key]!
+            XCTAssertEqual(slot.value.scalars, expected, key)
+        }
+        XCTAssertNotEqual(newHead.weight.scalars, before["head.weight"]!, "the live head is the one stepped")
+    }
+
+    final class Unkeyed: Module {
+        let fc = Linear(2, 2)
+        override func callAsFunction(_ x: Tensor) -> Tensor { fc(x) }
+    }
+
+    func testAStoredModuleWithoutAKeyStopsWithItsName() {
+        assertStops(containing: ["Unkeyed", "`fc`", "@Child(key:)"]) { _ = Unkeyed().parameters() }
     }
 
     func testCheckpointRoundTripIsBitIdentical() throws {

@@ -46,22 +46,22 @@ final class OptimizerTests: XCTestCase {
 
     final class Attention: Module, NoWeightDecay {
         @Parameter(key: "relative_position_bias_table") var table = Tensor.ones([5, 2])
-        @Parameter var qkv = Tensor.ones([6, 2])
+        @Parameter(key: "qkv") var qkv = Tensor.ones([6, 2])
         var noWeightDecayKeys: Set<String> { ["relative_position_bias_table"] }
     }
 
     final class Block: Module {
-        let attn = Attention()
-        let norm = LayerNorm(2)
+        @Child(key: "attn") var attn = Attention()
+        @Child(key: "norm") var norm = LayerNorm(2)
     }
 
     final class Net: Module, NoWeightDecay {
-        @Parameter var posEmbed = Tensor.ones([1, 4, 2])
-        @Parameter var clsToken = Tensor.ones([1, 1, 2])
+        @Parameter(key: "pos_embed") var posEmbed = Tensor.ones([1, 4, 2])
+        @Parameter(key: "cls_token") var clsToken = Tensor.ones([1, 1, 2])
         /// Ends with "pos_embed" but not after a dot: decayed.
-        @Parameter var myPosEmbed = Tensor.ones([3, 2])
-        let blocks = [Block(), Block()]
-        let head = Linear(2, 3)
+        @Parameter(key: "my_pos_embed") var myPosEmbed = Tensor.ones([3, 2])
+        @Child(key: "blocks") var blocks = [Block(), Block()]
+        @Child(key: "head") var head = Linear(2, 3)
         var noWeightDecayKeys: Set<String> { ["pos_embed", "cls_token"] }
     }
 

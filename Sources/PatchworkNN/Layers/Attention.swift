@@ -7,10 +7,10 @@ import Patchwork
 /// `recordsAttention` keeps the last probabilities in `lastAttention` for
 /// callers that only see the model from outside.
 public final class Attention: Module, AttentionRecording {
-    public let qkv: Linear
-    public let attnDrop: Dropout
-    public let proj: Linear
-    public let projDrop: Dropout
+    @Child(key: "qkv") public var qkv: Linear
+    @Child(key: "attn_drop") public var attnDrop: Dropout
+    @Child(key: "proj") public var proj: Linear
+    @Child(key: "proj_drop") public var projDrop: Dropout
     public let heads: Int
     public let scale: Float
     public var recordsAttention = false
@@ -24,10 +24,10 @@ public final class Attention: Module, AttentionRecording {
     public init(_ dim: Int, heads: Int, qkvBias: Bool = true, projBias: Bool = true, attentionDropout: Float = 0,
                 projectionDropout: Float = 0, generator: Generator = .global) {
         precondition(dim % heads == 0, "Attention: dim \(dim) is not divisible by \(heads) heads")
-        qkv = Linear(dim, dim * 3, bias: qkvBias, generator: generator)
-        attnDrop = Dropout(attentionDropout)
-        proj = Linear(dim, dim, bias: projBias, generator: generator)
-        projDrop = Dropout(projectionDropout)
+        _qkv.wrappedValue = Linear(dim, dim * 3, bias: qkvBias, generator: generator)
+        _attnDrop.wrappedValue = Dropout(attentionDropout)
+        _proj.wrappedValue = Linear(dim, dim, bias: projBias, generator: generator)
+        _projDrop.wrappedValue = Dropout(projectionDropout)
         self.heads = heads
         scale = 1 / Float(dim / heads).squareRoot()
     }
@@ -51,14 +51,14 @@ public final class Attention: Module, AttentionRecording {
 /// Image to patch tokens: a conv with kernel = stride = patch size
 /// (timm's PatchEmbed); [B, H, W, C] → [B, (H/p)·(W/p), D] by a reshape.
 public final class PatchEmbed: Module {
-    public let proj: Conv2d
-    public let norm: Module
+    @Child(key: "proj") public var proj: Conv2d
+    @Child(key: "norm") public var norm: Module
     public let patchSize: Int
 
     public init(patchSize: Int, inChannels: Int = 3, embedDim: Int, bias: Bool = true, norm: Module? = nil,
                 generator: Generator = .global) {
-        proj = Conv2d(inChannels, embedDim, kernelSize: patchSize, stride: patchSize, bias: bias, generator: generator)
-        self.norm = norm ?? Identity()
+        _proj.wrappedValue = Conv2d(inChannels, embedDim, kernelSize: patchSize, stride: patchSize, bias: bias, generator: generator)
+        _norm.wrappedValue = norm ?? Identity()
         self.patchSize = patchSize
     }
 

@@ -6,8 +6,8 @@ import Patchwork
 /// checkpoints hold PyTorch's [out, in/groups, kH, kW] and are converted on
 /// load and save.
 public final class Conv2d: Module {
-    @Parameter public var weight: Tensor
-    @OptionalParameter public var bias: Tensor?
+    @Parameter(key: "weight", layout: .convWeight) public var weight: Tensor
+    @OptionalParameter(key: "bias") public var bias: Tensor?
     public let stride: (Int, Int)
     public let padding: (Int, Int)
     public let dilation: (Int, Int)
@@ -19,9 +19,9 @@ public final class Conv2d: Module {
         precondition(inChannels % groups == 0 && outChannels % groups == 0,
                      "Conv2d: groups \(groups) must divide in (\(inChannels)) and out (\(outChannels)) channels")
         let fanIn = inChannels / groups * kernelSize.0 * kernelSize.1
-        _weight = Parameter(wrappedValue: Init.torchDefault([outChannels, kernelSize.0, kernelSize.1, inChannels / groups],
-                                                            fanIn: fanIn, generator: generator), layout: .convWeight)
-        _bias = OptionalParameter(wrappedValue: bias ? Init.torchDefault([outChannels], fanIn: fanIn, generator: generator) : nil)
+        _weight.wrappedValue = Init.torchDefault([outChannels, kernelSize.0, kernelSize.1, inChannels / groups],
+                                                            fanIn: fanIn, generator: generator)
+        _bias.wrappedValue = bias ? Init.torchDefault([outChannels], fanIn: fanIn, generator: generator) : nil
         self.stride = stride
         self.padding = padding
         self.dilation = dilation

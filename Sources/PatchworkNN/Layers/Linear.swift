@@ -2,12 +2,12 @@ import Patchwork
 
 /// y = x·Wᵀ + b (torch.nn.Linear: weight [out, in], bias [out]).
 public final class Linear: Module {
-    @Parameter public var weight: Tensor
-    @OptionalParameter public var bias: Tensor?
+    @Parameter(key: "weight") public var weight: Tensor
+    @OptionalParameter(key: "bias") public var bias: Tensor?
 
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, generator: Generator = .global) {
-        weight = Init.torchDefault([outFeatures, inFeatures], fanIn: inFeatures, generator: generator)
-        _bias = OptionalParameter(wrappedValue: bias ? Init.torchDefault([outFeatures], fanIn: inFeatures, generator: generator) : nil)
+        _weight.wrappedValue = Init.torchDefault([outFeatures, inFeatures], fanIn: inFeatures, generator: generator)
+        _bias.wrappedValue = bias ? Init.torchDefault([outFeatures], fanIn: inFeatures, generator: generator) : nil
         super.init()
     }
 
@@ -94,19 +94,19 @@ public final class DropPath: Module, StochasticLayer {
 
 /// timm's Mlp: fc1 → activation → dropout → fc2 → dropout.
 public final class MLP: Module {
-    public let fc1: Linear
+    @Child(key: "fc1") public var fc1: Linear
     public let act: Activation
-    public let drop1: Dropout
-    public let fc2: Linear
-    public let drop2: Dropout
+    @Child(key: "drop1") public var drop1: Dropout
+    @Child(key: "fc2") public var fc2: Linear
+    @Child(key: "drop2") public var drop2: Dropout
 
     public init(_ inFeatures: Int, hidden: Int, out: Int? = nil, activation: Activation = .gelu, bias: Bool = true,
                 dropout: Float = 0, generator: Generator = .global) {
-        fc1 = Linear(inFeatures, hidden, bias: bias, generator: generator)
+        _fc1.wrappedValue = Linear(inFeatures, hidden, bias: bias, generator: generator)
         act = activation
-        drop1 = Dropout(dropout)
-        fc2 = Linear(hidden, out ?? inFeatures, bias: bias, generator: generator)
-        drop2 = Dropout(dropout)
+        _drop1.wrappedValue = Dropout(dropout)
+        _fc2.wrappedValue = Linear(hidden, out ?? inFeatures, bias: bias, generator: generator)
+        _drop2.wrappedValue = Dropout(dropout)
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor {

@@ -3,13 +3,13 @@ import Patchwork
 /// Layer norm over the last dimension (torch.nn.LayerNorm(dim), and timm's
 /// LayerNorm2d on channels-last maps).
 public final class LayerNorm: Module {
-    @OptionalParameter public var weight: Tensor?
-    @OptionalParameter public var bias: Tensor?
+    @OptionalParameter(key: "weight") public var weight: Tensor?
+    @OptionalParameter(key: "bias") public var bias: Tensor?
     public let eps: Float
 
     public init(_ dim: Int, eps: Float = 1e-5, affine: Bool = true, bias: Bool = true) {
-        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([dim]) : nil)
-        _bias = OptionalParameter(wrappedValue: affine && bias ? Tensor.zeros([dim]) : nil)
+        _weight.wrappedValue = affine ? Tensor.ones([dim]) : nil
+        _bias.wrappedValue = affine && bias ? Tensor.zeros([dim]) : nil
         self.eps = eps
         super.init()
     }
@@ -24,20 +24,20 @@ public final class LayerNorm: Module {
 /// batch statistics and updates the running ones; evaluation mode uses the
 /// running statistics.
 public final class BatchNorm: Module {
-    @OptionalParameter public var weight: Tensor?
-    @OptionalParameter public var bias: Tensor?
-    @Buffer public var runningMean: Tensor
-    @Buffer public var runningVar: Tensor
-    @Buffer public var numBatchesTracked: Tensor
+    @OptionalParameter(key: "weight") public var weight: Tensor?
+    @OptionalParameter(key: "bias") public var bias: Tensor?
+    @Buffer(key: "running_mean") public var runningMean: Tensor
+    @Buffer(key: "running_var") public var runningVar: Tensor
+    @Buffer(key: "num_batches_tracked", checkpointDType: .I64) public var numBatchesTracked: Tensor
     public let eps: Float
     public let momentum: Float
 
     public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true) {
-        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([channels]) : nil)
-        _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([channels]) : nil)
-        runningMean = Tensor.zeros([channels])
-        runningVar = Tensor.ones([channels])
-        _numBatchesTracked = Buffer(wrappedValue: Tensor(0), checkpointDType: .I64)
+        _weight.wrappedValue = affine ? Tensor.ones([channels]) : nil
+        _bias.wrappedValue = affine ? Tensor.zeros([channels]) : nil
+        _runningMean.wrappedValue = Tensor.zeros([channels])
+        _runningVar.wrappedValue = Tensor.ones([channels])
+        _numBatchesTracked.wrappedValue = Tensor(0)
         self.eps = eps
         self.momentum = momentum
         super.init()
@@ -62,15 +62,15 @@ public typealias BatchNorm2d = BatchNorm
 
 /// Group norm over channel groups and all positions (torch.nn.GroupNorm) on [B, ..., C].
 public final class GroupNorm: Module {
-    @OptionalParameter public var weight: Tensor?
-    @OptionalParameter public var bias: Tensor?
+    @OptionalParameter(key: "weight") public var weight: Tensor?
+    @OptionalParameter(key: "bias") public var bias: Tensor?
     public let groups: Int
     public let eps: Float
 
     public init(groups: Int, channels: Int, eps: Float = 1e-5, affine: Bool = true) {
         precondition(channels % groups == 0, "GroupNorm: \(groups) groups do not divide \(channels) channels")
-        _weight = OptionalParameter(wrappedValue: affine ? Tensor.ones([channels]) : nil)
-        _bias = OptionalParameter(wrappedValue: affine ? Tensor.zeros([channels]) : nil)
+        _weight.wrappedValue = affine ? Tensor.ones([channels]) : nil
+        _bias.wrappedValue = affine ? Tensor.zeros([channels]) : nil
         self.groups = groups
         self.eps = eps
         super.init()
