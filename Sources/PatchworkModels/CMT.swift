@@ -169,29 +169,29 @@ public final class CMTPatchEmbed: Module {
 
 /// The arguments of the reference's `CMT(...)`, under their names (nil: the reference's default).
 public struct CMTConfig: Codable, Sendable {
-    public var imgSize: Int?
+    public var imgSize: Int = 224
     public var inChans: Int?
-    public var numClasses: Int?
-    public var embedDims: [Int]?
-    public var stemChannel: Int?
-    public var fcDim: Int?
-    public var numHeads: [Int]?
-    public var mlpRatios: [Double]?
-    public var qkvBias: Bool?
+    public var numClasses: Int = 1000
+    public var embedDims: [Int] = [46, 92, 184, 368]
+    public var stemChannel: Int = 16
+    public var fcDim: Int = 1280
+    public var numHeads: [Int] = [1, 2, 4, 8]
+    public var mlpRatios: [Double] = [3.6, 3.6, 3.6, 3.6]
+    public var qkvBias: Bool = true
     public var qkScale: Double?
     public var representationSize: Int?
-    public var dropRate: Double?
-    public var attnDropRate: Double?
-    public var dropPathRate: Double?
+    public var dropRate: Double = 0
+    public var attnDropRate: Double = 0
+    public var dropPathRate: Double = 0
     public var hybridBackbone: JSONValue?
     /// Block norms: nil/null is the reference's partial(nn.LayerNorm, eps=1e-6); a tagged
     /// LayerNorm callable or partial (with its eps) is accepted too.
     public var normLayer: JSONValue?
-    public var depths: [Int]?
-    public var qkRatio: Int?
-    public var srRatios: [Int]?
+    public var depths: [Int] = [2, 2, 10, 2]
+    public var qkRatio: Int = 1
+    public var srRatios: [Int] = [8, 4, 2, 1]
     /// Dropout before the head (the reference's default 0.1; cmt_b 0.3).
-    public var dp: Double?
+    public var dp: Double = 0.1
 
     public init(imgSize: Int = 224, numClasses: Int = 1000, embedDims: [Int] = [46, 92, 184, 368], stemChannel: Int = 16,
                 fcDim: Int = 1280, numHeads: [Int] = [1, 2, 4, 8], mlpRatios: [Double] = [3.6, 3.6, 3.6, 3.6],
@@ -199,6 +199,31 @@ public struct CMTConfig: Codable, Sendable {
         self.imgSize = imgSize; self.numClasses = numClasses; self.embedDims = embedDims; self.stemChannel = stemChannel
         self.fcDim = fcDim; self.numHeads = numHeads; self.mlpRatios = mlpRatios; self.depths = depths
         self.srRatios = srRatios; self.dropPathRate = dropPathRate; self.dp = dp
+    }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imgSize = try c.value(.imgSize, imgSize)
+        inChans = try c.decodeIfPresent(Int.self, forKey: .inChans)
+        numClasses = try c.value(.numClasses, numClasses)
+        embedDims = try c.value(.embedDims, embedDims)
+        stemChannel = try c.value(.stemChannel, stemChannel)
+        fcDim = try c.value(.fcDim, fcDim)
+        numHeads = try c.value(.numHeads, numHeads)
+        mlpRatios = try c.value(.mlpRatios, mlpRatios)
+        qkvBias = try c.value(.qkvBias, qkvBias)
+        qkScale = try c.decodeIfPresent(Double.self, forKey: .qkScale)
+        representationSize = try c.decodeIfPresent(Int.self, forKey: .representationSize)
+        dropRate = try c.value(.dropRate, dropRate)
+        attnDropRate = try c.value(.attnDropRate, attnDropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        hybridBackbone = try c.decodeIfPresent(JSONValue.self, forKey: .hybridBackbone)
+        normLayer = try c.decodeIfPresent(JSONValue.self, forKey: .normLayer)
+        depths = try c.value(.depths, depths)
+        qkRatio = try c.value(.qkRatio, qkRatio)
+        srRatios = try c.value(.srRatios, srRatios)
+        dp = try c.value(.dp, dp)
     }
 }
 
@@ -249,13 +274,13 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
     public let srRatios: [Int]
 
     public init(_ c: CMTConfig) throws {
-        let imgSize = c.imgSize ?? 224
-        let dims = c.embedDims ?? [46, 92, 184, 368]
-        let heads = c.numHeads ?? [1, 2, 4, 8]
-        let ratios = c.mlpRatios ?? [3.6, 3.6, 3.6, 3.6]
-        let depths = c.depths ?? [2, 2, 10, 2]
-        let srs = c.srRatios ?? [8, 4, 2, 1]
-        let stem = c.stemChannel ?? 16, fcDim = c.fcDim ?? 1280, qkRatio = c.qkRatio ?? 1
+        let imgSize = c.imgSize
+        let dims = c.embedDims
+        let heads = c.numHeads
+        let ratios = c.mlpRatios
+        let depths = c.depths
+        let srs = c.srRatios
+        let stem = c.stemChannel, fcDim = c.fcDim, qkRatio = c.qkRatio
         for (name, list) in [("embed_dims", dims), ("num_heads", heads), ("depths", depths), ("sr_ratios", srs)] where list.count != 4 {
             throw ModelError("cmt: \(name) must have 4 entries (one per stage), got \(list)")
         }
@@ -304,14 +329,14 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
         _relativePosA.wrappedValue = tables[0]; _relativePosB.wrappedValue = tables[1]; _relativePosC.wrappedValue = tables[2]; _relativePosD.wrappedValue = tables[3]
 
         let total = depths.reduce(0, +)
-        let rate = Float(c.dropPathRate ?? 0)
+        let rate = Float(c.dropPathRate)
         let dpr = dropPathRates(rate, count: total)
         var stages: [[CMTBlock]] = []
         var cur = 0
         for i in 0..<4 {
             stages.append((0..<depths[i]).map { j in
-                CMTBlock(dim: dims[i], heads: heads[i], mlpRatio: ratios[i], qkvBias: c.qkvBias ?? true, qkScale: c.qkScale,
-                         drop: Float(c.dropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0), dropPath: dpr[cur + j],
+                CMTBlock(dim: dims[i], heads: heads[i], mlpRatio: ratios[i], qkvBias: c.qkvBias, qkScale: c.qkScale,
+                         drop: Float(c.dropRate), attnDrop: Float(c.attnDropRate), dropPath: dpr[cur + j],
                          normEps: normEps, qkRatio: qkRatio, srRatio: srs[i])
             })
             cur += depths[i]
@@ -319,8 +344,8 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
         _blocksA.wrappedValue = stages[0]; _blocksB.wrappedValue = stages[1]; _blocksC.wrappedValue = stages[2]; _blocksD.wrappedValue = stages[3]
         _fc.wrappedValue = Conv2d(dims[3], fcDim, kernelSize: 1)
         _bn.wrappedValue = BatchNorm(fcDim, eps: 1e-5)
-        _drop.wrappedValue = Dropout(Float(c.dp ?? 0.1))
-        _head.wrappedValue = CMT.makeHead(fcDim, classes: c.numClasses ?? 1000)
+        _drop.wrappedValue = Dropout(Float(c.dp))
+        _head.wrappedValue = CMT.makeHead(fcDim, classes: c.numClasses)
         super.init()
         initWeights()
     }

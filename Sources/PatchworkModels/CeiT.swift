@@ -225,23 +225,23 @@ public final class CeiTLCABlock: Module {
 /// must be their Image2Tokens (tagged `{"$type": "module", "name": "ceit_model.Image2Tokens",
 /// "kwargs": {...}}`); `norm_layer` a LayerNorm (or a partial of one with `eps`).
 public struct CeiTConfig: Codable, Sendable {
-    public var imgSize: Int?
-    public var patchSize: Int?
-    public var inChans: Int?
-    public var numClasses: Int?
-    public var embedDim: Int?
-    public var depth: Int?
-    public var numHeads: Int?
-    public var mlpRatio: Double?
-    public var qkvBias: Bool?
+    public var imgSize: Int = 224
+    public var patchSize: Int = 16
+    public var inChans: Int = 3
+    public var numClasses: Int = 1000
+    public var embedDim: Int = 768
+    public var depth: Int = 12
+    public var numHeads: Int = 12
+    public var mlpRatio: Double = 4
+    public var qkvBias: Bool = false
     public var qkScale: Double?
-    public var dropRate: Double?
-    public var attnDropRate: Double?
-    public var dropPathRate: Double?
+    public var dropRate: Double = 0
+    public var attnDropRate: Double = 0
+    public var dropPathRate: Double = 0
     public var hybridBackbone: ReferenceCallable?
     public var normLayer: ReferenceCallable?
-    public var leffLocalSize: Int?
-    public var leffWithBn: Bool?
+    public var leffLocalSize: Int = 3
+    public var leffWithBn: Bool = true
 
     /// As the authors' ceit_* factories: Image2Tokens(in_chans, stemChannels, stemKernel, stemStride),
     /// LayerNorm eps 1e-6, qkv bias.
@@ -255,6 +255,28 @@ public struct CeiTConfig: Codable, Sendable {
                                            kwargs: ["in_chans": .number(3), "out_chans": .number(Double(stemChannels)),
                                                     "kernel_size": .number(Double(stemKernel)), "stride": .number(Double(stemStride))])
         normLayer = ReferenceCallable(type: "partial", name: "torch.nn.LayerNorm", kwargs: ["eps": .number(1e-6)])
+    }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imgSize = try c.value(.imgSize, imgSize)
+        patchSize = try c.value(.patchSize, patchSize)
+        inChans = try c.value(.inChans, inChans)
+        numClasses = try c.value(.numClasses, numClasses)
+        embedDim = try c.value(.embedDim, embedDim)
+        depth = try c.value(.depth, depth)
+        numHeads = try c.value(.numHeads, numHeads)
+        mlpRatio = try c.value(.mlpRatio, mlpRatio)
+        qkvBias = try c.value(.qkvBias, qkvBias)
+        qkScale = try c.decodeIfPresent(Double.self, forKey: .qkScale)
+        dropRate = try c.value(.dropRate, dropRate)
+        attnDropRate = try c.value(.attnDropRate, attnDropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        hybridBackbone = try c.decodeIfPresent(ReferenceCallable.self, forKey: .hybridBackbone)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+        leffLocalSize = try c.value(.leffLocalSize, leffLocalSize)
+        leffWithBn = try c.value(.leffWithBn, leffWithBn)
     }
 }
 
@@ -284,7 +306,7 @@ public final class CeiT: Module, ImageClassifier {
             guard let i = v.int, i > 0 else { throw ModelError("ceit: Image2Tokens \(key) \(v) must be a positive integer") }
             return i
         }
-        let inChans = c.inChans ?? 3
+        let inChans = c.inChans
         guard try arg("in_chans", inChans) == inChans else {
             throw ModelError("ceit: Image2Tokens in_chans differs from the model's in_chans \(inChans)")
         }
@@ -295,33 +317,33 @@ public final class CeiT: Module, ImageClassifier {
         } else {
             eps = 1e-5  // torch.nn.LayerNorm
         }
-        let dim = c.embedDim ?? 768, heads = c.numHeads ?? 12, depth = c.depth ?? 12
+        let dim = c.embedDim, heads = c.numHeads, depth = c.depth
         guard heads > 0, dim % heads == 0 else { throw ModelError("ceit: embed_dim \(dim) is not divisible by num_heads \(heads)") }
         guard depth > 0 else { throw ModelError("ceit: depth must be positive") }
-        let kernel = c.leffLocalSize ?? 3
+        let kernel = c.leffLocalSize
         guard kernel > 0, kernel % 2 == 1 else { throw ModelError("ceit: leff_local_size \(kernel) must be odd (the LeFF keeps the grid)") }
         let stem = CeiTImage2Tokens(inChannels: inChans, outChannels: try arg("out_chans", 64),
                                     kernelSize: try arg("kernel_size", 7), stride: try arg("stride", 2))
-        _i2t.wrappedValue = try CeiTImageEmbed(backbone: stem, imgSize: c.imgSize ?? 224, patchSize: c.patchSize ?? 16, embedDim: dim)
+        _i2t.wrappedValue = try CeiTImageEmbed(backbone: stem, imgSize: c.imgSize, patchSize: c.patchSize, embedDim: dim)
         embedDim = dim
         let tokens = _i2t.wrappedValue.grid.0 * _i2t.wrappedValue.grid.1
         _clsToken.wrappedValue = Init.truncatedNormal([1, 1, dim], std: 0.02)
         _posEmbed.wrappedValue = Init.truncatedNormal([1, tokens + 1, dim], std: 0.02)
-        let drop = Float(c.dropRate ?? 0), attnDrop = Float(c.attnDropRate ?? 0)
+        let drop = Float(c.dropRate), attnDrop = Float(c.attnDropRate)
         _posDrop.wrappedValue = Dropout(drop)
         // Python's `qk_scale or head_dim ** -0.5`.
         let qkScale = c.qkScale.flatMap { $0 != 0 ? Float($0) : nil }
-        let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
+        let rates = dropPathRates(Float(c.dropPathRate), count: depth)
         _blocks.wrappedValue = (0..<depth).map { i in
-            CeiTBlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false, qkScale: qkScale,
+            CeiTBlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias, qkScale: qkScale,
                       drop: drop, attnDrop: attnDrop, dropPath: rates[i],
-                      eps: eps, kernelSize: kernel, withBN: c.leffWithBn ?? true)
+                      eps: eps, kernelSize: kernel, withBN: c.leffWithBn)
         }
-        _lca.wrappedValue = CeiTLCABlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false, qkScale: qkScale,
+        _lca.wrappedValue = CeiTLCABlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias, qkScale: qkScale,
                            drop: drop, attnDrop: attnDrop, eps: eps)
         _posLayerEmbed.wrappedValue = Tensor.zeros([1, depth, dim])
         _norm.wrappedValue = LayerNorm(dim, eps: eps)
-        _head.wrappedValue = CeiT.makeHead(dim, c.numClasses ?? 1000)
+        _head.wrappedValue = CeiT.makeHead(dim, c.numClasses)
         super.init()
         // The authors' _init_weights: truncated-normal(0.02) Linear weights, zero biases (convs keep torch's default).
         for (_, m) in namedModules() {

@@ -174,31 +174,56 @@ public final class ConViTBlock: Module {
 
 /// The config of timm's `ConVit(...)`, under its argument names. `embed_dim` is per head.
 public struct ConViTConfig: Codable, Sendable {
-    public var imgSize: Int?
-    public var patchSize: Int?
-    public var inChans: Int?
-    public var numClasses: Int?
-    public var globalPool: String?
-    public var embedDim: Int?
-    public var depth: Int?
-    public var numHeads: Int?
-    public var mlpRatio: Double?
-    public var qkvBias: Bool?
-    public var dropRate: Double?
-    public var posDropRate: Double?
-    public var projDropRate: Double?
-    public var attnDropRate: Double?
-    public var dropPathRate: Double?
+    public var imgSize: Int = 224
+    public var patchSize: Int = 16
+    public var inChans: Int = 3
+    public var numClasses: Int = 1000
+    public var globalPool: String = "token"
+    public var embedDim: Int = 768
+    public var depth: Int = 12
+    public var numHeads: Int = 12
+    public var mlpRatio: Double = 4
+    public var qkvBias: Bool = false
+    public var dropRate: Double = 0
+    public var posDropRate: Double = 0
+    public var projDropRate: Double = 0
+    public var attnDropRate: Double = 0
+    public var dropPathRate: Double = 0
     public var hybridBackbone: JSONValue?
     public var normLayer: ReferenceCallable?
-    public var localUpToLayer: Int?
-    public var localityStrength: Double?
-    public var usePosEmbed: Bool?
+    public var localUpToLayer: Int = 3
+    public var localityStrength: Double = 1
+    public var usePosEmbed: Bool = true
 
     public init(imgSize: Int = 224, patchSize: Int = 16, embedDim: Int = 48, depth: Int = 12, numHeads: Int,
                 localUpToLayer: Int = 10, mlpRatio: Double = 4, numClasses: Int = 1000) {
         self.imgSize = imgSize; self.patchSize = patchSize; self.embedDim = embedDim; self.depth = depth
         self.numHeads = numHeads; self.localUpToLayer = localUpToLayer; self.mlpRatio = mlpRatio; self.numClasses = numClasses
+    }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imgSize = try c.value(.imgSize, imgSize)
+        patchSize = try c.value(.patchSize, patchSize)
+        inChans = try c.value(.inChans, inChans)
+        numClasses = try c.value(.numClasses, numClasses)
+        globalPool = try c.value(.globalPool, globalPool)
+        embedDim = try c.value(.embedDim, embedDim)
+        depth = try c.value(.depth, depth)
+        numHeads = try c.value(.numHeads, numHeads)
+        mlpRatio = try c.value(.mlpRatio, mlpRatio)
+        qkvBias = try c.value(.qkvBias, qkvBias)
+        dropRate = try c.value(.dropRate, dropRate)
+        posDropRate = try c.value(.posDropRate, posDropRate)
+        projDropRate = try c.value(.projDropRate, projDropRate)
+        attnDropRate = try c.value(.attnDropRate, attnDropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        hybridBackbone = try c.decodeIfPresent(JSONValue.self, forKey: .hybridBackbone)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+        localUpToLayer = try c.value(.localUpToLayer, localUpToLayer)
+        localityStrength = try c.value(.localityStrength, localityStrength)
+        usePosEmbed = try c.value(.usePosEmbed, usePosEmbed)
     }
 }
 
@@ -220,7 +245,7 @@ public final class ConViT: Module, ImageClassifier, CheckpointFiltering {
 
     public init(_ c: ConViTConfig) throws {
         if let hb = c.hybridBackbone, hb != .null { throw ModelError("convit: hybrid_backbone is not supported") }
-        let pool = c.globalPool ?? "token"
+        let pool = c.globalPool
         guard ["token", "avg", ""].contains(pool) else { throw ModelError("convit: global_pool \(pool) is not supported (token, avg, \"\")") }
         let eps: Float
         if let nl = c.normLayer {
@@ -230,33 +255,33 @@ public final class ConViT: Module, ImageClassifier, CheckpointFiltering {
         } else {
             eps = 1e-6
         }
-        let size = c.imgSize ?? 224, patch = c.patchSize ?? 16
+        let size = c.imgSize, patch = c.patchSize
         guard patch > 0, size % patch == 0 else { throw ModelError("convit: img_size \(size) is not divisible by patch_size \(patch)") }
-        let heads = c.numHeads ?? 12
-        guard heads > 0, (c.embedDim ?? 768) > 0 else { throw ModelError("convit: num_heads and embed_dim must be positive") }
-        let dim = (c.embedDim ?? 768) * heads
-        let depth = c.depth ?? 12
+        let heads = c.numHeads
+        guard heads > 0, (c.embedDim) > 0 else { throw ModelError("convit: num_heads and embed_dim must be positive") }
+        let dim = (c.embedDim) * heads
+        let depth = c.depth
         guard depth > 0 else { throw ModelError("convit: depth must be positive") }
-        let local = c.localUpToLayer ?? 3
+        let local = c.localUpToLayer
         embedDim = dim
         localUpToLayer = local
         globalPool = pool
         grid = (size / patch, size / patch)
-        _patchEmbed.wrappedValue = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: dim)
+        _patchEmbed.wrappedValue = PatchEmbed(patchSize: patch, inChannels: c.inChans, embedDim: dim)
         _clsToken.wrappedValue = Init.truncatedNormal([1, 1, dim], std: 0.02)
-        _posEmbed.wrappedValue = (c.usePosEmbed ?? true) ? Init.truncatedNormal([1, grid.0 * grid.1, dim], std: 0.02) : nil
-        _posDrop.wrappedValue = Dropout(Float(c.posDropRate ?? 0))
-        let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
+        _posEmbed.wrappedValue = (c.usePosEmbed) ? Init.truncatedNormal([1, grid.0 * grid.1, dim], std: 0.02) : nil
+        _posDrop.wrappedValue = Dropout(Float(c.posDropRate))
+        let rates = dropPathRates(Float(c.dropPathRate), count: depth)
         let g = grid
         _blocks.wrappedValue = (0..<depth).map { i in
-            ConViTBlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? false,
-                        projDrop: Float(c.projDropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0),
+            ConViTBlock(dim: dim, heads: heads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias,
+                        projDrop: Float(c.projDropRate), attnDrop: Float(c.attnDropRate),
                         dropPath: rates[i], eps: eps,
-                        gpsaGrid: i < local ? g : nil, localityStrength: Float(c.localityStrength ?? 1))
+                        gpsaGrid: i < local ? g : nil, localityStrength: Float(c.localityStrength))
         }
         _norm.wrappedValue = LayerNorm(dim, eps: eps)
-        _headDrop.wrappedValue = Dropout(Float(c.dropRate ?? 0))
-        let classes = c.numClasses ?? 1000
+        _headDrop.wrappedValue = Dropout(Float(c.dropRate))
+        let classes = c.numClasses
         _head.wrappedValue = ConViT.makeHead(dim, classes)
         super.init()
         // timm's _init_weights for the MLPs and the MHSA layers (GPSA initialises itself).

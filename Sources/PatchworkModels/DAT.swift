@@ -270,22 +270,22 @@ public final class DATStage: Module {
 
 /// The config of the authors' `DAT(...)`, under its argument names.
 public struct DATConfig: Codable, Sendable {
-    public var imgSize: Int?
-    public var patchSize: Int?
-    public var numClasses: Int?
-    public var expansion: Int?
-    public var dimStem: Int?
-    public var dims: [Int]?
-    public var depths: [Int]?
-    public var heads: [Int]?
-    public var windowSizes: [Int]?
-    public var dropRate: Double?
-    public var attnDropRate: Double?
-    public var dropPathRate: Double?
-    public var strides: [Int]?
-    public var offsetRangeFactor: [Double]?
+    public var imgSize: Int = 224
+    public var patchSize: Int = 4
+    public var numClasses: Int = 1000
+    public var expansion: Int = 4
+    public var dimStem: Int = 96
+    public var dims: [Int] = [96, 192, 384, 768]
+    public var depths: [Int] = [2, 2, 6, 2]
+    public var heads: [Int] = [3, 6, 12, 24]
+    public var windowSizes: [Int] = [7, 7, 7, 7]
+    public var dropRate: Double = 0
+    public var attnDropRate: Double = 0
+    public var dropPathRate: Double = 0
+    public var strides: [Int] = [-1, -1, -1, -1]
+    public var offsetRangeFactor: [Double] = [1, 2, 3, 4]
     public var stageSpec: [[String]]?
-    public var groups: [Int]?
+    public var groups: [Int] = [-1, -1, 3, 6]
     public var usePes: [Bool]?
     public var dwcPes: [Bool]?
     public var srRatios: [Int]?
@@ -293,9 +293,38 @@ public struct DATConfig: Codable, Sendable {
     public var noOffs: [Bool]?
     public var nsPerPts: [Int]?
     public var useDwcMlps: [Bool]?
-    public var useConvPatches: Bool?
+    public var useConvPatches: Bool = false
 
     public init() {}
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imgSize = try c.value(.imgSize, imgSize)
+        patchSize = try c.value(.patchSize, patchSize)
+        numClasses = try c.value(.numClasses, numClasses)
+        expansion = try c.value(.expansion, expansion)
+        dimStem = try c.value(.dimStem, dimStem)
+        dims = try c.value(.dims, dims)
+        depths = try c.value(.depths, depths)
+        heads = try c.value(.heads, heads)
+        windowSizes = try c.value(.windowSizes, windowSizes)
+        dropRate = try c.value(.dropRate, dropRate)
+        attnDropRate = try c.value(.attnDropRate, attnDropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        strides = try c.value(.strides, strides)
+        offsetRangeFactor = try c.value(.offsetRangeFactor, offsetRangeFactor)
+        stageSpec = try c.decodeIfPresent([[String]].self, forKey: .stageSpec)
+        groups = try c.value(.groups, groups)
+        usePes = try c.decodeIfPresent([Bool].self, forKey: .usePes)
+        dwcPes = try c.decodeIfPresent([Bool].self, forKey: .dwcPes)
+        srRatios = try c.decodeIfPresent([Int].self, forKey: .srRatios)
+        fixedPes = try c.decodeIfPresent([Bool].self, forKey: .fixedPes)
+        noOffs = try c.decodeIfPresent([Bool].self, forKey: .noOffs)
+        nsPerPts = try c.decodeIfPresent([Int].self, forKey: .nsPerPts)
+        useDwcMlps = try c.decodeIfPresent([Bool].self, forKey: .useDwcMlps)
+        useConvPatches = try c.value(.useConvPatches, useConvPatches)
+    }
 }
 
 /// The authors' DAT: conv stem + LN, four stages of L / S / D blocks, 2x2/s2 conv + LN between stages,
@@ -310,14 +339,14 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
     let width: Int
 
     public init(_ c: DATConfig) throws {
-        let dims = c.dims ?? [96, 192, 384, 768]
-        let depths = c.depths ?? [2, 2, 6, 2]
-        let heads = c.heads ?? [3, 6, 12, 24]
-        let windows = c.windowSizes ?? [7, 7, 7, 7]
-        let strides = c.strides ?? [-1, -1, -1, -1]
-        let factors = c.offsetRangeFactor ?? [1, 2, 3, 4]
+        let dims = c.dims
+        let depths = c.depths
+        let heads = c.heads
+        let windows = c.windowSizes
+        let strides = c.strides
+        let factors = c.offsetRangeFactor
         let specs = c.stageSpec ?? [["L", "D"], ["L", "D"], ["L", "D", "L", "D", "L", "D"], ["L", "D"]]
-        let groups = c.groups ?? [-1, -1, 3, 6]
+        let groups = c.groups
         let usePes = c.usePes ?? [false, false, false, false]
         let dwcPes = c.dwcPes ?? [false, false, false, false]
         let fixedPes = c.fixedPes ?? [false, false, false, false]
@@ -329,14 +358,14 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
                                       ("groups", groups.count), ("use_pes", usePes.count), ("dwc_pes", dwcPes.count),
                                       ("fixed_pes", fixedPes.count), ("no_offs", noOffs.count), ("use_dwc_mlps", dwcMlps.count)]
         for (name, n) in lists where n < 4 { throw ModelError("dat: \(name) needs one entry per stage (4), got \(n)") }
-        let size = c.imgSize ?? 224, patch = c.patchSize ?? 4
-        let stem = c.dimStem ?? 96
-        let expansion = c.expansion ?? 4
-        let convPatches = c.useConvPatches ?? false
+        let size = c.imgSize, patch = c.patchSize
+        let stem = c.dimStem
+        let expansion = c.expansion
+        let convPatches = c.useConvPatches
         guard patch > 0, size / patch >= 8 else { throw ModelError("dat: img_size \(size) / patch_size \(patch) leaves no room for 4 stages") }
-        let drop = Float(c.dropRate ?? 0), attnDrop = Float(c.attnDropRate ?? 0)
+        let drop = Float(c.dropRate), attnDrop = Float(c.attnDropRate)
         let total = depths.prefix(4).reduce(0, +)
-        let rate = Float(c.dropPathRate ?? 0)
+        let rate = Float(c.dropPathRate)
         let dpr = dropPathRates(rate, count: total)
 
         _patchProj.wrappedValue = Sequential([
@@ -413,7 +442,7 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
             ])
         }
         _clsNorm.wrappedValue = LayerNormProxy(dims[3])
-        let classes = c.numClasses ?? 1000
+        let classes = c.numClasses
         _clsHead.wrappedValue = classes > 0 ? Linear(dims[3], classes) : Identity()
         imageSize = size
         width = dims[3]

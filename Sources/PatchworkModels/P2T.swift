@@ -169,21 +169,21 @@ public final class P2TBlock: Module {
 /// The arguments of the reference's `PyramidPoolingTransformer(...)` (nil: its default),
 /// plus `pool_ratios`, which the reference hard-codes.
 public struct P2TConfig: Codable, Sendable {
-    public var imgSize: Int?
+    public var imgSize: Int = 224
     public var patchSize: Int?
-    public var inChans: Int?
-    public var numClasses: Int?
-    public var embedDims: [Int]?
-    public var numHeads: [Int]?
-    public var mlpRatios: [Double]?
-    public var qkvBias: Bool?
+    public var inChans: Int = 3
+    public var numClasses: Int = 1000
+    public var embedDims: [Int] = [64, 128, 320, 512]
+    public var numHeads: [Int] = [1, 2, 5, 8]
+    public var mlpRatios: [Double] = [8, 8, 4, 4]
+    public var qkvBias: Bool = true
     public var qkScale: Double?
     public var dropRate: Double?
     public var attnDropRate: Double?
-    public var dropPathRate: Double?
+    public var dropPathRate: Double = 0.1
     /// Block norms: nil/null is the reference's partial(nn.LayerNorm, eps=1e-6).
     public var normLayer: JSONValue?
-    public var depths: [Int]?
+    public var depths: [Int] = [2, 2, 9, 3]
     /// Not an argument of the reference, which hard-codes [[12,16,20,24],[6,8,10,12],[3,4,5,6],[1,2,3,4]]
     /// (the default here). Those need an input side above 64 (stage 4's round(2/4) = 0 crashes);
     /// smaller inputs need smaller ratios (p2t_nano).
@@ -196,6 +196,26 @@ public struct P2TConfig: Codable, Sendable {
                 poolRatios: [[Int]]? = nil) {
         self.imgSize = imgSize; self.numClasses = numClasses; self.embedDims = embedDims; self.numHeads = numHeads
         self.mlpRatios = mlpRatios; self.depths = depths; self.dropPathRate = dropPathRate; self.poolRatios = poolRatios
+    }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imgSize = try c.value(.imgSize, imgSize)
+        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize)
+        inChans = try c.value(.inChans, inChans)
+        numClasses = try c.value(.numClasses, numClasses)
+        embedDims = try c.value(.embedDims, embedDims)
+        numHeads = try c.value(.numHeads, numHeads)
+        mlpRatios = try c.value(.mlpRatios, mlpRatios)
+        qkvBias = try c.value(.qkvBias, qkvBias)
+        qkScale = try c.decodeIfPresent(Double.self, forKey: .qkScale)
+        dropRate = try c.decodeIfPresent(Double.self, forKey: .dropRate)
+        attnDropRate = try c.decodeIfPresent(Double.self, forKey: .attnDropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        normLayer = try c.decodeIfPresent(JSONValue.self, forKey: .normLayer)
+        depths = try c.value(.depths, depths)
+        poolRatios = try c.decodeIfPresent([[Int]].self, forKey: .poolRatios)
     }
 }
 
@@ -219,11 +239,11 @@ public final class P2T: Module, ImageClassifier {
     public let poolRatios: [[Int]]
 
     public init(_ c: P2TConfig) throws {
-        let imgSize = c.imgSize ?? 224
-        let dims = c.embedDims ?? [64, 128, 320, 512]
-        let heads = c.numHeads ?? [1, 2, 5, 8]
-        let ratios = c.mlpRatios ?? [8, 8, 4, 4]
-        let depths = c.depths ?? [2, 2, 9, 3]
+        let imgSize = c.imgSize
+        let dims = c.embedDims
+        let heads = c.numHeads
+        let ratios = c.mlpRatios
+        let depths = c.depths
         let pools = c.poolRatios ?? P2TConfig.referencePoolRatios
         for (name, count) in [("embed_dims", dims.count), ("num_heads", heads.count), ("mlp_ratios", ratios.count),
                               ("depths", depths.count), ("pool_ratios", pools.count)] where count != 4 {
@@ -254,7 +274,7 @@ public final class P2T: Module, ImageClassifier {
         embedDims = dims
         poolRatios = pools
 
-        _patchEmbed1.wrappedValue = P2TPatchEmbed(c.inChans ?? 3, dims[0], kernel: 7, stride: 4)
+        _patchEmbed1.wrappedValue = P2TPatchEmbed(c.inChans, dims[0], kernel: 7, stride: 4)
         _patchEmbed2.wrappedValue = P2TPatchEmbed(dims[0], dims[1], kernel: 3, stride: 2)
         _patchEmbed3.wrappedValue = P2TPatchEmbed(dims[1], dims[2], kernel: 3, stride: 2)
         _patchEmbed4.wrappedValue = P2TPatchEmbed(dims[2], dims[3], kernel: 3, stride: 2)
@@ -262,20 +282,20 @@ public final class P2T: Module, ImageClassifier {
         _dConvs1.wrappedValue = convs[0]; _dConvs2.wrappedValue = convs[1]; _dConvs3.wrappedValue = convs[2]; _dConvs4.wrappedValue = convs[3]
 
         let total = depths.reduce(0, +)
-        let rate = Float(c.dropPathRate ?? 0.1)
+        let rate = Float(c.dropPathRate)
         let dpr = dropPathRates(rate, count: total)
         var stages: [[P2TBlock]] = []
         var cur = 0
         for i in 0..<4 {
             guard depths[i] >= 0 else { throw ModelError("p2t: depths[\(i)] \(depths[i]) is negative") }
             stages.append((0..<depths[i]).map { j in
-                P2TBlock(dim: dims[i], heads: heads[i], mlpRatio: ratios[i], qkvBias: c.qkvBias ?? true, qkScale: c.qkScale,
+                P2TBlock(dim: dims[i], heads: heads[i], mlpRatio: ratios[i], qkvBias: c.qkvBias, qkScale: c.qkScale,
                          dropPath: dpr[cur + j], normEps: normEps, poolRatios: pools[i])
             })
             cur += depths[i]
         }
         _block1.wrappedValue = stages[0]; _block2.wrappedValue = stages[1]; _block3.wrappedValue = stages[2]; _block4.wrappedValue = stages[3]
-        _head.wrappedValue = P2T.makeHead(dims[3], classes: c.numClasses ?? 1000)
+        _head.wrappedValue = P2T.makeHead(dims[3], classes: c.numClasses)
         super.init()
         // The reference's _init_weights: Linear trunc_normal(0.02) with zero bias; LayerNorm
         // ones/zeros (as built); convs keep PyTorch's default init.

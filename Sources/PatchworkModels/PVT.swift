@@ -300,7 +300,7 @@ public struct PvtConfig: Codable, Sendable {
     public var hiddenAct: String?
     public var hiddenDropoutProb: Double?
     public var attentionProbsDropoutProb: Double?
-    public var initializerRange: Double?
+    public var initializerRange: Double = 0.02
     public var dropPathRate: Double?
     public var layerNormEps: Double?
     public var qkvBias: Bool?
@@ -366,6 +366,29 @@ public struct PvtConfig: Codable, Sendable {
         }
         return r
     }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        numLabels = try c.decodeIfPresent(Int.self, forKey: .numLabels)
+        imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize)
+        numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels)
+        numEncoderBlocks = try c.decodeIfPresent(Int.self, forKey: .numEncoderBlocks)
+        depths = try c.decodeIfPresent([Int].self, forKey: .depths)
+        sequenceReductionRatios = try c.decodeIfPresent([Int].self, forKey: .sequenceReductionRatios)
+        hiddenSizes = try c.decodeIfPresent([Int].self, forKey: .hiddenSizes)
+        patchSizes = try c.decodeIfPresent([Int].self, forKey: .patchSizes)
+        strides = try c.decodeIfPresent([Int].self, forKey: .strides)
+        numAttentionHeads = try c.decodeIfPresent([Int].self, forKey: .numAttentionHeads)
+        mlpRatios = try c.decodeIfPresent([Double].self, forKey: .mlpRatios)
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct)
+        hiddenDropoutProb = try c.decodeIfPresent(Double.self, forKey: .hiddenDropoutProb)
+        attentionProbsDropoutProb = try c.decodeIfPresent(Double.self, forKey: .attentionProbsDropoutProb)
+        initializerRange = try c.value(.initializerRange, initializerRange)
+        dropPathRate = try c.decodeIfPresent(Double.self, forKey: .dropPathRate)
+        layerNormEps = try c.decodeIfPresent(Double.self, forKey: .layerNormEps)
+        qkvBias = try c.decodeIfPresent(Bool.self, forKey: .qkvBias)
+    }
 }
 
 /// PvtForImageClassification: `pvt` (the model), then `classifier` on token 0 after
@@ -383,12 +406,12 @@ public final class PVT: Module, ImageClassifier, CheckpointFiltering {
         super.init()
         for (_, m) in namedModules() {
             guard let l = m as? Linear else { continue }
-            l.weight = Init.truncatedNormal(l.weight.shape, std: Float(config.initializerRange ?? 0.02))
+            l.weight = Init.truncatedNormal(l.weight.shape, std: Float(config.initializerRange))
             if l.bias != nil { l.bias = Tensor.zeros([l.weight.shape[0]]) }
         }
         for (_, m) in namedModules() {
             if let a = m as? PvtEfficientSelfAttention, let sr = a.sequenceReduction {
-                sr.weight = Init.truncatedNormal(sr.weight.shape, std: Float(config.initializerRange ?? 0.02))
+                sr.weight = Init.truncatedNormal(sr.weight.shape, std: Float(config.initializerRange))
                 sr.bias = Tensor.zeros([sr.outChannels])
             }
         }

@@ -86,24 +86,24 @@ public struct ResNetConfig: Codable, Sendable {
     public var block: ReferenceCallable
     public var layers: [Int]
     public var channels: [Int]?
-    public var numClasses: Int?
-    public var inChans: Int?
-    public var dropRate: Double?
-    public var dropPathRate: Double?
+    public var numClasses: Int = 1000
+    public var inChans: Int = 3
+    public var dropRate: Double = 0
+    public var dropPathRate: Double = 0
     public var outputStride: Int?
     public var globalPool: String?
-    public var cardinality: Int?
-    public var baseWidth: Int?
+    public var cardinality: Int = 1
+    public var baseWidth: Int = 64
     public var stemWidth: Int?
-    public var stemType: String?
+    public var stemType: String = ""
     public var replaceStemPool: Bool?
-    public var blockReduceFirst: Int?
+    public var blockReduceFirst: Int = 1
     public var downKernelSize: Int?
-    public var avgDown: Bool?
+    public var avgDown: Bool = false
     public var actLayer: ReferenceCallable?
     public var normLayer: ReferenceCallable?
     public var aaLayer: ReferenceCallable?
-    public var zeroInitLast: Bool?
+    public var zeroInitLast: Bool = true
     /// Patchwork extension (not a timm argument): the CIFAR-style stem for small
     /// inputs, one 3x3 stride-1 conv of `stem_width` channels and no max-pool.
     public var smallInputStem: Bool?
@@ -112,6 +112,33 @@ public struct ResNetConfig: Codable, Sendable {
         self.block = ReferenceCallable(type: "callable", name: "timm.models.resnet.\(block)", kwargs: nil)
         self.layers = layers
         self.numClasses = numClasses
+    }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        block = try c.decode(ReferenceCallable.self, forKey: .block)
+        layers = try c.decode([Int].self, forKey: .layers)
+        channels = try c.decodeIfPresent([Int].self, forKey: .channels)
+        numClasses = try c.value(.numClasses, numClasses)
+        inChans = try c.value(.inChans, inChans)
+        dropRate = try c.value(.dropRate, dropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        outputStride = try c.decodeIfPresent(Int.self, forKey: .outputStride)
+        globalPool = try c.decodeIfPresent(String.self, forKey: .globalPool)
+        cardinality = try c.value(.cardinality, cardinality)
+        baseWidth = try c.value(.baseWidth, baseWidth)
+        stemWidth = try c.decodeIfPresent(Int.self, forKey: .stemWidth)
+        stemType = try c.value(.stemType, stemType)
+        replaceStemPool = try c.decodeIfPresent(Bool.self, forKey: .replaceStemPool)
+        blockReduceFirst = try c.value(.blockReduceFirst, blockReduceFirst)
+        downKernelSize = try c.decodeIfPresent(Int.self, forKey: .downKernelSize)
+        avgDown = try c.value(.avgDown, avgDown)
+        actLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .actLayer)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+        aaLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .aaLayer)
+        zeroInitLast = try c.value(.zeroInitLast, zeroInitLast)
+        smallInputStem = try c.decodeIfPresent(Bool.self, forKey: .smallInputStem)
     }
 }
 
@@ -144,12 +171,12 @@ public final class ResNet: Module, ImageClassifier {
         if (config.downKernelSize ?? 1) != 1 { throw ModelError("resnet: down_kernel_size \(config.downKernelSize!) is not supported (1)") }
         guard config.layers.count == 4 else { throw ModelError("resnet: layers must have 4 entries, got \(config.layers)") }
         let channels = config.channels ?? [64, 128, 256, 512]
-        let inChans = config.inChans ?? 3
+        let inChans = config.inChans
         let stemWidth = config.stemWidth ?? 64
-        let stemType = config.stemType ?? ""
-        let cardinality = config.cardinality ?? 1, baseWidth = config.baseWidth ?? 64
-        let reduceFirst = config.blockReduceFirst ?? 1
-        let avgDown = config.avgDown ?? false
+        let stemType = config.stemType
+        let cardinality = config.cardinality, baseWidth = config.baseWidth
+        let reduceFirst = config.blockReduceFirst
+        let avgDown = config.avgDown
         let expansion = blockName == "Bottleneck" ? Bottleneck.expansion : BasicBlock.expansion
 
         // Stem.
@@ -177,7 +204,7 @@ public final class ResNet: Module, ImageClassifier {
 
         // Stages, with drop-path rates rising linearly over all blocks.
         let totalBlocks = config.layers.reduce(0, +)
-        let dropPathRate = Float(config.dropPathRate ?? 0)
+        let dropPathRate = Float(config.dropPathRate)
         var blockIndex = 0
         var stages: [Sequential] = []
         for (i, (count, planes)) in zip(config.layers, channels).enumerated() {
@@ -207,11 +234,11 @@ public final class ResNet: Module, ImageClassifier {
         _layer1.wrappedValue = stages[0]; _layer2.wrappedValue = stages[1]
         _layer3.wrappedValue = stages[2]; _layer4.wrappedValue = stages[3]
         numFeatures = inplanes
-        _fc.wrappedValue = Linear(numFeatures, config.numClasses ?? 1000)
-        dropRate = Float(config.dropRate ?? 0)
+        _fc.wrappedValue = Linear(numFeatures, config.numClasses)
+        dropRate = Float(config.dropRate)
         _headDropout.wrappedValue = Dropout(dropRate)
         super.init()
-        initWeights(zeroInitLast: config.zeroInitLast ?? true)
+        initWeights(zeroInitLast: config.zeroInitLast)
     }
 
     /// timm's init: Kaiming-normal (fan_out, ReLU) convs, BN 1/0, last BN of each block zeroed.

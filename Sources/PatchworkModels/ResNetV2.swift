@@ -348,7 +348,7 @@ final class ResNetV2Stem: Module, HybridBackbone {
         guard ["", "fixed", "same", "deep", "deep_fixed", "deep_same", "tiered"].contains(type) else {
             throw ModelError("resnetv2 stem: stem_type \"\(type)\" is not supported (\"\", fixed, same, deep, deep_fixed, deep_same, tiered)")
         }
-        try self.init(inChannels: c.inChs ?? 3, outChannels: c.outChs ?? 64, type: type,
+        try self.init(inChannels: c.inChs, outChannels: c.outChs, type: type,
                       layers: ResNetV2Layers(convLayer: c.convLayer, normLayer: c.normLayer))
     }
 
@@ -382,12 +382,29 @@ final class ResNetV2Stem: Module, HybridBackbone {
 
 /// The arguments of timm's `create_resnetv2_stem(...)`, under their names.
 public struct ResNetV2StemConfig: Codable, Sendable {
-    public var inChs: Int?
-    public var outChs: Int?
+    public var inChs: Int = 3
+    public var outChs: Int = 64
     public var stemType: String?
     public var preact: Bool?
     public var convLayer: ReferenceCallable?
     public var normLayer: ReferenceCallable?
+
+    public init(inChs: Int = 3, outChs: Int = 64, stemType: String? = nil, preact: Bool? = nil,
+                convLayer: ReferenceCallable? = nil, normLayer: ReferenceCallable? = nil) {
+        self.inChs = inChs; self.outChs = outChs; self.stemType = stemType; self.preact = preact
+        self.convLayer = convLayer; self.normLayer = normLayer
+    }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        inChs = try c.value(.inChs, inChs)
+        outChs = try c.value(.outChs, outChs)
+        stemType = try c.decodeIfPresent(String.self, forKey: .stemType)
+        preact = try c.decodeIfPresent(Bool.self, forKey: .preact)
+        convLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .convLayer)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+    }
 }
 
 /// timm's make_divisible (divisor 8, at most 10% below the value).

@@ -287,25 +287,25 @@ final class PooledHead: Module {
 
 /// The config of timm's `SwinTransformer(...)`, under its argument names.
 public struct SwinConfig: Codable, Sendable {
-    public var imgSize: Int?
-    public var patchSize: Int?
-    public var inChans: Int?
-    public var numClasses: Int?
-    public var globalPool: String?
-    public var embedDim: Int?
-    public var depths: [Int]?
-    public var numHeads: [Int]?
+    public var imgSize: Int = 224
+    public var patchSize: Int = 4
+    public var inChans: Int = 3
+    public var numClasses: Int = 1000
+    public var globalPool: String = "avg"
+    public var embedDim: Int = 96
+    public var depths: [Int] = [2, 2, 6, 2]
+    public var numHeads: [Int] = [3, 6, 12, 24]
     public var headDim: Int?
-    public var windowSize: Int?
-    public var alwaysPartition: Bool?
+    public var windowSize: Int = 7
+    public var alwaysPartition: Bool = false
     public var strictImgSize: Bool?
     public var dynamicImgSize: Bool?
-    public var mlpRatio: Double?
-    public var qkvBias: Bool?
-    public var dropRate: Double?
-    public var projDropRate: Double?
-    public var attnDropRate: Double?
-    public var dropPathRate: Double?
+    public var mlpRatio: Double = 4
+    public var qkvBias: Bool = true
+    public var dropRate: Double = 0
+    public var projDropRate: Double = 0
+    public var attnDropRate: Double = 0
+    public var dropPathRate: Double = 0.1
     public var embedLayer: ReferenceCallable?
     public var normLayer: ReferenceCallable?
     public var weightInit: String?
@@ -314,6 +314,33 @@ public struct SwinConfig: Codable, Sendable {
                 numHeads: [Int] = [3, 6, 12, 24], windowSize: Int = 7, numClasses: Int = 1000) {
         self.imgSize = imgSize; self.patchSize = patchSize; self.embedDim = embedDim; self.depths = depths
         self.numHeads = numHeads; self.windowSize = windowSize; self.numClasses = numClasses
+    }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imgSize = try c.value(.imgSize, imgSize)
+        patchSize = try c.value(.patchSize, patchSize)
+        inChans = try c.value(.inChans, inChans)
+        numClasses = try c.value(.numClasses, numClasses)
+        globalPool = try c.value(.globalPool, globalPool)
+        embedDim = try c.value(.embedDim, embedDim)
+        depths = try c.value(.depths, depths)
+        numHeads = try c.value(.numHeads, numHeads)
+        headDim = try c.decodeIfPresent(Int.self, forKey: .headDim)
+        windowSize = try c.value(.windowSize, windowSize)
+        alwaysPartition = try c.value(.alwaysPartition, alwaysPartition)
+        strictImgSize = try c.decodeIfPresent(Bool.self, forKey: .strictImgSize)
+        dynamicImgSize = try c.decodeIfPresent(Bool.self, forKey: .dynamicImgSize)
+        mlpRatio = try c.value(.mlpRatio, mlpRatio)
+        qkvBias = try c.value(.qkvBias, qkvBias)
+        dropRate = try c.value(.dropRate, dropRate)
+        projDropRate = try c.value(.projDropRate, projDropRate)
+        attnDropRate = try c.value(.attnDropRate, attnDropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        embedLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .embedLayer)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+        weightInit = try c.decodeIfPresent(String.self, forKey: .weightInit)
     }
 }
 
@@ -335,27 +362,27 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
         if let e = c.embedLayer, e.shortName != "PatchEmbed" { throw ModelError("swin: embed_layer \(e.name) is not supported (PatchEmbed)") }
         if let n = c.normLayer, n.shortName != "LayerNorm" { throw ModelError("swin: norm_layer \(n.name) is not supported (LayerNorm)") }
         if let w = c.weightInit, !["", "skip"].contains(w) { throw ModelError("swin: weight_init \(w) is not supported") }
-        let pool = c.globalPool ?? "avg"
+        let pool = c.globalPool
         guard pool == "avg" else { throw ModelError("swin: global_pool \"\(pool)\" is not supported (avg)") }
-        let depths = c.depths ?? [2, 2, 6, 2]
-        let heads = c.numHeads ?? [3, 6, 12, 24]
+        let depths = c.depths
+        let heads = c.numHeads
         guard !depths.isEmpty, heads.count == depths.count else {
             throw ModelError("swin: num_heads \(heads) must give one head count per stage of depths \(depths)")
         }
-        let size = c.imgSize ?? 224, patch = c.patchSize ?? 4
+        let size = c.imgSize, patch = c.patchSize
         guard patch > 0, size % patch == 0 else { throw ModelError("swin: img_size \(size) is not divisible by patch_size \(patch)") }
-        let window = c.windowSize ?? 7
+        let window = c.windowSize
         guard window > 0 else { throw ModelError("swin: window_size must be positive") }
-        let embed = c.embedDim ?? 96
+        let embed = c.embedDim
         let dims = (0..<depths.count).map { embed << $0 }
         for (d, h) in zip(dims, heads) where c.headDim == nil && d % h != 0 {
             throw ModelError("swin: stage width \(d) is not divisible by \(h) heads")
         }
         imageSize = (size, size)
         numFeatures = dims.last!
-        _patchEmbed.wrappedValue = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: embed, norm: LayerNorm(embed))
+        _patchEmbed.wrappedValue = PatchEmbed(patchSize: patch, inChannels: c.inChans, embedDim: embed, norm: LayerNorm(embed))
         let total = depths.reduce(0, +)
-        let rate = Float(c.dropPathRate ?? 0.1)
+        let rate = Float(c.dropPathRate)
         var dpr = dropPathRates(rate, count: total)
         var grid = (size / patch, size / patch)
         var stages: [SwinStage] = []
@@ -369,8 +396,8 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
             }
             let blocks = (0..<depth).map { j in
                 SwinBlock(dim: dims[i], resolution: grid, heads: heads[i], headDim: c.headDim, window: (window, window),
-                          shifted: j % 2 == 1, alwaysPartition: c.alwaysPartition ?? false, mlpRatio: c.mlpRatio ?? 4,
-                          qkvBias: c.qkvBias ?? true, projDrop: Float(c.projDropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0),
+                          shifted: j % 2 == 1, alwaysPartition: c.alwaysPartition, mlpRatio: c.mlpRatio,
+                          qkvBias: c.qkvBias, projDrop: Float(c.projDropRate), attnDrop: Float(c.attnDropRate),
                           dropPath: dpr[j])
             }
             dpr.removeFirst(depth)
@@ -378,7 +405,7 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
         }
         _layers.wrappedValue = stages
         _norm.wrappedValue = LayerNorm(numFeatures)
-        _head.wrappedValue = PooledHead(numFeatures, classes: c.numClasses ?? 1000, dropout: Float(c.dropRate ?? 0))
+        _head.wrappedValue = PooledHead(numFeatures, classes: c.numClasses, dropout: Float(c.dropRate))
         super.init()
         for (_, m) in namedModules() {
             guard let l = m as? Linear else { continue }

@@ -51,32 +51,32 @@ public final class ViTBlock: Module {
 
 /// The config of timm's `VisionTransformer(...)`, under its argument names.
 public struct ViTConfig: Codable, Sendable {
-    public var imgSize: Int?
-    public var patchSize: Int?
-    public var inChans: Int?
-    public var numClasses: Int?
-    public var globalPool: String?
-    public var embedDim: Int?
-    public var depth: Int?
-    public var numHeads: Int?
-    public var mlpRatio: Double?
-    public var qkvBias: Bool?
+    public var imgSize: Int = 224
+    public var patchSize: Int = 16
+    public var inChans: Int = 3
+    public var numClasses: Int = 1000
+    public var globalPool: String = "token"
+    public var embedDim: Int = 768
+    public var depth: Int = 12
+    public var numHeads: Int = 12
+    public var mlpRatio: Double = 4
+    public var qkvBias: Bool = true
     public var qkNorm: Bool?
-    public var projBias: Bool?
+    public var projBias: Bool = true
     public var initValues: Double?
-    public var classToken: Bool?
+    public var classToken: Bool = true
     public var posEmbed: String?
-    public var noEmbedClass: Bool?
-    public var regTokens: Int?
-    public var preNorm: Bool?
-    public var finalNorm: Bool?
+    public var noEmbedClass: Bool = false
+    public var regTokens: Int = 0
+    public var preNorm: Bool = false
+    public var finalNorm: Bool = true
     public var fcNorm: Bool?
-    public var dropRate: Double?
-    public var posDropRate: Double?
-    public var patchDropRate: Double?
-    public var projDropRate: Double?
-    public var attnDropRate: Double?
-    public var dropPathRate: Double?
+    public var dropRate: Double = 0
+    public var posDropRate: Double = 0
+    public var patchDropRate: Double = 0
+    public var projDropRate: Double = 0
+    public var attnDropRate: Double = 0
+    public var dropPathRate: Double = 0
     public var dynamicImgSize: Bool?
     public var embedLayer: ReferenceCallable?
     public var normLayer: ReferenceCallable?
@@ -88,6 +88,44 @@ public struct ViTConfig: Codable, Sendable {
     public init(imgSize: Int = 224, patchSize: Int = 16, embedDim: Int, depth: Int, numHeads: Int, numClasses: Int = 1000) {
         self.imgSize = imgSize; self.patchSize = patchSize; self.embedDim = embedDim; self.depth = depth
         self.numHeads = numHeads; self.numClasses = numClasses
+    }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        imgSize = try c.value(.imgSize, imgSize)
+        patchSize = try c.value(.patchSize, patchSize)
+        inChans = try c.value(.inChans, inChans)
+        numClasses = try c.value(.numClasses, numClasses)
+        globalPool = try c.value(.globalPool, globalPool)
+        embedDim = try c.value(.embedDim, embedDim)
+        depth = try c.value(.depth, depth)
+        numHeads = try c.value(.numHeads, numHeads)
+        mlpRatio = try c.value(.mlpRatio, mlpRatio)
+        qkvBias = try c.value(.qkvBias, qkvBias)
+        qkNorm = try c.decodeIfPresent(Bool.self, forKey: .qkNorm)
+        projBias = try c.value(.projBias, projBias)
+        initValues = try c.decodeIfPresent(Double.self, forKey: .initValues)
+        classToken = try c.value(.classToken, classToken)
+        posEmbed = try c.decodeIfPresent(String.self, forKey: .posEmbed)
+        noEmbedClass = try c.value(.noEmbedClass, noEmbedClass)
+        regTokens = try c.value(.regTokens, regTokens)
+        preNorm = try c.value(.preNorm, preNorm)
+        finalNorm = try c.value(.finalNorm, finalNorm)
+        fcNorm = try c.decodeIfPresent(Bool.self, forKey: .fcNorm)
+        dropRate = try c.value(.dropRate, dropRate)
+        posDropRate = try c.value(.posDropRate, posDropRate)
+        patchDropRate = try c.value(.patchDropRate, patchDropRate)
+        projDropRate = try c.value(.projDropRate, projDropRate)
+        attnDropRate = try c.value(.attnDropRate, attnDropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        dynamicImgSize = try c.decodeIfPresent(Bool.self, forKey: .dynamicImgSize)
+        embedLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .embedLayer)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+        actLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .actLayer)
+        blockFn = try c.decodeIfPresent(ReferenceCallable.self, forKey: .blockFn)
+        mlpLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .mlpLayer)
+        attnLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .attnLayer)
     }
 }
 
@@ -118,22 +156,22 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
     public init(_ c: ViTConfig, embedding: TokenEmbedding, grid: (Int, Int)) throws {
         if c.qkNorm == true { throw ModelError("vit: qk_norm is not supported") }
         if (c.posEmbed ?? "learn") != "learn" { throw ModelError("vit: pos_embed \(c.posEmbed!) is not supported (learn)") }
-        if (c.patchDropRate ?? 0) != 0 { throw ModelError("vit: patch_drop_rate is not supported") }
+        if (c.patchDropRate) != 0 { throw ModelError("vit: patch_drop_rate is not supported") }
         if c.dynamicImgSize == true { throw ModelError("vit: dynamic_img_size is not supported") }
         for (name, ref, allowed) in [("norm_layer", c.normLayer, "LayerNorm"), ("act_layer", c.actLayer, "GELU"),
                                      ("block_fn", c.blockFn, "Block"), ("mlp_layer", c.mlpLayer, "Mlp"),
                                      ("attn_layer", c.attnLayer, "Attention")] {
             if let ref, ref.shortName != allowed { throw ModelError("vit: \(name) \(ref.name) is not supported (\(allowed))") }
         }
-        let dim = c.embedDim ?? 768
-        let depth = c.depth ?? 12
-        let pool = c.globalPool ?? "token"
+        let dim = c.embedDim
+        let depth = c.depth
+        let pool = c.globalPool
         guard ["token", "avg", ""].contains(pool) else { throw ModelError("vit: global_pool \(pool) is not supported (token, avg)") }
         embedDim = dim
-        hasClassToken = c.classToken ?? true
-        let regTokens = c.regTokens ?? 0
+        hasClassToken = c.classToken
+        let regTokens = c.regTokens
         numPrefixTokens = (hasClassToken ? 1 : 0) + regTokens
-        noEmbedClass = c.noEmbedClass ?? false
+        noEmbedClass = c.noEmbedClass
         globalPool = pool
         self.grid = grid
         _patchEmbed.wrappedValue = embedding
@@ -141,22 +179,22 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
         _regToken.wrappedValue = regTokens > 0 ? Tensor.randomNormal([1, regTokens, dim], std: 1e-6) : nil
         let embedLength = grid.0 * grid.1 + (noEmbedClass ? 0 : numPrefixTokens)
         _posEmbed.wrappedValue = Init.truncatedNormal([1, embedLength, dim], std: 0.02)
-        _posDrop.wrappedValue = Dropout(Float(c.posDropRate ?? 0))
+        _posDrop.wrappedValue = Dropout(Float(c.posDropRate))
         let eps: Float = 1e-6
-        _normPre.wrappedValue = (c.preNorm ?? false) ? LayerNorm(dim, eps: eps) : Identity()
-        let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: depth)
+        _normPre.wrappedValue = (c.preNorm) ? LayerNorm(dim, eps: eps) : Identity()
+        let rates = dropPathRates(Float(c.dropPathRate), count: depth)
         _blocks.wrappedValue = (0..<depth).map { i in
-            ViTBlock(dim: dim, heads: c.numHeads ?? 12, mlpRatio: c.mlpRatio ?? 4, qkvBias: c.qkvBias ?? true,
-                     projBias: c.projBias ?? true, initValues: c.initValues.map(Float.init),
-                     projDrop: Float(c.projDropRate ?? 0), attnDrop: Float(c.attnDropRate ?? 0),
+            ViTBlock(dim: dim, heads: c.numHeads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias,
+                     projBias: c.projBias, initValues: c.initValues.map(Float.init),
+                     projDrop: Float(c.projDropRate), attnDrop: Float(c.attnDropRate),
                      dropPath: rates[i], eps: eps)
         }
         let useFcNorm = c.fcNorm ?? (pool == "avg")
-        let finalNorm = c.finalNorm ?? true
+        let finalNorm = c.finalNorm
         _norm.wrappedValue = finalNorm && !useFcNorm ? LayerNorm(dim, eps: eps) : Identity()
         _fcNorm.wrappedValue = finalNorm && useFcNorm ? LayerNorm(dim, eps: eps) : Identity()
-        _headDrop.wrappedValue = Dropout(Float(c.dropRate ?? 0))
-        let classes = c.numClasses ?? 1000
+        _headDrop.wrappedValue = Dropout(Float(c.dropRate))
+        let classes = c.numClasses
         _head.wrappedValue = classes > 0 ? Linear(dim, classes) : Identity()
         super.init()
         if !hasClassToken { throw ModelError("vit: class_token false is not supported") }
@@ -177,9 +215,9 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
     /// A plain ViT with a patch embedding.
     public convenience init(_ c: ViTConfig) throws {
         if let e = c.embedLayer, e.shortName != "PatchEmbed" { throw ModelError("vit: embed_layer \(e.name) is not supported here (PatchEmbed)") }
-        let size = c.imgSize ?? 224, patch = c.patchSize ?? 16
+        let size = c.imgSize, patch = c.patchSize
         guard size % patch == 0 else { throw ModelError("vit: img_size \(size) is not divisible by patch_size \(patch)") }
-        let embed = PatchEmbed(patchSize: patch, inChannels: c.inChans ?? 3, embedDim: c.embedDim ?? 768, bias: !(c.preNorm ?? false))
+        let embed = PatchEmbed(patchSize: patch, inChannels: c.inChans, embedDim: c.embedDim, bias: !(c.preNorm))
         try self.init(c, embedding: embed, grid: (size / patch, size / patch))
     }
 
