@@ -82,7 +82,9 @@ extension AttentionDistance {
         public var mean: Double
     }
 
-    public struct Summary: Encodable {
+    public struct Summary: AnalysisSummary {
+        public static let analysis = "attention-distance"
+
         public var layers: Int
         public var firstLayerMeanDistance: Double
         public var lastLayerMeanDistance: Double
@@ -135,7 +137,7 @@ extension AttentionDistance {
         let summary = Summary(layers: rows.count, firstLayerMeanDistance: rows.first?.mean ?? .nan,
                               lastLayerMeanDistance: rows.last?.mean ?? .nan,
                               meanDistance: means.isEmpty ? .nan : means.reduce(0, +) / Double(means.count), imageSize: set.height)
-        return Report(analysis: "attention-distance", summary: summary,
+        return Report(analysis: Summary.analysis, summary: summary,
                       settings: Settings(source: source, images: set.count, command: command), data: Data(layers: rows))
     }
 

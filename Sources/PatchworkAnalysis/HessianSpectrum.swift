@@ -160,7 +160,9 @@ public enum HessianSpectrum {
 
 /// `analyze hessian`.
 extension HessianSpectrum {
-    public struct Summary: Encodable {
+    public struct Summary: AnalysisSummary {
+        public static let analysis = "hessian"
+
         public var topEigenvalue: Double
         public var trace: Double
         public var traceStandardError: Double
@@ -227,7 +229,7 @@ extension HessianSpectrum {
         let summary = Summary(topEigenvalue: top.values.first ?? .nan, trace: tr.mean, traceStandardError: tr.standardError,
                               mostNegativeEigenvalue: mostNegative, negativeMass: negative,
                               negativeToTopRatio: mostNegative < 0 ? -mostNegative / abs(top.values.first ?? 1) : 0)
-        return Report(analysis: "hessian", summary: summary,
+        return Report(analysis: Summary.analysis, summary: summary,
                       settings: Settings(source: source, images: set.count, eigenvalues: k, powerIterations: iterations,
                                          traceSamples: traceSamples, lanczosRuns: lanczosRuns, lanczosSteps: lanczosSteps,
                                          densitySigma: sigma, command: command),
