@@ -79,6 +79,15 @@ public struct AnalysisReport<Summary: Encodable, Settings: Encodable, Data: Enco
     }
 }
 
+extension AnalysisReport {
+    /// Writes `<directory>/<analysis>.json` and, when given, `<directory>/<analysis>.svg`
+    /// (the file name is the analysis' name, which the claims read it back by); returns their paths.
+    @discardableResult
+    public func write(svg: String?, to directory: String) throws -> [String] {
+        try AnalysisOutput.write(self, name: analysis, svg: svg, to: directory)
+    }
+}
+
 /// The headline numbers of an analysis: `summary` in `<analysis>.json`, written
 /// and read back (by the claims) as this one type.
 public protocol AnalysisSummary: Codable {

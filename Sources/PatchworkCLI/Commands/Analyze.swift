@@ -64,8 +64,8 @@ struct AnalysisOptions: ParsableArguments {
 
     var title: String { "\(model)" }
 
-    func write<R: Encodable>(_ report: R, name: String, svg: String?) throws {
-        let paths = try AnalysisOutput.write(report, name: name, svg: svg, to: out)
+    func write<S, T, D>(_ report: AnalysisReport<S, T, D>, svg: String?) throws {
+        let paths = try report.write(svg: svg, to: out)
         print("wrote \(paths.joined(separator: " and "))")
     }
 }
@@ -109,7 +109,7 @@ struct ShapeBiasCommand: ParsableCommand {
         if let s = report.summary.shapeOnlyAccuracy, let t = report.summary.textureOnlyAccuracy {
             print(String(format: "shape-only accuracy %.3f, texture-only accuracy %.3f", s, t))
         }
-        try options.write(report, name: "shape-bias", svg: ShapeBias.svg(report, title: options.title))
+        try options.write(report, svg: ShapeBias.svg(report, title: options.title))
     }
 }
 
@@ -127,7 +127,7 @@ struct FourierHeatmapCommand: ParsableCommand {
                                             progress: printProgress)
         print(String(format: "clean error %.3f; mean error %.3f (low frequencies %.3f, high %.3f)", report.summary.cleanError,
                      report.summary.meanError, report.summary.lowFrequencyError, report.summary.highFrequencyError))
-        try options.write(report, name: "fourier-heatmap", svg: FourierHeatmap.svg(report, title: options.title))
+        try options.write(report, svg: FourierHeatmap.svg(report, title: options.title))
     }
 }
 
@@ -155,7 +155,7 @@ struct FrequencyNoiseCommand: ParsableCommand {
                                             command: commandLineText, progress: printProgress)
         print(String(format: "clean %.3f; lowest band %.3f, highest band %.3f", report.summary.cleanAccuracy,
                      report.summary.lowestBandAccuracy, report.summary.highestBandAccuracy))
-        try options.write(report, name: "frequency-noise", svg: FrequencyNoise.svg(report, title: options.title))
+        try options.write(report, svg: FrequencyNoise.svg(report, title: options.title))
     }
 }
 
@@ -172,7 +172,7 @@ struct FeatureFrequencyCommand: ParsableCommand {
         for l in report.data.layers {
             print(String(format: "  %-16@ %2d×%-2d  ΔLog amplitude at π %+.3f", l.name, l.grid[0], l.grid[1], l.highFrequency))
         }
-        try options.write(report, name: "feature-frequency", svg: FeatureFrequency.svg(report, title: options.title))
+        try options.write(report, svg: FeatureFrequency.svg(report, title: options.title))
     }
 }
 
@@ -200,7 +200,7 @@ struct CorruptionsCommand: ParsableCommand {
                                          progress: printProgress)
         print(String(format: "clean %.3f; mean corruption accuracy %.3f (%.1f%% of clean)", report.summary.cleanAccuracy,
                      report.summary.meanCorruptionAccuracy, 100 * report.summary.relativeMeanCorruptionAccuracy))
-        try options.write(report, name: "corruptions", svg: Corruptions.svg(report, title: options.title))
+        try options.write(report, svg: Corruptions.svg(report, title: options.title))
     }
 }
 
@@ -226,7 +226,7 @@ struct AdversarialCommand: ParsableCommand {
         let (m, set, source) = try options.load(samples: samples)
         let report = try Adversarial.run(m, images: set, epsilons: eps, steps: steps, stepSizeOverEpsilon: stepSize, randomStart: randomStart,
                                          seed: options.seed, source: source, command: commandLineText, progress: printProgress)
-        try options.write(report, name: "adversarial", svg: Adversarial.svg(report, title: options.title))
+        try options.write(report, svg: Adversarial.svg(report, title: options.title))
     }
 }
 
@@ -244,7 +244,7 @@ struct AttentionDistanceCommand: ParsableCommand {
             print(String(format: "  %-28@ mean %6.2f px  heads %@", l.key, l.mean,
                          l.heads.map { String(format: "%.1f", $0) }.joined(separator: " ")))
         }
-        try options.write(report, name: "attention-distance", svg: AttentionDistance.svg(report, title: options.title))
+        try options.write(report, svg: AttentionDistance.svg(report, title: options.title))
     }
 }
 
@@ -262,7 +262,7 @@ struct AttentionMapsCommand: ParsableCommand {
         let (m, set, source) = try options.load(samples: samples)
         let report = try AttentionRollout.run(m, images: set, source: source, command: commandLineText, directory: options.out, scale: scale)
         print("wrote \(report.data.files.count) overlays (\(report.data.gridHeight)×\(report.data.gridWidth) tokens) into \(options.out)")
-        try options.write(report, name: "attention-maps", svg: nil)
+        try options.write(report, svg: nil)
     }
 }
 
@@ -289,7 +289,7 @@ struct CKACommand: ParsableCommand {
                                             command: commandLineText, progress: printProgress)
         print(String(format: "mean CKA %.3f, first layers %.3f, last layers %.3f", report.summary.meanCka,
                      report.summary.firstLayersCka, report.summary.lastLayersCka))
-        try options.write(report, name: "cka", svg: CKAAccumulator.svg(report))
+        try options.write(report, svg: CKAAccumulator.svg(report))
     }
 }
 
@@ -309,7 +309,7 @@ struct LandscapeCommand: ParsableCommand {
                                            seed: options.seed, command: commandLineText, progress: printProgress)
         print(String(format: "centre loss %.4f (accuracy %.3f), edge loss %.3f, convex along %.0f%% of grid lines",
                      report.summary.centerLoss, report.summary.centerAccuracy, report.summary.edgeLoss, 100 * report.summary.convexFraction))
-        try options.write(report, name: "landscape", svg: LossLandscape.svg(report, title: options.title))
+        try options.write(report, svg: LossLandscape.svg(report, title: options.title))
     }
 }
 
@@ -333,7 +333,7 @@ struct HessianCommand: ParsableCommand {
         let s = report.summary
         print(String(format: "top eigenvalue %.4g, trace %.4g ± %.2g, most negative %.4g, negative mass %.3f",
                      s.topEigenvalue, s.trace, s.traceStandardError, s.mostNegativeEigenvalue, s.negativeMass))
-        try options.write(report, name: "hessian", svg: HessianSpectrum.svg(report, title: options.title))
+        try options.write(report, svg: HessianSpectrum.svg(report, title: options.title))
     }
 }
 
@@ -383,7 +383,7 @@ struct CostCommand: ParsableCommand {
             rows.append(CostAnalysis.Row(cost: cost, accuracy: item.accuracy))
         }
         let report = CostAnalysis.report(rows: rows, batch: batch, seconds: seconds, classes: classes, command: commandLineText)
-        let paths = try AnalysisOutput.write(report, name: "cost", svg: CostAnalysis.svg(report), to: out)
+        let paths = try report.write(svg: CostAnalysis.svg(report), to: out)
         print("wrote \(paths.joined(separator: " and "))")
     }
 }

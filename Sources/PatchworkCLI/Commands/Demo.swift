@@ -82,7 +82,7 @@ struct DemoCommand: ParsableCommand {
             let set = try ImageSet(try DatasetSpec.open(data, split: .test, imageSize: 32, channels: 3), count: plan.analysisImages)
             let report = try CKAAccumulator.run(a.model, b.model, images: set, sourceA: a.source(data), sourceB: b.source(data),
                                                 batchSize: 50, command: "patchwork demo")
-            try AnalysisOutput.write(report, name: "cka", svg: CKAAccumulator.svg(report), to: "\(out)/cka-\(names[0])-vs-\(other)")
+            try report.write(svg: CKAAccumulator.svg(report), to: "\(out)/cka-\(names[0])-vs-\(other)")
         }
         var rows: [CostAnalysis.Row] = []
         for name in names {
@@ -92,7 +92,7 @@ struct DemoCommand: ParsableCommand {
                                          accuracy: summaries[name]?.testAccuracy))
         }
         let cost = CostAnalysis.report(rows: rows, batch: 32, seconds: plan.costSeconds, classes: ShapeTex.classCount, command: "patchwork demo")
-        try AnalysisOutput.write(cost, name: "cost", svg: CostAnalysis.svg(cost), to: "\(out)/cost")
+        try cost.write(svg: CostAnalysis.svg(cost), to: "\(out)/cost")
         printProgress("[\(elapsed())] CKA and cost written")
 
         // 4. The claims, checked, and the report.
@@ -167,48 +167,44 @@ struct DemoCommand: ParsableCommand {
         let set = try ImageSet(test, count: plan.analysisImages)
         let dir = folder(name)
         let command = "patchwork demo\(quick ? " --quick" : "")"
-        // Each file is named by its report's analysis: the name the claims read it back by.
-        func keep<S, T, D>(_ report: AnalysisReport<S, T, D>, svg: String?) throws {
-            try AnalysisOutput.write(report, name: report.analysis, svg: svg, to: dir)
-        }
         let title = name
         let shape = try ShapeBias.runShapeTex(m.model, spec: data, imageSize: 32, conflictCount: plan.conflictImages,
                                               singleCueCount: plan.singleCueImages, source: source, command: command)
-        try keep(shape, svg: ShapeBias.svg(shape, title: title))
+        try shape.write(svg: ShapeBias.svg(shape, title: title), to: dir)
         let fourier = try FourierHeatmap.run(m.model, images: try ImageSet(test, count: plan.fourierImages), norm: 4, seed: seed,
                                              source: source, command: command)
-        try keep(fourier, svg: FourierHeatmap.svg(fourier, title: title))
+        try fourier.write(svg: FourierHeatmap.svg(fourier, title: title), to: dir)
         let bands = try FrequencyNoise.run(m.model, images: set, bands: 8, norm: 4, cutoffs: nil, seed: seed, source: source, command: command)
-        try keep(bands, svg: FrequencyNoise.svg(bands, title: title))
+        try bands.write(svg: FrequencyNoise.svg(bands, title: title), to: dir)
         let features = try FeatureFrequency.run(m.model, images: try ImageSet(test, count: min(plan.analysisImages, 200)),
                                                 source: source, command: command)
-        try keep(features, svg: FeatureFrequency.svg(features, title: title))
+        try features.write(svg: FeatureFrequency.svg(features, title: title), to: dir)
         let corrupt = try Corruptions.run(m.model, images: try ImageSet(test, count: plan.corruptionImages), seed: seed,
                                           source: source, command: command)
-        try keep(corrupt, svg: Corruptions.svg(corrupt, title: title))
+        try corrupt.write(svg: Corruptions.svg(corrupt, title: title), to: dir)
         let attack = try Adversarial.run(m.model, images: try ImageSet(test, count: plan.adversarialImages),
                                          epsilons: [0, 1.0 / 255, 2.0 / 255, 4.0 / 255, 8.0 / 255], steps: plan.pgdSteps,
                                          stepSizeOverEpsilon: 2.5 / Double(plan.pgdSteps), randomStart: true, seed: seed,
                                          source: source, command: command)
-        try keep(attack, svg: Adversarial.svg(attack, title: title))
+        try attack.write(svg: Adversarial.svg(attack, title: title), to: dir)
         if !m.model.model.attentionLayers().isEmpty {
             let distance = try AttentionDistance.run(m.model, images: try ImageSet(test, count: min(plan.analysisImages, 200)),
                                                      source: source, command: command)
-            try keep(distance, svg: AttentionDistance.svg(distance, title: title))
+            try distance.write(svg: AttentionDistance.svg(distance, title: title), to: dir)
             do {
                 let maps = try AttentionRollout.run(m.model, images: try ImageSet(test, count: 6), source: source, command: command,
                                                     directory: dir)
-                try keep(maps, svg: nil)
+                try maps.write(svg: nil, to: dir)
             } catch let error as AnalysisError {
                 printProgress("  \(name): attention maps skipped (\(error))")
             }
         }
         let landscape = try LossLandscape.run(m.model, images: try ImageSet(test, count: plan.landscapeImages), source: source,
                                               dimensions: 2, range: 1, points: plan.landscapePoints, seed: seed, command: command)
-        try keep(landscape, svg: LossLandscape.svg(landscape, title: title))
+        try landscape.write(svg: LossLandscape.svg(landscape, title: title), to: dir)
         let hessian = try HessianSpectrum.run(m.model, images: try ImageSet(test, count: plan.hessianImages), source: source,
                                               eigenvalues: 1, iterations: plan.hessianIterations, traceSamples: quick ? 2 : 4,
                                               lanczosRuns: 1, lanczosSteps: plan.lanczosSteps, seed: seed, command: command)
-        try keep(hessian, svg: HessianSpectrum.svg(hessian, title: title))
+        try hessian.write(svg: HessianSpectrum.svg(hessian, title: title), to: dir)
     }
 }
