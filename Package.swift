@@ -46,13 +46,23 @@ let package = Package(
         .target(name: "PatchworkAnalysis",
                 dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "CFFTW", "CSTB"],
                 swiftSettings: engineFlags),
+        // The commands, one file each in Commands/ (a library, so tests can parse and run them).
+        .target(
+            name: "PatchworkCLI",
+            dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "PatchworkAnalysis", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: engineFlags),
         .executableTarget(
             name: "patchwork",
-            dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "PatchworkAnalysis", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["PatchworkCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: engineFlags),
         .testTarget(
             name: "PatchworkTests", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "PatchworkAnalysis", "CZlib"],
             resources: [.copy("Fixtures")],
+            swiftSettings: [.swiftLanguageMode(.v5)]),
+        .testTarget(
+            name: "PatchworkCLITests",
+            dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkTrain", "PatchworkAnalysis", "PatchworkCLI",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: [.swiftLanguageMode(.v5)]),
     ]
 )

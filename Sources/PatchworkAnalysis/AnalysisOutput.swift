@@ -23,6 +23,14 @@ public enum AnalysisOutput {
         return e
     }
 
+    /// The decoder for what `encoder()` writes.
+    public static func decoder() -> JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+
     /// Writes `<directory>/<name>.json` and, when given, `<directory>/<name>.svg`;
     /// returns their paths.
     @discardableResult
@@ -69,6 +77,22 @@ public struct AnalysisReport<Summary: Encodable, Settings: Encodable, Data: Enco
     public init(analysis: String, summary: Summary, settings: Settings, data: Data) {
         self.analysis = analysis; self.summary = summary; self.settings = settings; self.data = data
     }
+}
+
+extension AnalysisReport {
+    /// Writes `<directory>/<analysis>.json` and, when given, `<directory>/<analysis>.svg`
+    /// (the file name is the analysis' name, which the claims read it back by); returns their paths.
+    @discardableResult
+    public func write(svg: String?, to directory: String) throws -> [String] {
+        try AnalysisOutput.write(self, name: analysis, svg: svg, to: directory)
+    }
+}
+
+/// The headline numbers of an analysis: `summary` in `<analysis>.json`, written
+/// and read back (by the claims) as this one type.
+public protocol AnalysisSummary: Codable {
+    /// The analysis' name: its `analysis` key and its file's name.
+    static var analysis: String { get }
 }
 
 /// Where the model, weights and data of a run came from (part of every `settings`).

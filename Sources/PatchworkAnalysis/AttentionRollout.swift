@@ -1,6 +1,8 @@
 import Foundation
 import Patchwork
 import PatchworkNN
+import PatchworkData
+import PatchworkModels
 
 /// Attention rollout (Abnar & Zuidema 2020): how much each input token flows
 /// into each output token through all attention layers, with the residual
@@ -61,5 +63,73 @@ public enum AttentionRollout {
         let grid = rows.indexSelect(axis: 1, indices: spatial).reshaped([batch, gridHeight, gridWidth])
         let peak = grid.max(alongAxes: [1, 2], keepDims: true)
         return withoutGrad { grid / (peak + 1e-12) }
+    }
+}
+
+/// `analyze attention-maps`.
+extension AttentionRollout {
+    public struct Summary: Encodable {
+        public var images: Int
+        public var layers: Int
+        /// How concentrated the class token's rollout is: the share of its mass on the top 10 % of tokens.
+        public var topDecileMass: Double
+    }
+
+    public struct Settings: Encodable {
+        public var source: RunSource
+        public var images: Int
+        public var command: String
+    }
+
+    public struct Data: Encodable {
+        /// Per image: the rollout heat map on the token grid, row-major.
+        public var maps: [[Double]]
+        public var gridHeight: Int
+        public var gridWidth: Int
+        public var files: [String]
+    }
+
+    public typealias Report = AnalysisReport<Summary, Settings, Data>
+
+    /// Rollout for `images`, written as PNG overlays `attention-maps-<i>.png` into `directory`.
+    public static func run(_ model: AnalysisModel, images set: ImageSet, source: RunSource, command: String,
+                           directory: String, scale: Int = 4) throws -> Report {
+        let layers = model.model.attentionLayers()
+        guard !layers.isEmpty else { throw AnalysisError("\(source.model) has no attention layers: nothing to roll out") }
+        model.model.recordAttention()
+        defer { model.model.recordAttention(false) }
+        _ = model.logits(set.images)
+        let maps = layers.compactMap { key, layer in layer.lastAttentionMap.map { (key: key, map: $0) } }
+        let result = try rollout(maps)
+        let positions = result.positions.scalars
+        let spatial = (0..<result.positions.shape[0]).filter { !positions[2 * $0].isNaN }
+        let ys = Set(spatial.map { positions[2 * $0] }), xs = Set(spatial.map { positions[2 * $0 + 1] })
+        let heat = try heatMaps(result, gridHeight: ys.count, gridWidth: xs.count)        // [B, h, w]
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let h = set.height * scale, w = set.width * scale
+        let big = resize(heat.reshaped([set.count, ys.count, xs.count, 1]), size: (h, w), mode: .bilinear)
+        let images = resize(set.images, size: (h, w), mode: .nearest)
+        var files: [String] = []
+        for i in 0..<set.count {
+            let m = big.selecting(axis: 0, index: i)                                            // [h, w, 1]
+            let colour = concat([m, m.square(), (1 - m) * 0.3], axis: 2)                      // dark blue → yellow
+            let overlay = withoutGrad { images.selecting(axis: 0, index: i) * 0.45 + colour * 0.55 }
+            let name = String(format: "attention-maps-%02d.png", i)
+            try ImageIO.savePNG(overlay, to: (directory as NSString).appendingPathComponent(name))
+            files.append(name)
+        }
+        let values = heat.scalars
+        let per = ys.count * xs.count
+        var topMass = 0.0
+        for i in 0..<set.count {
+            let row = values[(i * per)..<((i + 1) * per)].map(Double.init).sorted(by: >)
+            let total = row.reduce(0, +)
+            topMass += total > 0 ? row.prefix(max(1, per / 10)).reduce(0, +) / total : .nan
+        }
+        let data = Data(maps: (0..<set.count).map { i in values[(i * per)..<((i + 1) * per)].map(Double.init) },
+                        gridHeight: ys.count, gridWidth: xs.count, files: files)
+        return Report(analysis: "attention-maps",
+                      summary: Summary(images: set.count, layers: maps.count, topDecileMass: topMass / Double(set.count)),
+                      settings: Settings(source: source, images: set.count, command: command), data: data)
     }
 }

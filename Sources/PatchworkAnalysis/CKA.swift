@@ -1,5 +1,7 @@
 import Foundation
 import Patchwork
+import PatchworkNN
+import PatchworkModels
 
 /// Linear centred kernel alignment between layers of two models, with the
 /// minibatch unbiased estimator of Nguyen, Raghu & Kornblith (2021):
@@ -79,5 +81,79 @@ public struct CKAAccumulator {
         var middle = 0.0
         for j in 0..<k.n { middle += k.rowSums[j] * l.rowSums[j] }
         return (trace + k.total * l.total / ((n - 1) * (n - 2)) - 2 / (n - 2) * middle) / (n * (n - 3))
+    }
+}
+
+/// `analyze cka`: linear CKA between every layer of model A and every layer of model B.
+extension CKAAccumulator {
+    public struct Summary: Encodable {
+        public var layersA: Int
+        public var layersB: Int
+        public var meanCka: Double
+        /// CKA of the first and of the last layers of the two models.
+        public var firstLayersCka: Double
+        public var lastLayersCka: Double
+        /// For each A layer, its best match in B, averaged: how much of A B reproduces somewhere.
+        public var meanBestMatch: Double
+    }
+
+    public struct Settings: Encodable {
+        public var sourceA: RunSource
+        public var sourceB: RunSource
+        public var models: [String]
+        public var images: Int
+        public var batchSize: Int
+        public var command: String
+    }
+
+    public struct Data: Encodable {
+        public var layersA: [String]
+        public var layersB: [String]
+        /// Rows: layers of A; columns: layers of B.
+        public var cka: [[Double]]
+    }
+
+    public typealias Report = AnalysisReport<Summary, Settings, Data>
+
+    /// CKA over `images` in minibatches of `batchSize` (≥ 4) through both models' `forwardIntermediates`.
+    public static func run(_ a: AnalysisModel, _ b: AnalysisModel, images set: ImageSet, sourceA: RunSource, sourceB: RunSource,
+                           batchSize: Int, command: String, progress: ProgressHandler? = nil) throws -> Report {
+        guard batchSize >= 4 else { throw AnalysisError("cka: --batch-size must be at least 4 for the unbiased estimator, got \(batchSize)") }
+        var names: ([String], [String]) = ([], [])
+        var acc: CKAAccumulator? = nil
+        var start = 0
+        while start + 4 <= set.count {
+            let end = min(set.count, start + batchSize)
+            let images = set.images.sliced(axis: 0, start: start, end: end).contiguous()
+            let fa = withoutGrad { a.model.forwardIntermediates(a.normalization.apply(images)) }
+            let fb = withoutGrad { b.model.forwardIntermediates(b.normalization.apply(images)) }
+            if acc == nil {
+                names = (fa.map(\.name), fb.map(\.name))
+                acc = CKAAccumulator(layersA: fa.count, layersB: fb.count)
+            }
+            acc!.add(featuresA: fa.map(\.value), featuresB: fb.map(\.value))
+            start = end
+            progress?("cka: \(end)/\(set.count) images")
+        }
+        guard let acc else { throw AnalysisError("cka needs at least 4 images, got \(set.count)") }
+        let m = acc.matrix
+        let flat = m.flatMap { $0 }.filter(\.isFinite)
+        let best = m.map { $0.filter(\.isFinite).max() ?? .nan }.filter(\.isFinite)
+        let summary = Summary(layersA: m.count, layersB: m.first?.count ?? 0,
+                              meanCka: flat.reduce(0, +) / Double(max(flat.count, 1)),
+                              firstLayersCka: m.first?.first ?? .nan, lastLayersCka: m.last?.last ?? .nan,
+                              meanBestMatch: best.reduce(0, +) / Double(max(best.count, 1)))
+        return Report(analysis: "cka", summary: summary,
+                      settings: Settings(sourceA: sourceA, sourceB: sourceB, models: [sourceA.model, sourceB.model],
+                                         images: set.count, batchSize: batchSize, command: command),
+                      data: Data(layersA: names.0, layersB: names.1, cka: m))
+    }
+
+    public static func svg(_ report: Report) -> String {
+        let s = report.settings
+        return SVGPlot.heatMap(title: "linear CKA: \(s.models[0]) (rows) vs \(s.models[1]) (columns)",
+                               values: report.data.cka.reversed(), rowLabels: report.data.layersA.reversed(),
+                               columnLabels: report.data.layersB, xLabel: "\(s.models[1]) layer", yLabel: "\(s.models[0]) layer",
+                               colourLabel: "CKA", range: 0...1)
     }
 }

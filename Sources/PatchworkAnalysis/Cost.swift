@@ -84,3 +84,56 @@ public enum ProcessMemory {
         return 0
     }
 }
+
+/// `analyze cost`.
+public enum CostAnalysis {
+    public struct Row: Encodable {
+        public var cost: ModelCost
+        /// Test accuracy from a training run's summary.json, when one was given.
+        public var accuracy: Double?
+        public init(cost: ModelCost, accuracy: Double?) { self.cost = cost; self.accuracy = accuracy }
+    }
+
+    public struct Summary: Encodable {
+        public var models: Int
+        public var cheapestModel: String
+        public var fastestInferModel: String
+    }
+
+    public struct Settings: Encodable {
+        public var models: [String]
+        public var batch: Int
+        public var seconds: Double
+        public var classes: Int
+        public var command: String
+    }
+
+    public struct Data: Encodable { public var rows: [Row] }
+
+    public typealias Report = AnalysisReport<Summary, Settings, Data>
+
+    public static func report(rows: [Row], batch: Int, seconds: Double, classes: Int, command: String) -> Report {
+        let cheapest = rows.min { $0.cost.gflopsPerImage < $1.cost.gflopsPerImage }?.cost.model ?? ""
+        let fastest = rows.max { $0.cost.inferImagesPerSecond < $1.cost.inferImagesPerSecond }?.cost.model ?? ""
+        return Report(analysis: "cost", summary: Summary(models: rows.count, cheapestModel: cheapest, fastestInferModel: fastest),
+                      settings: Settings(models: rows.map(\.cost.model), batch: batch, seconds: seconds, classes: classes, command: command),
+                      data: Data(rows: rows))
+    }
+
+    /// The table, and accuracy against FLOPs where accuracies are known.
+    public static func svg(_ report: Report) -> String {
+        var table = [["model", "params (M)", "GFLOP/img", "infer img/s", "train img/s", "train peak MiB", "accuracy"]]
+        for r in report.data.rows {
+            let c = r.cost
+            table.append([c.model, String(format: "%.2f", Double(c.parameters) / 1e6), String(format: "%.4f", c.gflopsPerImage),
+                          String(format: "%.0f", c.inferImagesPerSecond), String(format: "%.0f", c.trainImagesPerSecond),
+                          String(format: "%.0f", c.trainPeakMemoryMB), r.accuracy.map { String(format: "%.4f", $0) } ?? "–"])
+        }
+        let tableSVG = SVGPlot.table(title: "cost on this machine (batch \(report.settings.batch))", rows: table, columnWidth: 110)
+        let known = report.data.rows.filter { $0.accuracy != nil }
+        guard !known.isEmpty else { return tableSVG }
+        let series = known.map { SVGPlot.Series(name: $0.cost.model, points: [($0.cost.gflopsPerImage, $0.accuracy!)]) }
+        let scatter = SVGPlot.lineChart(title: "accuracy vs FLOPs", xLabel: "GFLOP per image", yLabel: "test accuracy", series: series)
+        return SVGPlot.stack([tableSVG, scatter])
+    }
+}

@@ -60,7 +60,9 @@ public enum FeatureFrequency {
         public var highFrequency: Double
     }
 
-    public struct Summary: Encodable {
+    public struct Summary: AnalysisSummary {
+        public static let analysis = "feature-frequency"
+
         public var layers: Int
         public var meanHighFrequency: Double
         public var firstHighFrequency: Double
@@ -123,7 +125,7 @@ public enum FeatureFrequency {
         let summary = Summary(layers: layers.count, meanHighFrequency: hf.isEmpty ? .nan : hf.reduce(0, +) / Double(hf.count),
                               firstHighFrequency: hf.first ?? .nan, lastHighFrequency: hf.last ?? .nan,
                               increasesOverDepth: up, decreasesOverDepth: down)
-        return Report(analysis: "feature-frequency", summary: summary,
+        return Report(analysis: Summary.analysis, summary: summary,
                       settings: Settings(source: source, images: set.count, command: command), data: Data(layers: layers))
     }
 

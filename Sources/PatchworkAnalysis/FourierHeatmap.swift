@@ -23,7 +23,9 @@ public enum FourierHeatmap {
         return b
     }
 
-    public struct Summary: Encodable {
+    public struct Summary: AnalysisSummary {
+        public static let analysis = "fourier-heatmap"
+
         public var cleanError: Double
         public var meanError: Double
         /// Mean error over frequencies with radius ≤ H/4 (the low quarter of the axis) and above.
@@ -112,7 +114,7 @@ public enum FourierHeatmap {
         let radial = rings.keys.sorted()
         let all = error.flatMap { $0 }
         func mean(_ a: [Double]) -> Double { a.isEmpty ? .nan : a.reduce(0, +) / Double(a.count) }
-        return Report(analysis: "fourier-heatmap",
+        return Report(analysis: Summary.analysis,
                       summary: Summary(cleanError: clean, meanError: mean(all), lowFrequencyError: mean(low), highFrequencyError: mean(high),
                                        worstFrequency: worst.0, worstError: worst.1),
                       settings: Settings(source: source, images: n, norm: norm, lowFrequencyRadius: lowRadius, command: command),

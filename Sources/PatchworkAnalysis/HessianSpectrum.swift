@@ -1,5 +1,7 @@
 import Foundation
 import Patchwork
+import PatchworkNN
+import PatchworkModels
 
 /// The Hessian's spectrum from Hessian-vector products alone (as PyHessian,
 /// Yao et al. 2020): top eigenvalues by power iteration with deflation, the trace
@@ -153,5 +155,93 @@ public enum HessianSpectrum {
         let values: [Double] = order.map { a[$0 * n + $0] }
         let vectors: [[Double]] = order.map { col in (0..<n).map { row in v[row * n + col] } }
         return (values, vectors)
+    }
+}
+
+/// `analyze hessian`.
+extension HessianSpectrum {
+    public struct Summary: AnalysisSummary {
+        public static let analysis = "hessian"
+
+        public var topEigenvalue: Double
+        public var trace: Double
+        public var traceStandardError: Double
+        /// The most negative Ritz value over the Lanczos runs.
+        public var mostNegativeEigenvalue: Double
+        /// Share of the spectral density's mass below zero.
+        public var negativeMass: Double
+        /// |most negative| ÷ top: how strong the non-convex directions are.
+        public var negativeToTopRatio: Double
+    }
+
+    public struct Settings: Encodable {
+        public var source: RunSource
+        public var images: Int
+        public var eigenvalues: Int
+        public var powerIterations: Int
+        public var traceSamples: Int
+        public var lanczosRuns: Int
+        public var lanczosSteps: Int
+        public var densitySigma: Double
+        public var command: String
+    }
+
+    public struct Data: Encodable {
+        public var topEigenvalues: [Double]
+        public var traceSamples: [Double]
+        public var ritzValues: [[Double]]
+        public var ritzWeights: [[Double]]
+        public var densityGrid: [Double]
+        public var density: [Double]
+    }
+
+    public typealias Report = AnalysisReport<Summary, Settings, Data>
+
+    public static func run(_ model: AnalysisModel, images set: ImageSet, source: RunSource, eigenvalues k: Int, iterations: Int,
+                           traceSamples: Int, lanczosRuns: Int, lanczosSteps: Int, seed: UInt64, command: String,
+                           progress: ProgressHandler? = nil) throws -> Report {
+        guard k >= 1, iterations >= 1, traceSamples >= 1, lanczosRuns >= 1, lanczosSteps >= 2 else {
+            throw AnalysisError("hessian: --eigenvalues, --iterations, --trace-samples, --lanczos-runs must be ≥ 1 and --lanczos-steps ≥ 2")
+        }
+        let net = model.model
+        net.eval()  // fixed batch statistics and no dropout: the Hessian of one deterministic function
+        let x = model.normalization.apply(set.images.contiguous())
+        let labels = set.labels
+        let hvp = HessianVectorProduct(model: net) { crossEntropy(logits: net.logits(x), labels: labels) }
+        let point = ParameterVector(of: net)
+        let generator = Generator(seed: seed)
+        progress?("hessian: top \(k) eigenvalues (power iteration)")
+        let top = topEigenvalues(hvp, like: point, count: k, maxIterations: iterations, generator: generator)
+        progress?("hessian: trace (\(traceSamples) Hutchinson samples)")
+        let tr = trace(hvp, like: point, samples: traceSamples, generator: generator)
+        progress?("hessian: density (\(lanczosRuns) Lanczos runs of \(lanczosSteps) steps)")
+        let quadratures = lanczosQuadratures(hvp, like: point, runs: lanczosRuns, steps: lanczosSteps, generator: generator)
+        let nodes = quadratures.flatMap(\.nodes)
+        let lo = min(nodes.min() ?? -1, 0), hi = max(nodes.max() ?? 1, 0)
+        let pad = 0.05 * (hi - lo) + 1e-6
+        let sigma = max((hi - lo) / 200, 1e-6)
+        let grid = LossLandscape.grid(from: lo - pad, to: hi + pad, count: 600)
+        let dens = density(quadratures, grid: grid, sigma: sigma)
+        // Negative mass straight from the quadrature weights (the smoothing would spill mass across 0).
+        let negative = quadratures.map { q in zip(q.nodes, q.weights).filter { $0.0 < 0 }.map(\.1).reduce(0, +) }
+            .reduce(0, +) / Double(quadratures.count)
+        let mostNegative = nodes.min() ?? .nan
+        let summary = Summary(topEigenvalue: top.values.first ?? .nan, trace: tr.mean, traceStandardError: tr.standardError,
+                              mostNegativeEigenvalue: mostNegative, negativeMass: negative,
+                              negativeToTopRatio: mostNegative < 0 ? -mostNegative / abs(top.values.first ?? 1) : 0)
+        return Report(analysis: Summary.analysis, summary: summary,
+                      settings: Settings(source: source, images: set.count, eigenvalues: k, powerIterations: iterations,
+                                         traceSamples: traceSamples, lanczosRuns: lanczosRuns, lanczosSteps: lanczosSteps,
+                                         densitySigma: sigma, command: command),
+                      data: Data(topEigenvalues: top.values, traceSamples: tr.samples, ritzValues: quadratures.map(\.nodes),
+                                 ritzWeights: quadratures.map(\.weights), densityGrid: grid, density: dens))
+    }
+
+    /// The eigenvalue density (log scale), negative part included.
+    public static func svg(_ report: Report, title: String) -> String {
+        let d = report.data
+        let logDensity = d.density.map { Foundation.log10(max($0, 1e-8)) }
+        return SVGPlot.lineChart(title: "\(title): Hessian eigenvalue density", xLabel: "eigenvalue",
+                                 yLabel: "log10 density", series: [SVGPlot.Series(name: "density", x: d.densityGrid, y: logDensity)])
     }
 }

@@ -56,7 +56,9 @@ public enum ShapeBias {
         return (overall, perClass)
     }
 
-    public struct Summary: Encodable {
+    public struct Summary: AnalysisSummary {
+        public static let analysis = "shape-bias"
+
         public var shapeBias: Double
         public var cueMatchRate: Double
         public var cueConflictImages: Int
@@ -112,7 +114,7 @@ public enum ShapeBias {
                               shapeOnlyAccuracy: model.accuracy(so.images, labels: so.labels),
                               textureOnlyAccuracy: model.accuracy(to.images, labels: to.labels), excludedSameCategory: nil)
         let names = ShapeTex.combinedNames
-        return Report(analysis: "shape-bias", summary: summary,
+        return Report(analysis: Summary.analysis, summary: summary,
                       settings: Settings(source: source, mode: "shapetex", cueConflictImages: conflictSet.count,
                                          singleCueImages: singleCueCount, classMapping: nil, command: command),
                       data: Data(overall: overall, perClass: zip(names, perClass).map { ClassRow(className: $0, counts: $1) },
@@ -150,7 +152,7 @@ public enum ShapeBias {
                                         classCount: GeirhosCategories.names.count)
         let summary = Summary(shapeBias: overall.shapeBias, cueMatchRate: overall.cueMatchRate, cueConflictImages: overall.images,
                               shapeOnlyAccuracy: nil, textureOnlyAccuracy: nil, excludedSameCategory: excluded)
-        return Report(analysis: "shape-bias", summary: summary,
+        return Report(analysis: Summary.analysis, summary: summary,
                       settings: Settings(source: source, mode: "geirhos-folder", cueConflictImages: stimuli.count, singleCueImages: nil,
                                          classMapping: "16-class-ImageNet, mean probability per category (rgeirhos/texture-vs-shape helper/human_categories.py)",
                                          command: command),

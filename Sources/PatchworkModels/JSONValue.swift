@@ -62,3 +62,27 @@ public struct ReferenceCallable: Codable, Equatable, Sendable {
     /// The last component of the dotted name ("BasicBlock", "GELU").
     public var shortName: String { String(name.split(separator: ".").last ?? "") }
 }
+
+/// Literals, so configs can be written in Swift: `["layers": [2, 2, 2, 2], "block": .callable("…")]`.
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) {
+        self = .object(Dictionary(elements, uniquingKeysWith: { _, last in last }))
+    }
+
+    /// A reference class or function passed uncalled: `{"$type": "callable", "name": …}`.
+    public static func callable(_ name: String) -> JSONValue { ["$type": "callable", "name": .string(name)] }
+    /// A reference object built with `kwargs`: `{"$type": "instance", "name": …, "kwargs": …}`.
+    public static func instance(_ name: String, _ kwargs: [String: JSONValue]) -> JSONValue {
+        ["$type": "instance", "name": .string(name), "kwargs": .object(kwargs)]
+    }
+    /// `functools.partial(name, **kwargs)`: `{"$type": "partial", "name": …, "kwargs": …}`.
+    public static func partial(_ name: String, _ kwargs: [String: JSONValue]) -> JSONValue {
+        ["$type": "partial", "name": .string(name), "kwargs": .object(kwargs)]
+    }
+}

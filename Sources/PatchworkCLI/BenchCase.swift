@@ -1,10 +1,13 @@
 import Foundation
 import Patchwork
+import PatchworkModels
 import PatchworkNN
 
 /// One case of the benchmark suite (`bench/cases.json`, the same file as
 /// `../shared/bench/cases.json`): a model given the way PyTorch builds it, a
-/// batch, an input shape and the modes to time.
+/// batch, an input shape and the modes to time. `patchwork bench` times it; the
+/// model is built by the registry's family from the reference's arguments
+/// (`timm.create_model` names: `Models.timmEntrypoint`).
 public struct BenchCase: Decodable, Sendable {
     public let name: String
     public let group: String
@@ -102,13 +105,11 @@ public struct BenchCase: Decodable, Sendable {
     }
 
     /// `timm.create_model(name, **overrides)`: the registered model's own arguments
-    /// with the overrides merged as timm merges them.
+    /// (`Models.timmEntrypoint`) with the overrides merged as timm merges them.
     static func timmNamedModel(_ name: String, family: String, overrides: [String: JSONValue]) throws -> [String: JSONValue] {
-        guard let entry = timmModels[name] else {
-            throw ModelError("timm model \(name) is not listed (known: \(timmModels.keys.sorted().joined(separator: ", ")))")
-        }
+        let entry = try Models.timmEntrypoint(name)
         guard entry.family == family else { throw ModelError("timm model \(name) is a \(entry.family) model, the case says \(family)") }
-        var config = entry.kwargs
+        var config = entry.arguments
         switch family {
         case "coatnet", "maxvit":
             // MaxxVit(cfg, img_size, in_chans, num_classes, global_pool, drop_rate, drop_path_rate, **kwargs):
@@ -189,48 +190,4 @@ public struct BenchCase: Decodable, Sendable {
         config["small_input_stem"] = .bool(true)
         if args[0] != (config["in_chans"]?.int ?? 3) { throw ModelError("post_init: conv1 takes \(args[0]) channels, in_chans is \(config["in_chans"]?.int ?? 3)") }
     }
-
-    /// The timm model names the suite uses: each registered function's own arguments
-    /// (timm 1.0.31: `model_args` of the entrypoint, `model_cfgs` for LeViT and MaxxVit),
-    /// in the family's config format.
-    static let timmModels: [String: (family: String, kwargs: [String: JSONValue])] = {
-        let json = #"""
-        {
-          "resnet18": ["resnet", {"block": {"$type": "callable", "name": "timm.models.resnet.BasicBlock"}, "layers": [2, 2, 2, 2]}],
-          "resnet50": ["resnet", {"block": {"$type": "callable", "name": "timm.models.resnet.Bottleneck"}, "layers": [3, 4, 6, 3]}],
-          "vit_tiny_patch16_224": ["vit", {"patch_size": 16, "embed_dim": 192, "depth": 12, "num_heads": 3}],
-          "vit_small_patch16_224": ["vit", {"patch_size": 16, "embed_dim": 384, "depth": 12, "num_heads": 6}],
-          "vit_tiny_r_s16_p8_224": ["vit_hybrid", {"patch_size": 8, "embed_dim": 192, "depth": 12, "num_heads": 3,
-            "embed_layer": {"$type": "partial", "name": "timm.layers.hybrid_embed.HybridEmbed", "kwargs": {
-              "backbone": {"$type": "instance", "name": "timm.models.resnetv2.create_resnetv2_stem", "kwargs": {
-                "in_chs": 3, "stem_type": "same", "preact": false,
-                "conv_layer": {"$type": "partial", "name": "timm.layers.std_conv.StdConv2dSame", "kwargs": {"eps": 1e-8}}}}}}}],
-          "convit_tiny": ["convit", {"local_up_to_layer": 10, "locality_strength": 1.0, "embed_dim": 48, "num_heads": 4}],
-          "levit_128s": ["levit", {"embed_dim": [128, 256, 384], "key_dim": 16, "num_heads": [4, 6, 8], "depth": [2, 3, 4]}],
-          "swin_tiny_patch4_window7_224": ["swin", {"patch_size": 4, "window_size": 7, "embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24]}],
-          "pvt_v2_b0": ["pvt_v2", {"depths": [2, 2, 2, 2], "embed_dims": [32, 64, 160, 256], "num_heads": [1, 2, 5, 8]}],
-          "coatnet_nano_rw_224": ["coatnet", {"cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitCfg", "kwargs": {
-            "embed_dim": [64, 128, 256, 512], "depths": [3, 4, 6, 3], "stem_width": [32, 64],
-            "conv_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitConvCfg", "kwargs": {"expand_output": false, "stride_mode": "pool", "act_layer": "silu"}},
-            "transformer_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitTransformerCfg", "kwargs": {"expand_first": false}}}}}],
-          "coatnet_0_rw_224": ["coatnet", {"cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitCfg", "kwargs": {
-            "depths": [2, 3, 7, 2], "stem_width": [32, 64],
-            "conv_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitConvCfg", "kwargs": {"expand_output": false, "pre_norm_act": true,
-              "output_bias": false, "stride_mode": "pool", "attn_early": true, "attn_act_layer": "relu", "act_layer": "silu"}},
-            "transformer_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitTransformerCfg", "kwargs": {"expand_first": false, "shortcut_bias": false}}}}}],
-          "maxvit_nano_rw_256": ["maxvit", {"img_size": 256, "cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitCfg", "kwargs": {
-            "embed_dim": [64, 128, 256, 512], "depths": [1, 2, 3, 1], "block_type": ["M", "M", "M", "M"], "stem_width": [32, 64],
-            "conv_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitConvCfg", "kwargs": {"expand_output": false, "output_bias": false,
-              "attn_ratio": 0.0625, "act_layer": "silu"}},
-            "transformer_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitTransformerCfg", "kwargs": {"expand_first": false}}}}}],
-          "maxvit_tiny_tf_224": ["maxvit", {"cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitCfg", "kwargs": {
-            "embed_dim": [64, 128, 256, 512], "depths": [2, 2, 5, 2], "block_type": ["M", "M", "M", "M"], "stem_bias": true, "head_hidden_size": 512,
-            "conv_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitConvCfg", "kwargs": {"padding": "same", "act_layer": "gelu_tanh", "norm_eps": 0.001}},
-            "transformer_cfg": {"$type": "instance", "name": "timm.models.maxxvit.MaxxVitTransformerCfg", "kwargs": {"head_first": false,
-              "rel_pos_type": "bias_tf", "act_layer": "gelu_tanh", "norm_eps": 1e-05}}}}}]
-        }
-        """#
-        let table = try! JSONDecoder().decode([String: JSONValue].self, from: Data(json.utf8))
-        return table.mapValues { ($0.array![0].string!, $0.array![1].object!) }
-    }()
 }

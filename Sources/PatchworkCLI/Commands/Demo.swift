@@ -52,6 +52,9 @@ struct DemoCommand: ParsableCommand {
                 throw ValidationError("the demo trains on 32×32 ShapeTex; \(name) takes \(size)×\(size) inputs (choose _nano variants)")
             }
         }
+        guard !(try Models.create(names[1], numClasses: ShapeTex.classCount).attentionLayers().isEmpty) else {
+            throw ValidationError("the second model is the ViT, whose attention the claims measure; \(names[1]) has no attention layers")
+        }
         let data = "shapetex:train=\(plan.trainImages),test=\(plan.testImages)"
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         func elapsed() -> String { String(format: "%.0f s", Date().timeIntervalSince(started)) }
@@ -68,9 +71,8 @@ struct DemoCommand: ParsableCommand {
         }
 
         // 2. Analyse every model.
-        var results: [String: [String: Any]] = [:]
         for name in names {
-            results[name] = try analyse(name, data: data, plan: plan)
+            try analyse(name, data: data, plan: plan)
             printProgress("[\(elapsed())] \(name): analyses written to \(folder(name))")
         }
 
@@ -80,7 +82,7 @@ struct DemoCommand: ParsableCommand {
             let set = try ImageSet(try DatasetSpec.open(data, split: .test, imageSize: 32, channels: 3), count: plan.analysisImages)
             let report = try CKAAccumulator.run(a.model, b.model, images: set, sourceA: a.source(data), sourceB: b.source(data),
                                                 batchSize: 50, command: "patchwork demo")
-            try AnalysisOutput.write(report, name: "cka", svg: CKAAccumulator.svg(report), to: "\(out)/cka-\(names[0])-vs-\(other)")
+            try report.write(svg: CKAAccumulator.svg(report), to: "\(out)/cka-\(names[0])-vs-\(other)")
         }
         var rows: [CostAnalysis.Row] = []
         for name in names {
@@ -90,11 +92,12 @@ struct DemoCommand: ParsableCommand {
                                          accuracy: summaries[name]?.testAccuracy))
         }
         let cost = CostAnalysis.report(rows: rows, batch: 32, seconds: plan.costSeconds, classes: ShapeTex.classCount, command: "patchwork demo")
-        try AnalysisOutput.write(cost, name: "cost", svg: CostAnalysis.svg(cost), to: "\(out)/cost")
+        try cost.write(svg: CostAnalysis.svg(cost), to: "\(out)/cost")
         printProgress("[\(elapsed())] CKA and cost written")
 
         // 4. The claims, checked, and the report.
-        let claims = DemoClaims.check(names: names, summaries: summaries, results: results)
+        let results = names.map { ModelResults(model: $0, folder: folder($0)) }
+        let claims = try Claims.evaluate(cnn: results[0], vit: results[1], hybrids: Array(results.dropFirst(2)))
         try AnalysisOutput.writeAtomically(try JSONEncoder().encode(claims), to: "\(out)/claims.json")
         let (entries, runs, found) = try HTMLReport.collect([out])
         let note = "ShapeTex, 32×32, \(plan.trainImages) training images, \(plan.epochs) epochs per model; "
@@ -104,7 +107,7 @@ struct DemoCommand: ParsableCommand {
         let html = HTMLReport.render(title: "Patchwork demo: CNN vs ViT vs hybrids on ShapeTex", entries: entries, runs: runs,
                                      claims: found, note: note)
         try AnalysisOutput.writeAtomically(Data(html.utf8), to: "\(out)/report.html")
-        for c in claims { printProgress("  [\(c.held.map { $0 ? "held" : "did not hold" } ?? "n/a")] \(c.claim): \(c.measured)") }
+        for c in claims { printProgress("  [\(c.held ? "held" : "did not hold")] \(c.claim): \(c.measured)") }
         printProgress("[\(elapsed())] wrote \(out)/report.html")
     }
 
@@ -155,8 +158,8 @@ struct DemoCommand: ParsableCommand {
                seed: seed)
     }
 
-    /// Every single-model analysis of `name`; returns each one's summary (as JSON objects) by analysis name.
-    func analyse(_ name: String, data: String, plan: Plan) throws -> [String: Any] {
+    /// Every single-model analysis of `name`, written into its folder.
+    func analyse(_ name: String, data: String, plan: Plan) throws {
         let m = try loaded(name)
         let source = RunSource(model: name, weights: folder(name) + "/weights.safetensors", data: data, imageSize: 32,
                                normalization: "patchwork", seed: seed)
@@ -164,107 +167,44 @@ struct DemoCommand: ParsableCommand {
         let set = try ImageSet(test, count: plan.analysisImages)
         let dir = folder(name)
         let command = "patchwork demo\(quick ? " --quick" : "")"
-        var summaries: [String: Any] = [:]
-        func keep<R: Encodable>(_ report: R, _ analysis: String, svg: String?) throws {
-            try AnalysisOutput.write(report, name: analysis, svg: svg, to: dir)
-            let json = try JSONSerialization.jsonObject(with: AnalysisOutput.encoder().encode(report)) as? [String: Any]
-            summaries[analysis] = json?["summary"]
-        }
         let title = name
         let shape = try ShapeBias.runShapeTex(m.model, spec: data, imageSize: 32, conflictCount: plan.conflictImages,
                                               singleCueCount: plan.singleCueImages, source: source, command: command)
-        try keep(shape, "shape-bias", svg: ShapeBias.svg(shape, title: title))
+        try shape.write(svg: ShapeBias.svg(shape, title: title), to: dir)
         let fourier = try FourierHeatmap.run(m.model, images: try ImageSet(test, count: plan.fourierImages), norm: 4, seed: seed,
                                              source: source, command: command)
-        try keep(fourier, "fourier-heatmap", svg: FourierHeatmap.svg(fourier, title: title))
+        try fourier.write(svg: FourierHeatmap.svg(fourier, title: title), to: dir)
         let bands = try FrequencyNoise.run(m.model, images: set, bands: 8, norm: 4, cutoffs: nil, seed: seed, source: source, command: command)
-        try keep(bands, "frequency-noise", svg: FrequencyNoise.svg(bands, title: title))
+        try bands.write(svg: FrequencyNoise.svg(bands, title: title), to: dir)
         let features = try FeatureFrequency.run(m.model, images: try ImageSet(test, count: min(plan.analysisImages, 200)),
                                                 source: source, command: command)
-        try keep(features, "feature-frequency", svg: FeatureFrequency.svg(features, title: title))
+        try features.write(svg: FeatureFrequency.svg(features, title: title), to: dir)
         let corrupt = try Corruptions.run(m.model, images: try ImageSet(test, count: plan.corruptionImages), seed: seed,
                                           source: source, command: command)
-        try keep(corrupt, "corruptions", svg: Corruptions.svg(corrupt, title: title))
+        try corrupt.write(svg: Corruptions.svg(corrupt, title: title), to: dir)
         let attack = try Adversarial.run(m.model, images: try ImageSet(test, count: plan.adversarialImages),
                                          epsilons: [0, 1.0 / 255, 2.0 / 255, 4.0 / 255, 8.0 / 255], steps: plan.pgdSteps,
                                          stepSizeOverEpsilon: 2.5 / Double(plan.pgdSteps), randomStart: true, seed: seed,
                                          source: source, command: command)
-        try keep(attack, "adversarial", svg: Adversarial.svg(attack, title: title))
+        try attack.write(svg: Adversarial.svg(attack, title: title), to: dir)
         if !m.model.model.attentionLayers().isEmpty {
             let distance = try AttentionDistance.run(m.model, images: try ImageSet(test, count: min(plan.analysisImages, 200)),
                                                      source: source, command: command)
-            try keep(distance, "attention-distance", svg: AttentionDistance.svg(distance, title: title))
+            try distance.write(svg: AttentionDistance.svg(distance, title: title), to: dir)
             do {
                 let maps = try AttentionRollout.run(m.model, images: try ImageSet(test, count: 6), source: source, command: command,
                                                     directory: dir)
-                try keep(maps, "attention-maps", svg: nil)
+                try maps.write(svg: nil, to: dir)
             } catch let error as AnalysisError {
                 printProgress("  \(name): attention maps skipped (\(error))")
             }
         }
         let landscape = try LossLandscape.run(m.model, images: try ImageSet(test, count: plan.landscapeImages), source: source,
                                               dimensions: 2, range: 1, points: plan.landscapePoints, seed: seed, command: command)
-        try keep(landscape, "landscape", svg: LossLandscape.svg(landscape, title: title))
+        try landscape.write(svg: LossLandscape.svg(landscape, title: title), to: dir)
         let hessian = try HessianSpectrum.run(m.model, images: try ImageSet(test, count: plan.hessianImages), source: source,
                                               eigenvalues: 1, iterations: plan.hessianIterations, traceSamples: quick ? 2 : 4,
                                               lanczosRuns: 1, lanczosSteps: plan.lanczosSteps, seed: seed, command: command)
-        try keep(hessian, "hessian", svg: HessianSpectrum.svg(hessian, title: title))
-        return summaries
-    }
-}
-
-/// The claims the demo checks, from the analyses' summaries.
-enum DemoClaims {
-    static func number(_ results: [String: [String: Any]], _ model: String, _ analysis: String, _ key: String) -> Double? {
-        ((results[model]?[analysis] as? [String: Any])?[key] as? NSNumber)?.doubleValue
-    }
-
-    static func check(names: [String], summaries: [String: TrainingSummary], results: [String: [String: Any]]) -> [HTMLReport.Claim] {
-        let cnn = names[0], vit = names[1], hybrids = Array(names.dropFirst(2))
-        var claims: [HTMLReport.Claim] = []
-        func f(_ v: Double?) -> String { v.map { String(format: "%.3f", $0) } ?? "n/a" }
-
-        let sb = (number(results, cnn, "shape-bias", "shape_bias"), number(results, vit, "shape-bias", "shape_bias"))
-        claims.append(.init(claim: "CNNs decide by texture more than ViTs; ViTs by shape (Geirhos et al. 2019; Naseer et al. 2021)",
-                            measured: "shape bias \(cnn) \(f(sb.0)), \(vit) \(f(sb.1))",
-                            held: sb.0.flatMap { a in sb.1.map { $0 > a } }))
-
-        // Fourier noise: the error it adds over each model's clean error (the models differ in clean accuracy).
-        func excess(_ m: String, _ key: String) -> Double? {
-            number(results, m, "fourier-heatmap", key).flatMap { e in number(results, m, "fourier-heatmap", "clean_error").map { e - $0 } }
-        }
-        let hf = (excess(cnn, "high_frequency_error"), excess(vit, "high_frequency_error"))
-        claims.append(.init(claim: "CNNs are more sensitive to high-frequency noise than ViTs (Yin et al. 2019; Park & Kim 2022)",
-                            measured: "error added by high-frequency Fourier noise \(cnn) \(f(hf.0)), \(vit) \(f(hf.1))",
-                            held: hf.0.flatMap { a in hf.1.map { a > $0 } }))
-
-        let lf = (excess(cnn, "low_frequency_error"), excess(vit, "low_frequency_error"))
-        claims.append(.init(claim: "ViTs are relatively more sensitive to low-frequency noise than CNNs (Park & Kim 2022)",
-                            measured: "error added by low-frequency Fourier noise \(cnn) \(f(lf.0)), \(vit) \(f(lf.1))",
-                            held: lf.0.flatMap { a in lf.1.map { $0 > a } }))
-
-        let ff = (number(results, cnn, "feature-frequency", "mean_high_frequency"), number(results, vit, "feature-frequency", "mean_high_frequency"))
-        claims.append(.init(claim: "Self-attention passes less high-frequency content through its features than convolution (Park & Kim 2022, Fig. 2)",
-                            measured: "mean relative high-frequency log amplitude \(cnn) \(f(ff.0)), \(vit) \(f(ff.1))",
-                            held: ff.0.flatMap { a in ff.1.map { $0 < a } }))
-
-        let ad = (number(results, vit, "attention-distance", "first_layer_mean_distance"),
-                  number(results, vit, "attention-distance", "last_layer_mean_distance"),
-                  number(results, vit, "attention-distance", "image_size"))
-        claims.append(.init(claim: "A ViT trained on little data attends globally even in its first layer (Dosovitskiy et al. 2021; Raghu et al. 2021)",
-                            measured: "\(vit) mean attention distance: first layer \(f(ad.0)) px, last \(f(ad.1)) px (a uniform head on a \(Int(ad.2 ?? 0))px image: about \(f((ad.2 ?? 0) * 0.52)) px)",
-                            held: ad.0.flatMap { a in ad.2.map { a > 0.3 * $0 } }))
-
-        let accuracy = { (m: String) in summaries[m]?.testAccuracy }
-        let hybridAccuracies = hybrids.compactMap { accuracy($0) }
-        claims.append(.init(claim: "Hybrids (convolutions + attention) learn better than a plain ViT from little data (Xiao et al. 2021; Dai et al. 2021)",
-                            measured: "test accuracy \(vit) \(f(accuracy(vit))); " + hybrids.map { "\($0) \(f(accuracy($0)))" }.joined(separator: ", "),
-                            held: accuracy(vit).flatMap { v in hybridAccuracies.isEmpty ? nil : hybridAccuracies.allSatisfy { $0 > v } }))
-
-        let neg = (number(results, cnn, "hessian", "negative_to_top_ratio"), number(results, vit, "hessian", "negative_to_top_ratio"))
-        claims.append(.init(claim: "A ViT's loss is less convex than a CNN's: stronger negative Hessian eigenvalues (Park & Kim 2022)",
-                            measured: "|most negative| / top eigenvalue \(cnn) \(f(neg.0)), \(vit) \(f(neg.1))",
-                            held: neg.0.flatMap { a in neg.1.map { $0 > a } }))
-        return claims
+        try hessian.write(svg: HessianSpectrum.svg(hessian, title: title), to: dir)
     }
 }

@@ -3,6 +3,7 @@ import XCTest
 import Patchwork
 import PatchworkNN
 import PatchworkModels
+import PatchworkCLI
 
 /// The benchmark suite's cases build the reference's architecture: every case's
 /// model has the reference's parameter count, and a case runs a train step.

@@ -1,0 +1,4 @@
+import ArgumentParser
+import PatchworkCLI
+
+PatchworkCommand.main()

@@ -1,0 +1,177 @@
+import ArgumentParser
+import Foundation
+import XCTest
+import PatchworkAnalysis
+@testable import PatchworkCLI
+
+/// The command line, in-process: every command's arguments parsed (valid and
+/// invalid), and train → eval → analyze, models and version run on tiny data.
+final class CommandTests: XCTestCase {
+    var root = ""
+
+    override func setUpWithError() throws {
+        root = NSTemporaryDirectory() + "patchwork-cli-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: root) }
+
+    /// Parses `arguments` as `patchwork ARGUMENTS` would (including each command's `validate()`).
+    func parse(_ arguments: [String]) throws -> ParsableCommand { try PatchworkCommand.parseAsRoot(arguments) }
+
+    /// Parses and runs `arguments`, returning what the command printed.
+    func run(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        var command = try parse(arguments)
+        return try captureStandardOutput { try command.run() }
+    }
+
+    /// Standard output while `body` runs (through a file, so no pipe can fill up).
+    func captureStandardOutput(_ body: () throws -> Void) throws -> String {
+        let path = root + "/stdout-\(UUID().uuidString).txt"
+        FileManager.default.createFile(atPath: path, contents: nil)
+        let file = open(path, O_WRONLY)
+        let saved = dup(STDOUT_FILENO)
+        fflush(stdout)
+        dup2(file, STDOUT_FILENO)
+        defer {
+            fflush(stdout)
+            dup2(saved, STDOUT_FILENO)
+            close(saved)
+            close(file)
+        }
+        try body()
+        fflush(stdout)
+        return String(decoding: FileManager.default.contents(atPath: path) ?? Data(), as: UTF8.self)
+    }
+
+    func testEveryCommandParsesValidArguments() throws {
+        let valid: [([String], ParsableCommand.Type)] = [
+            (["train", "--model", "resnet_nano", "--data", "shapetex", "--out", "o", "--epochs", "2", "--optimizer", "adamw", "--resume"],
+             TrainCommand.self),
+            (["eval", "--model", "resnet_nano", "--weights", "w.safetensors", "--data", "shapetex"], EvalCommand.self),
+            (["predict", "--model", "resnet_nano", "--weights", "w.safetensors", "a.png", "b.png"], PredictCommand.self),
+            (["shapetex", "--out", "o", "--split", "cue-conflict", "--count", "3"], ShapeTexCommand.self),
+            (["models", "--json", "--family", "vit"], ModelsCommand.self),
+            (["parity", "a.json", "b.json"], ParityCommand.self),
+            (["analyze", "shape-bias", "--model", "vit_nano", "--weights", "w", "--out", "o", "--samples", "10"], ShapeBiasCommand.self),
+            (["analyze", "fourier-heatmap", "--model", "vit_nano", "--weights", "w", "--out", "o", "--norm", "2"], FourierHeatmapCommand.self),
+            (["analyze", "frequency-noise", "--model", "vit_nano", "--weights", "w", "--out", "o", "--cutoffs", "1,2"], FrequencyNoiseCommand.self),
+            (["analyze", "feature-frequency", "--model", "vit_nano", "--weights", "w", "--out", "o"], FeatureFrequencyCommand.self),
+            (["analyze", "corruptions", "--model", "vit_nano", "--weights", "w", "--out", "o", "--only", "fog"], CorruptionsCommand.self),
+            (["analyze", "adversarial", "--model", "vit_nano", "--weights", "w", "--out", "o", "--steps", "2"], AdversarialCommand.self),
+            (["analyze", "attention-distance", "--model", "vit_nano", "--weights", "w", "--out", "o"], AttentionDistanceCommand.self),
+            (["analyze", "attention-maps", "--model", "vit_nano", "--weights", "w", "--out", "o", "--scale", "2"], AttentionMapsCommand.self),
+            (["analyze", "cka", "--model", "vit_nano", "--weights", "w", "--model-b", "resnet_nano", "--weights-b", "w2", "--out", "o"],
+             CKACommand.self),
+            (["analyze", "landscape", "--model", "vit_nano", "--weights", "w", "--out", "o", "--dimensions", "1"], LandscapeCommand.self),
+            (["analyze", "hessian", "--model", "vit_nano", "--weights", "w", "--out", "o", "--eigenvalues", "2"], HessianCommand.self),
+            (["analyze", "cost", "--models", "vit_nano,resnet_nano", "--out", "o"], CostCommand.self),
+            (["report", "runs/a", "runs/b", "--out", "r.html"], ReportCommand.self),
+            (["demo", "--quick", "--out", "o"], DemoCommand.self),
+            (["bench", "levit-s", "--mode", "train", "--quick"], BenchRun.self),
+            (["bench", "gemm", "--json"], BenchGemm.self),
+            (["bench", "compare", "--patchwork", "a.json", "--torch", "b.json"], BenchCompare.self),
+            (["version"], Version.self),
+        ]
+        for (arguments, type) in valid {
+            let command = try parse(arguments)
+            XCTAssertTrue(Swift.type(of: command) == type, "\(arguments) parsed as \(Swift.type(of: command))")
+        }
+        // The values arrive where they belong.
+        let train = try XCTUnwrap(try parse(valid[0].0) as? TrainCommand)
+        XCTAssertEqual(train.model, "resnet_nano")
+        XCTAssertEqual(train.epochs, 2)
+        XCTAssertEqual(train.optimizer, "adamw")
+        XCTAssertTrue(train.resume)
+        XCTAssertEqual(train.batchSize, 64, "the default")
+        let cka = try XCTUnwrap(try parse(valid[14].0) as? CKACommand)
+        XCTAssertEqual(cka.options.model, "vit_nano")
+        XCTAssertEqual(cka.modelB, "resnet_nano")
+        XCTAssertEqual(cka.options.data, "shapetex", "the default")
+        let bench = try XCTUnwrap(try parse(valid[20].0) as? BenchRun)
+        XCTAssertEqual(bench.names, ["levit-s"])
+        XCTAssertEqual(bench.mode, "train")
+    }
+
+    func testInvalidArgumentsAreRefusedWithAMessage() throws {
+        let invalid: [([String], String)] = [
+            (["train", "--data", "shapetex", "--out", "o"], "--model"),
+            (["train", "--model", "resnet_nano", "--data", "shapetex", "--out", "o", "--batch-size", "many"], "many"),
+            (["eval", "--model", "resnet_nano", "--data", "shapetex"], "--weights"),
+            (["predict", "--model", "resnet_nano", "--weights", "w"], "images"),
+            (["shapetex", "--out", "o", "--split", "sideways"], "--split must be one of"),
+            (["shapetex", "--out", "o", "--count=-1"], "--count must not be negative"),
+            (["models", "--family"], "--family"),
+            (["analyze", "shape-bias", "--model", "vit_nano", "--out", "o"], "--weights"),
+            (["analyze", "fourier-heatmap", "--model", "vit_nano", "--weights", "w", "--out", "o", "--batch-size", "0"],
+             "--batch-size must be at least 1"),
+            (["analyze", "corruptions", "--model", "vit_nano", "--weights", "w", "--out", "o", "--normalize", "zscore"],
+             "--normalize must be patchwork or imagenet"),
+            (["analyze", "cka", "--model", "vit_nano", "--weights", "w", "--out", "o"], "--model-b"),
+            (["analyze", "x-ray"], "x-ray"),
+            (["report", "--out", "r.html"], "folders"),
+            (["demo", "--seed", "minus"], "minus"),
+            (["bench", "--group", "huge"], "--group must be small or imagenet"),
+            (["bench", "--mode", "sideways"], "--mode must be train or infer"),
+            (["bench", "compare", "--torch", "b.json"], "--patchwork"),
+            (["version", "--verbose"], "--verbose"),
+            (["transmogrify"], "transmogrify"),
+        ]
+        for (arguments, fragment) in invalid {
+            XCTAssertThrowsError(try parse(arguments), "\(arguments)") { error in
+                let message = PatchworkCommand.message(for: error)
+                XCTAssertTrue(message.contains(fragment), "\(arguments): \"\(message)\" does not mention \(fragment)")
+                XCTAssertNotEqual(PatchworkCommand.exitCode(for: error), .success, "\(arguments)")
+            }
+        }
+    }
+
+    /// train (a nano model on ShapeTex, two steps) → eval → analyze shape-bias, as files in a temporary folder.
+    func testTrainEvalAndAnalyzeOnTinyData() throws {
+        let run = root + "/run", data = "shapetex:train=64,test=32"
+        let trained = try self.run(["train", "--model", "resnet_nano", "--data", data, "--out", run, "--epochs", "1", "--batch-size", "32"])
+        XCTAssertTrue(trained.contains("resnet_nano: "), trained)
+        XCTAssertTrue(trained.contains("64 train / 32 test images, 10 classes"), trained)
+        XCTAssertTrue(trained.contains("test accuracy "), trained)
+        for file in ["weights.safetensors", "checkpoint.safetensors", "metrics.jsonl", "summary.json"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run + "/" + file), file)
+        }
+        let summary = try ModelResults(model: "resnet_nano", folder: run).training()
+        XCTAssertEqual(summary.epochs, 1)
+        XCTAssertEqual(summary.model, "resnet_nano")
+
+        let evaluated = try self.run(["eval", "--model", "resnet_nano", "--weights", run + "/weights.safetensors", "--data", data])
+        XCTAssertTrue(evaluated.hasPrefix("resnet_nano on \(data): loss "), evaluated)
+        XCTAssertTrue(evaluated.contains("(32 images)"), evaluated)
+
+        let out = root + "/analyses"
+        let analysed = try self.run(["analyze", "shape-bias", "--model", "resnet_nano", "--weights", run + "/weights.safetensors",
+                                     "--out", out, "--samples", "20", "--single-cue-samples", "10", "--batch-size", "20"])
+        XCTAssertTrue(analysed.contains("shape bias "), analysed)
+        XCTAssertTrue(analysed.contains("wrote \(out)/shape-bias.json and \(out)/shape-bias.svg"), analysed)
+        // What the analysis wrote reads back as the type it was written from.
+        let bias = try ModelResults(model: "resnet_nano", folder: out).summary(ShapeBias.Summary.self)
+        XCTAssertEqual(bias.cueConflictImages, 20)
+        XCTAssertTrue((0...1).contains(bias.shapeBias) || bias.shapeBias.isNaN)
+
+        // A missing weights file is an error that names it.
+        XCTAssertThrowsError(try self.run(["eval", "--model", "resnet_nano", "--weights", root + "/none.safetensors", "--data", data])) {
+            XCTAssertTrue("\($0)".contains("none.safetensors"), "\($0)")
+        }
+    }
+
+    func testModelsListsAFamilysVariants() throws {
+        let table = try run(["models", "--family", "resnet"])
+        let lines = table.split(separator: "\n")
+        XCTAssertEqual(lines.count, 4, table)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("resnet18 ") && $0.contains("11,689,512 params") }, table)
+        XCTAssertTrue(lines.contains { $0.hasPrefix("resnet_nano ") && $0.hasSuffix("32x32") }, table)
+        // (--json builds the same models again: its parsing is tested above, and one pass is enough here.)
+    }
+
+    func testVersionPrintsTheVersionAndTheGEMM() throws {
+        let text = try run(["version"])
+        XCTAssertTrue(text.hasPrefix("patchwork "), text)
+        XCTAssertTrue(text.contains("\nGEMM: "), text)
+    }
+}
