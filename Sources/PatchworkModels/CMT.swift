@@ -68,12 +68,7 @@ public final class CMTAttention: Module, AttentionRecording {
     public let qkDim: Int
     public let srRatio: Int
     public let scale: Float
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
-    private var lastPositions: (queries: Tensor, keys: Tensor)?
-    public var lastAttentionMap: AttentionMap? {
-        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: lastPositions?.queries, keyPositions: lastPositions?.keys) }
-    }
+    public let recorder = AttentionRecorder()
 
     init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Double?, attnDrop: Float, projDrop: Float, qkRatio: Int, srRatio: Int) {
         self.heads = heads
@@ -108,14 +103,10 @@ public final class CMTAttention: Module, AttentionRecording {
         }
         let key = k(source).reshaped([b, nk, heads, qHead]).permuted([0, 2, 1, 3])
         let value = v(source).reshaped([b, nk, heads, c / heads]).permuted([0, 2, 1, 3])
-        let logits = matmul(query, key.transposed()) * scale + relativePos.reshaped([1, heads, n, nk])
-        let probabilities = logits.softmax(axis: -1)
-        if recordsAttention {
-            lastAttention = probabilities.detached()
-            lastPositions = (AttentionMap.gridPositions(height: height, width: width),
-                             CMT.reducedCellPositions(height: height, width: width, sr: srRatio))
-        }
-        let mixed = matmul(attnDrop(probabilities), value).permuted([0, 2, 1, 3]).reshaped([b, n, c])
+        let (mixed, _) = scaledDotProductAttention(
+            q: query, k: key, v: value, scale: scale, bias: relativePos.reshaped([1, heads, n, nk]), dropout: attnDrop,
+            recorder: recorder, queryPositions: AttentionMap.gridPositions(height: height, width: width),
+            keyPositions: CMT.reducedCellPositions(height: height, width: width, sr: srRatio))
         return projDrop(proj(mixed))
     }
 }

@@ -77,14 +77,10 @@ public final class CeiTAttention: Module, AttentionRecording {
     public let heads: Int
     public let scale: Float
     public let lastQueryOnly: Bool
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
+    public let recorder = AttentionRecorder()
     /// Where the queries and keys sit in the image ([N, 2], NaN for class tokens); set by the model.
     public var queryPositions: Tensor?
     public var keyPositions: Tensor?
-    public var lastAttentionMap: AttentionMap? {
-        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: queryPositions, keyPositions: keyPositions) }
-    }
 
     init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Float?, attnDrop: Float, projDrop: Float, lastQueryOnly: Bool) {
         precondition(dim % heads == 0, "CeiTAttention: dim \(dim) is not divisible by \(heads) heads")
@@ -115,10 +111,9 @@ public final class CeiTAttention: Module, AttentionRecording {
             let t = qkv(x).reshaped([b, n, 3, heads, hd]).permuted([2, 0, 3, 1, 4])
             q = t.selecting(axis: 0, index: 0); k = t.selecting(axis: 0, index: 1); v = t.selecting(axis: 0, index: 2)
         }
-        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
-        if recordsAttention { lastAttention = probabilities.detached() }
-        let nq = q.shape[2]
-        let mixed = matmul(attnDrop(probabilities), v).permuted([0, 2, 1, 3]).reshaped([b, nq, d])
+        let (mixed, probabilities) = scaledDotProductAttention(
+            q: q, k: k, v: v, scale: scale, dropout: attnDrop, recorder: recorder,
+            queryPositions: queryPositions, keyPositions: keyPositions)
         return (projDrop(proj(mixed)), returnAttention ? probabilities : nil)
     }
 }

@@ -34,15 +34,7 @@ public final class GPSA: Module, AttentionRecording {
     public let grid: (Int, Int)
     /// (dx, dy, dx²+dy²) between every pair of patches [N, N, 3] (timm's non-persistent `rel_indices`).
     public let relIndices: Tensor
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
-    public private(set) var lastGating: Tensor?
-    public var lastAttentionMap: AttentionMap? {
-        lastAttention.map {
-            AttentionMap(probabilities: $0, queryPositions: tokenPositions, keyPositions: tokenPositions,
-                         extras: lastGating.map { ["gating": $0] } ?? [:])
-        }
-    }
+    public let recorder = AttentionRecorder()
     /// Where the patches sit in the image ([N, 2], see `AttentionMap`).
     public let tokenPositions: Tensor
 
@@ -120,7 +112,7 @@ public final class GPSA: Module, AttentionRecording {
         let q = qk.selecting(axis: 0, index: 0), k = qk.selecting(axis: 0, index: 1)
         // The positional scores do not depend on the batch: [N, N, heads] → [1, heads, N, N].
         let positional = posProj(relIndices).permuted([2, 0, 1]).softmax(axis: -1).unsqueezed(axis: 0)
-        let patch = matmul(q, k.transposed()).softmax(scale: scale)
+        let patch = attentionProbabilities(q: q, k: k, scale: scale)
         let gate = gatingParam.sigmoid().reshaped([1, heads, 1, 1])
         let mixed = (1 - gate) * patch + gate * positional
         return mixed / mixed.sum(alongAxes: [3], keepDims: true)
@@ -130,10 +122,9 @@ public final class GPSA: Module, AttentionRecording {
     public func forward(_ x: Tensor, returnAttention: Bool = false) -> (output: Tensor, attention: Tensor?) {
         let b = x.shape[0], n = x.shape[1], c = x.shape[2]
         let probabilities = attention(x)
-        if recordsAttention {
-            lastAttention = probabilities.detached()
-            lastGating = gatingParam.detached().sigmoid()
-        }
+        // The probabilities are the gated mix, not one softmax: recorded here, not by scaledDotProductAttention.
+        recorder.record(probabilities, queryPositions: tokenPositions, keyPositions: tokenPositions,
+                        extras: ["gating": gatingParam.sigmoid()])
         let values = v(x).reshaped([b, n, heads, c / heads]).permuted([0, 2, 1, 3])
         let mixed = matmul(attnDrop(probabilities), values).permuted([0, 2, 1, 3]).reshaped([b, n, c])
         return (projDrop(proj(mixed)), returnAttention ? probabilities : nil)

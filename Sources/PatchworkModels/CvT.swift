@@ -109,23 +109,14 @@ public final class CvTSelfAttention: Module, AttentionRecording {
     public let scale: Float
     public let withClassToken: Bool
 
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
-    private var lastGrid: (Int, Int)?
+    public let recorder = AttentionRecorder()
 
-    /// Queries on the token grid (class token: NaN); keys at the centres of the strided
-    /// conv windows that made them.
-    public var lastAttentionMap: AttentionMap? {
-        guard let a = lastAttention, let grid = lastGrid else { return nil }
-        let (h, w) = grid
-        let prefix = withClassToken ? 1 : 0
-        func positions(_ p: CvTProjection) -> Tensor {
-            var values = [Float](repeating: .nan, count: 2 * prefix)
-            for (y, x) in p.outputPositions(height: h, width: w) { values.append(y); values.append(x) }
-            return Tensor(values, shape: [values.count / 2, 2])
-        }
-        return AttentionMap(probabilities: a, queryPositions: positions(convolutionProjectionQuery),
-                            keyPositions: positions(convolutionProjectionKey))
+    /// Where the tokens a projection makes sit in an h×w map (class token: NaN): the
+    /// centres of the strided conv windows that made them. Queries and keys of the maps.
+    func positions(_ p: CvTProjection, height h: Int, width w: Int) -> Tensor {
+        var values = [Float](repeating: .nan, count: withClassToken ? 2 : 0)
+        for (y, x) in p.outputPositions(height: h, width: w) { values.append(y); values.append(x) }
+        return Tensor(values, shape: [values.count / 2, 2])
     }
 
     init(heads: Int, dim: Int, kernelSize: Int, paddingQ: Int, paddingKV: Int, strideQ: Int, strideKV: Int,
@@ -167,14 +158,10 @@ public final class CvTSelfAttention: Module, AttentionRecording {
         let hd = dim / heads
         func split(_ t: Tensor) -> Tensor { t.reshaped([b, t.shape[1], heads, hd]).permuted([0, 2, 1, 3]) }
         let q = split(projectionQuery(query)), k = split(projectionKey(key)), v = split(projectionValue(value))
-        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
-        if recordsAttention {
-            lastAttention = probabilities.detached()
-            lastGrid = (height, width)
-        }
-        let context = matmul(dropout(probabilities), v)               // [B, heads, Nq, hd]
-        let nq = context.shape[2]
-        return context.permuted([0, 2, 1, 3]).reshaped([b, nq, dim])
+        return scaledDotProductAttention(
+            q: q, k: k, v: v, scale: scale, dropout: dropout, recorder: recorder,
+            queryPositions: positions(convolutionProjectionQuery, height: height, width: width),
+            keyPositions: positions(convolutionProjectionKey, height: height, width: width)).output
     }
 }
 

@@ -71,8 +71,7 @@ public class DATLocalAttention: Module, AttentionRecording {
     public let shift: Int
     let scale: Float
     let index: [Int]
-    public var recordsAttention = false
-    public private(set) var lastAttentionMap: AttentionMap?
+    public let recorder = AttentionRecorder()
 
     init(dim: Int, heads: Int, window: Int, attnDrop: Float, projDrop: Float, shift: Int = 0) {
         _projQkv.wrappedValue = Linear(dim, 3 * dim)
@@ -93,17 +92,12 @@ public class DATLocalAttention: Module, AttentionRecording {
         guard h % window.0 == 0, w % window.1 == 0 else {
             fail("DAT LocalAttention", "input \(x.shape) is not a multiple of the window \(window.0)x\(window.1)")
         }
-        let n = window.0 * window.1
-        let bias = relativePositionBiasTable.indexSelect(axis: 0, indices: index).reshaped([n, n, heads])
-            .permuted([2, 0, 1]).unsqueezed(axis: 0)
-        let (probabilities, v) = SwinWindows.attend(SwinWindows.partition(x, window), qkv: projQkv, heads: heads, scale: scale,
-                                                bias: bias, mask: mask)
-        if recordsAttention {
-            let p = SwinWindows.positions(size: (h, w), padded: (h, w), window: window, shift: (shift, shift), batch: b)
-            lastAttentionMap = AttentionMap(probabilities: probabilities.detached(), queryPositions: p, keyPositions: p)
-        }
-        let out = projDrop(projOut(SwinWindows.mergeHeads(matmul(attnDrop(probabilities), v))))
-        return SwinWindows.reverse(out, window, height: h, width: w)
+        let windows = WindowPartition.split(x, window)
+        let mixed = SwinWindows.attend(windows.reshaped([windows.shape[0], window.0 * window.1, windows.shape[3]]), qkv: projQkv,
+                                       heads: heads, scale: scale, table: relativePositionBiasTable, index: index, mask: mask,
+                                       dropout: attnDrop, recorder: recorder,
+                                       positions: WindowPartition.positions(batch: b, image: (h, w), window, shift: (shift, shift)))
+        return WindowPartition.merge(projDrop(projOut(mixed)), window, image: (h, w))
     }
 
     public override func callAsFunction(_ x: Tensor) -> Tensor { windowed(x, mask: nil) }
@@ -144,8 +138,7 @@ public final class DATDeformableAttention: Module, AttentionRecording {
     let offsetRangeFactor: Float
     /// The map size the rpe table was built for.
     public let fmap: (Int, Int)
-    public var recordsAttention = false
-    public private(set) var lastAttentionMap: AttentionMap?
+    public let recorder = AttentionRecorder()
 
     init(fmap: (Int, Int), heads: Int, headChannels: Int, groups: Int, attnDrop: Float, projDrop: Float, stride: Int,
          offsetRangeFactor: Float, usePe: Bool, dwcPe: Bool, stageIndex: Int) {
@@ -214,7 +207,7 @@ public final class DATDeformableAttention: Module, AttentionRecording {
         let k = projK(tokens).reshaped([b, ns, heads, headChannels]).permuted([0, 2, 1, 3])
         let v = projV(tokens).reshaped([b, ns, heads, headChannels]).permuted([0, 2, 1, 3])
         let qh = q.reshaped([b, h * w, heads, headChannels]).permuted([0, 2, 1, 3])
-        var logits = matmul(qh, k.transposed()) * scale              // [B, heads, HW, Ns]
+        var bias: Tensor?                                              // [B, heads, HW, Ns]
         if let rpe = rpeTable {
             guard rpe.shape[1] == 2 * h - 1, rpe.shape[2] == 2 * w - 1 else {
                 fail("DAT DAttention", "input \(x.shape) does not match the rpe table \(rpe.shape) (built for \(fmap.0)x\(fmap.1))")
@@ -223,22 +216,20 @@ public final class DATDeformableAttention: Module, AttentionRecording {
                 .expanded(to: [b, groups, 2 * h - 1, 2 * w - 1, gh]).reshaped([b * groups, 2 * h - 1, 2 * w - 1, gh])
             let queries = DATDeformableAttention.referencePoints(h, w).reshaped([1, h * w, 1, 2])
             let displacement = (queries - pos.reshaped([b * groups, 1, ns, 2])) * 0.5  // [B·g, HW, Ns, 2]
-            let bias = gridSample(table, grid: displacement.flipped(axes: [3]), alignCorners: true)  // [B·g, HW, Ns, gh]
-            logits = logits + bias.reshaped([b, groups, h * w, ns, gh]).permuted([0, 1, 4, 2, 3]).reshaped([b, heads, h * w, ns])
+            let sampledBias = gridSample(table, grid: displacement.flipped(axes: [3]), alignCorners: true)  // [B·g, HW, Ns, gh]
+            bias = sampledBias.reshaped([b, groups, h * w, ns, gh]).permuted([0, 1, 4, 2, 3]).reshaped([b, heads, h * w, ns])
         }
-        let probabilities = logits.softmax(axis: -1)
-        if recordsAttention {
-            // Sampled points (align_corners=True: ±1 are the outer pixel centres) as image fractions.
-            let fractions = pos * Tensor([Float(h - 1) / Float(2 * h), Float(w - 1) / Float(2 * w)]) + 0.5
-            let refFractions = reference * Tensor([Float(h - 1) / Float(2 * h), Float(w - 1) / Float(2 * w)]) + 0.5
-            lastAttentionMap = AttentionMap(
-                probabilities: probabilities.detached().reshaped([b * groups, gh, h * w, ns]),
-                queryPositions: AttentionMap.gridPositions(height: h, width: w),
-                keyPositions: fractions.detached().reshaped([b * groups, ns, 2]),
-                extras: ["sampled_positions": fractions.detached().reshaped([b, groups, hk, wk, 2]),
-                         "reference_positions": refFractions.detached().reshaped([hk, wk, 2])])
-        }
-        var out = matmul(attnDrop(probabilities), v).permuted([0, 2, 1, 3]).reshaped([b, h, w, c])
+        let (mixed, probabilities) = scaledDotProductAttention(q: qh, k: k, v: v, scale: scale, bias: bias, dropout: attnDrop)
+        // Recorded here rather than by scaledDotProductAttention: each group of heads has its own
+        // sampled keys, so the map is per (image, group), [B·g, heads/g, HW, Ns].
+        // Points in [-1, 1] (align_corners=True: ±1 are the outer pixel centres) as image fractions.
+        func fractions(_ p: Tensor) -> Tensor { p * Tensor([Float(h - 1) / Float(2 * h), Float(w - 1) / Float(2 * w)]) + 0.5 }
+        recorder.record(probabilities.reshaped([b * groups, gh, h * w, ns]),
+                        queryPositions: AttentionMap.gridPositions(height: h, width: w),
+                        keyPositions: fractions(pos).reshaped([b * groups, ns, 2]),
+                        extras: ["sampled_positions": fractions(pos).reshaped([b, groups, hk, wk, 2]),
+                                 "reference_positions": fractions(reference).reshaped([hk, wk, 2])])
+        var out = mixed.reshaped([b, h, w, c])
         if let rpeConv { out = out + rpeConv(q) }
         return projDrop(projOut(out))
     }

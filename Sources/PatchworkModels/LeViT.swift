@@ -161,14 +161,7 @@ public final class LeViTAttention: Module, AttentionRecording {
     public let resolution: (Int, Int)
     let biasIndices: [Int]
 
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
-    public var lastAttentionMap: AttentionMap? {
-        guard let a = lastAttention else { return nil }
-        let positions = levitPositions(resolution: resolution, stride: 1)
-        return AttentionMap(probabilities: a, queryPositions: positions, keyPositions: positions,
-                            extras: ["attention_bias": withoutGrad { biasTable() }])
-    }
+    public let recorder = AttentionRecorder()
 
     init(dim: Int, keyDim: Int, heads: Int, attnRatio: Double, resolution: (Int, Int), activation: Activation) {
         let n = resolution.0 * resolution.1
@@ -197,9 +190,11 @@ public final class LeViTAttention: Module, AttentionRecording {
         let q = qkv.sliced(axis: 3, start: 0, end: keyDim).permuted([0, 2, 1, 3])
         let k = qkv.sliced(axis: 3, start: keyDim, end: 2 * keyDim).permuted([0, 2, 1, 3])
         let v = qkv.sliced(axis: 3, start: 2 * keyDim).permuted([0, 2, 1, 3])
-        let probabilities = (matmul(q, k.transposed()) * scale + biasTable()).softmax(axis: -1)
-        if recordsAttention { lastAttention = probabilities.detached() }
-        return proj(matmul(probabilities, v).permuted([0, 2, 1, 3]).reshaped([b, n, valueDim * heads]))
+        let bias = biasTable()
+        return proj(scaledDotProductAttention(q: q, k: k, v: v, scale: scale, bias: bias, recorder: recorder,
+                                              queryPositions: levitPositions(resolution: resolution, stride: 1),
+                                              keyPositions: levitPositions(resolution: resolution, stride: 1),
+                                              extras: ["attention_bias": bias]).output)
     }
 }
 
@@ -218,15 +213,8 @@ public final class LeViTAttentionDownsample: Module, AttentionRecording {
     public let queryResolution: (Int, Int)
     let biasIndices: [Int]
 
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
-    /// Queries at the subsampled grid points (rows and columns 0, stride, ...); keys on the full grid.
-    public var lastAttentionMap: AttentionMap? {
-        guard let a = lastAttention else { return nil }
-        return AttentionMap(probabilities: a, queryPositions: levitPositions(resolution: resolution, stride: stride),
-                            keyPositions: levitPositions(resolution: resolution, stride: 1),
-                            extras: ["attention_bias": withoutGrad { biasTable() }])
-    }
+    /// Records queries at the subsampled grid points (rows and columns 0, stride, ...); keys on the full grid.
+    public let recorder = AttentionRecorder()
 
     init(inDim: Int, outDim: Int, keyDim: Int, heads: Int, attnRatio: Double, stride: Int, resolution: (Int, Int),
          activation: Activation) {
@@ -258,9 +246,11 @@ public final class LeViTAttentionDownsample: Module, AttentionRecording {
         let k = kv.sliced(axis: 3, start: 0, end: keyDim).permuted([0, 2, 1, 3])
         let v = kv.sliced(axis: 3, start: keyDim).permuted([0, 2, 1, 3])
         let query = q(x).reshaped([b, nq, heads, keyDim]).permuted([0, 2, 1, 3])
-        let probabilities = (matmul(query, k.transposed()) * scale + biasTable()).softmax(axis: -1)
-        if recordsAttention { lastAttention = probabilities.detached() }
-        return proj(matmul(probabilities, v).permuted([0, 2, 1, 3]).reshaped([b, nq, valueDim * heads]))
+        let bias = biasTable()
+        return proj(scaledDotProductAttention(q: query, k: k, v: v, scale: scale, bias: bias, recorder: recorder,
+                                              queryPositions: levitPositions(resolution: resolution, stride: stride),
+                                              keyPositions: levitPositions(resolution: resolution, stride: 1),
+                                              extras: ["attention_bias": bias]).output)
     }
 }
 

@@ -421,13 +421,7 @@ public final class MaxxAttention: Module, AttentionRecording {
     let dimHead: Int
     let headFirst: Bool
     let scale: Float
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
-    /// Query (= key) positions of the last recorded pass: [N, 2] or [G, N, 2].
-    public private(set) var lastPositions: Tensor?
-    public var lastAttentionMap: AttentionMap? {
-        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: lastPositions, keyPositions: lastPositions) }
-    }
+    public let recorder = AttentionRecorder()
 
     init(dim: Int, dimOut: Int, dimAttn: Int, dimHead: Int, bias: Bool, headFirst: Bool, conv: Bool,
          relPos: (window: (Int, Int), tf: Bool)?, attnDrop: Float, projDrop: Float) throws {
@@ -458,16 +452,12 @@ public final class MaxxAttention: Module, AttentionRecording {
         let t = qkv(x)
         let parts = headFirst ? t.reshaped([g, n, heads, 3, dimHead]).permuted([3, 0, 2, 1, 4])
                               : t.reshaped([g, n, 3, heads, dimHead]).permuted([2, 0, 3, 1, 4])
-        let q = parts.selecting(axis: 0, index: 0), k = parts.selecting(axis: 0, index: 1), v = parts.selecting(axis: 0, index: 2)
-        var logits = matmul(q * scale, k.transposed())     // [G, heads, N, N]
-        if let relPos { logits = logits + relPos.bias() }
-        let probabilities = logits.softmax(axis: -1)
-        if recordsAttention {
-            lastAttention = probabilities.detached()
-            lastPositions = positions() ?? AttentionMap.gridPositions(height: h, width: w)
-        }
-        let mixed = matmul(attnDrop(probabilities), v)       // [G, heads, N, d]
-        return projDrop(proj(mixed.permuted([0, 2, 1, 3]).reshaped([g, h, w, heads * dimHead])))
+        let (mixed, _) = scaledDotProductAttention(
+            q: parts.selecting(axis: 0, index: 0), k: parts.selecting(axis: 0, index: 1), v: parts.selecting(axis: 0, index: 2),
+            scale: scale, bias: relPos?.bias(), dropout: attnDrop, recorder: recorder,
+            queryPositions: positions() ?? AttentionMap.gridPositions(height: h, width: w),
+            keyPositions: positions() ?? AttentionMap.gridPositions(height: h, width: w))
+        return projDrop(proj(mixed.reshaped([g, h, w, heads * dimHead])))
     }
 }
 
@@ -611,48 +601,6 @@ final class TransformerBlock2d: Module {
     }
 }
 
-/// Splits [B, H, W, C] into partitions [B·n, ph, pw, C]: windows of adjacent tokens
-/// (`grid: false`, timm's window_partition) or a ph×pw grid of tokens strided by
-/// (H/ph, W/pw) (`grid: true`, timm's grid_partition), and back.
-public enum Partition {
-    public static func split(_ x: Tensor, _ size: (Int, Int), grid: Bool) -> Tensor {
-        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (ph, pw) = size
-        if grid {
-            return x.reshaped([b, ph, h / ph, pw, w / pw, c]).permuted([0, 2, 4, 1, 3, 5]).reshaped([-1, ph, pw, c])
-        }
-        return x.reshaped([b, h / ph, ph, w / pw, pw, c]).permuted([0, 1, 3, 2, 4, 5]).reshaped([-1, ph, pw, c])
-    }
-
-    public static func merge(_ p: Tensor, _ size: (Int, Int), image: (Int, Int), grid: Bool) -> Tensor {
-        let (h, w) = image, (ph, pw) = size, c = p.shape[3]
-        if grid {
-            return p.reshaped([-1, h / ph, w / pw, ph, pw, c]).permuted([0, 3, 1, 4, 2, 5]).reshaped([-1, h, w, c])
-        }
-        return p.reshaped([-1, h / ph, w / pw, ph, pw, c]).permuted([0, 1, 3, 2, 4, 5]).reshaped([-1, h, w, c])
-    }
-
-    /// Each partition's token centres as (y, x) image fractions: [B·n, ph·pw, 2], in the
-    /// order `split` gives.
-    public static func positions(batch: Int, image: (Int, Int), _ size: (Int, Int), grid: Bool) -> Tensor {
-        let (h, w) = image, (ph, pw) = size
-        let (nh, nw) = (h / ph, w / pw)
-        var one: [Float] = []
-        one.reserveCapacity(nh * nw * ph * pw * 2)
-        for a in 0..<nh { for b in 0..<nw { for i in 0..<ph { for j in 0..<pw {
-            // window (a, b) holds rows a·ph + i; grid partition (a, b) holds rows i·nh + a.
-            let y = grid ? i * nh + a : a * ph + i
-            let x = grid ? j * nw + b : b * pw + j
-            one.append((Float(y) + 0.5) / Float(h))
-            one.append((Float(x) + 0.5) / Float(w))
-        } } } }
-        var all: [Float] = []
-        all.reserveCapacity(one.count * batch)
-        for _ in 0..<batch { all += one }
-        return Tensor(all, shape: [batch * nh * nw, ph * pw, 2])
-    }
-}
-
 /// timm's PartitionAttentionCl (MaxViT): x + attn over windows or grid partitions of
 /// norm1(x), then x + mlp(norm2(x)); channels-last with Linear qkv/proj/MLP.
 final class PartitionAttention: Module {
@@ -690,9 +638,9 @@ final class PartitionAttention: Module {
             fail("PartitionAttention", "map \(h)x\(w) is not divisible by the \(grid ? "grid" : "window") "
                  + "\(partitionSize.0)x\(partitionSize.1)")
         }
-        let parts = Partition.split(norm1(x), partitionSize, grid: grid)
-        let attended = attn.forward(parts, positions: Partition.positions(batch: b, image: (h, w), partitionSize, grid: grid))
-        var a = Partition.merge(attended, partitionSize, image: (h, w), grid: grid)
+        let parts = WindowPartition.split(norm1(x), partitionSize, grid: grid)
+        let attended = attn.forward(parts, positions: WindowPartition.positions(batch: b, image: (h, w), partitionSize, grid: grid))
+        var a = WindowPartition.merge(attended, partitionSize, image: (h, w), grid: grid)
         if let ls1 { a = ls1(a) }
         var y = x + dropPath1(a)
         var m = mlp(norm2(y))

@@ -80,12 +80,7 @@ public final class P2TPoolingAttention: Module, AttentionRecording {
     public let heads: Int
     public let scale: Float
     public let poolRatios: [Int]
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
-    private var lastPositions: (queries: Tensor, keys: Tensor)?
-    public var lastAttentionMap: AttentionMap? {
-        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: lastPositions?.queries, keyPositions: lastPositions?.keys) }
-    }
+    public let recorder = AttentionRecorder()
 
     init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Double?, poolRatios: [Int]) {
         _q.wrappedValue = Sequential([Linear(dim, dim, bias: qkvBias)])
@@ -119,13 +114,11 @@ public final class P2TPoolingAttention: Module, AttentionRecording {
         let m = keysIn.shape[1]
         let kvs = kv(keysIn).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4])
         let key = kvs.selecting(axis: 0, index: 0), value = kvs.selecting(axis: 0, index: 1)
-        let probabilities = matmul(query, key.transposed()).softmax(scale: scale)
-        if recordsAttention {
-            lastAttention = probabilities.detached()
-            lastPositions = (AttentionMap.gridPositions(height: height, width: width),
-                             P2TPoolingAttention.pooledCellPositions(height: height, width: width, sizes: Array(sizes.prefix(dConvs.count))))
-        }
-        return proj(matmul(probabilities, value).permuted([0, 2, 1, 3]).reshaped([b, n, c]))
+        let (mixed, _) = scaledDotProductAttention(
+            q: query, k: key, v: value, scale: scale, recorder: recorder,
+            queryPositions: AttentionMap.gridPositions(height: height, width: width),
+            keyPositions: P2TPoolingAttention.pooledCellPositions(height: height, width: width, sizes: Array(sizes.prefix(dConvs.count))))
+        return proj(mixed)
     }
 
     /// Centres of every adaptive-pooling bin, as image fractions (y, x), level after level: [Σ oh·ow, 2].

@@ -122,8 +122,7 @@ public final class PvtEfficientSelfAttention: Module, AttentionRecording {
     public let heads: Int
     public let reductionRatio: Int
     let scale: Float
-    public var recordsAttention = false
-    public private(set) var lastAttentionMap: AttentionMap?
+    public let recorder = AttentionRecorder()
 
     init(_ dim: Int, heads: Int, reductionRatio: Int, qkvBias: Bool, eps: Float, attentionDropout: Float) {
         _query.wrappedValue = Linear(dim, dim, bias: qkvBias)
@@ -154,14 +153,11 @@ public final class PvtEfficientSelfAttention: Module, AttentionRecording {
         let m = kvInput.shape[1]
         let k = key(kvInput).reshaped([b, m, heads, hd]).permuted([0, 2, 1, 3])
         let v = value(kvInput).reshaped([b, m, heads, hd]).permuted([0, 2, 1, 3])
-        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
-        if recordsAttention {
-            let prefix = n - h * w
-            let queries = AttentionMap.gridPositions(height: h, width: w, prefixTokens: prefix)
-            let keys = reductionRatio > 1 ? PVTPositions.reducedCells(height: h, width: w, ratio: reductionRatio) : queries
-            lastAttentionMap = AttentionMap(probabilities: probabilities.detached(), queryPositions: queries, keyPositions: keys)
-        }
-        return matmul(dropout(probabilities), v).permuted([0, 2, 1, 3]).reshaped([b, n, c])
+        return scaledDotProductAttention(
+            q: q, k: k, v: v, scale: scale, dropout: dropout, recorder: recorder,
+            queryPositions: AttentionMap.gridPositions(height: h, width: w, prefixTokens: n - h * w),
+            keyPositions: reductionRatio > 1 ? PVTPositions.reducedCells(height: h, width: w, ratio: reductionRatio)
+                                             : AttentionMap.gridPositions(height: h, width: w, prefixTokens: n - h * w)).output
     }
 }
 

@@ -54,8 +54,7 @@ public final class PvtV2Attention: Module, AttentionRecording {
     /// The linear variant's pooled grid.
     public static let poolSize = 7
     let scale: Float
-    public var recordsAttention = false
-    public private(set) var lastAttentionMap: AttentionMap?
+    public let recorder = AttentionRecorder()
 
     init(_ dim: Int, heads: Int, reductionRatio: Int, linear: Bool, qkvBias: Bool, attnDrop: Float, projDrop: Float) {
         _q.wrappedValue = Linear(dim, dim, bias: qkvBias)
@@ -95,21 +94,18 @@ public final class PvtV2Attention: Module, AttentionRecording {
         // [B, M, 2, heads, hd] → [2, B, heads, M, hd]
         let kvs = kv(source).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4])
         let k = kvs.selecting(axis: 0, index: 0), v = kvs.selecting(axis: 0, index: 1)
-        let probabilities = matmul(query, k.transposed()).softmax(scale: scale)
-        if recordsAttention {
-            let queries = AttentionMap.gridPositions(height: h, width: w)
-            let keys: Tensor
-            if linearAttention {
-                keys = PVTPositions.adaptiveCells(height: h, width: w, output: (Self.poolSize, Self.poolSize))
-            } else if reductionRatio > 1 {
-                keys = PVTPositions.reducedCells(height: h, width: w, ratio: reductionRatio)
-            } else {
-                keys = queries
-            }
-            lastAttentionMap = AttentionMap(probabilities: probabilities.detached(), queryPositions: queries, keyPositions: keys)
-        }
-        let mixed = matmul(attnDrop(probabilities), v).permuted([0, 2, 1, 3]).reshaped([b, n, c])
+        let (mixed, _) = scaledDotProductAttention(
+            q: query, k: k, v: v, scale: scale, dropout: attnDrop, recorder: recorder,
+            queryPositions: AttentionMap.gridPositions(height: h, width: w), keyPositions: keyPositions(height: h, width: w))
         return projDrop(proj(mixed))
+    }
+
+    /// Where the keys sit: pooled keys at the centres of their adaptive-pool bins, reduced
+    /// keys at the centres of their sr×sr cells, else on the token grid.
+    func keyPositions(height h: Int, width w: Int) -> Tensor {
+        if linearAttention { return PVTPositions.adaptiveCells(height: h, width: w, output: (Self.poolSize, Self.poolSize)) }
+        if reductionRatio > 1 { return PVTPositions.reducedCells(height: h, width: w, ratio: reductionRatio) }
+        return AttentionMap.gridPositions(height: h, width: w)
     }
 }
 

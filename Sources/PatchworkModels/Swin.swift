@@ -8,22 +8,9 @@ import PatchworkNN
 
 // MARK: - Window helpers
 
-/// Swin's window partition, relative-position index and shifted-window mask (shared with DAT).
+/// Swin's relative-position index and bias, and shifted-window mask (shared with DAT).
+/// The window partition itself is `WindowPartition` (PatchworkNN), shared with MaxViT.
 public enum SwinWindows {
-    /// [B, H, W, C] → [B·nW, wh·ww, C], windows in row-major order per image (timm's window_partition).
-    static func partition(_ x: Tensor, _ window: (Int, Int)) -> Tensor {
-        let (b, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        return x.reshaped([b, h / window.0, window.0, w / window.1, window.1, c])
-            .permuted([0, 1, 3, 2, 4, 5]).reshaped([-1, window.0 * window.1, c])
-    }
-
-    /// Inverse of `partition`: [B·nW, wh·ww, C] → [B, H, W, C].
-    static func reverse(_ windows: Tensor, _ window: (Int, Int), height: Int, width: Int) -> Tensor {
-        let c = windows.shape[2]
-        return windows.reshaped([-1, height / window.0, width / window.1, window.0, window.1, c])
-            .permuted([0, 1, 3, 2, 4, 5]).reshaped([-1, height, width, c])
-    }
-
     /// Swin's pair-wise relative position index [N·N] into a (2wh−1)(2ww−1) table.
     public static func relativePositionIndex(_ window: (Int, Int)) -> [Int] {
         let (wh, ww) = window
@@ -69,27 +56,6 @@ public enum SwinWindows {
         return Tensor(mask, shape: [nh * nw, n, n])
     }
 
-    /// (y, x) image fractions of each window's tokens, [B·nW, N, 2], for a map of `size`
-    /// cut into windows after rolling by −shift and padding to `padded`. Padding tokens are NaN.
-    static func positions(size: (Int, Int), padded: (Int, Int), window: (Int, Int), shift: (Int, Int), batch: Int) -> Tensor {
-        let (h, w) = size
-        let nh = padded.0 / window.0, nw = padded.1 / window.1, n = window.0 * window.1
-        var values = [Float]()
-        values.reserveCapacity(nh * nw * n * 2)
-        for wy in 0..<nh {
-            for wx in 0..<nw {
-                for t in 0..<n {
-                    let y = wy * window.0 + t / window.1, x = wx * window.1 + t % window.1
-                    if y >= h || x >= w { values += [.nan, .nan]; continue }
-                    values.append((Float((y + shift.0) % h) + 0.5) / Float(h))
-                    values.append((Float((x + shift.1) % w) + 0.5) / Float(w))
-                }
-            }
-        }
-        let one = Tensor(values, shape: [1, nh * nw, n, 2])
-        return one.expanded(to: [batch, nh * nw, n, 2]).reshaped([batch * nh * nw, n, 2])
-    }
-
     /// Bicubic resample of a flat relative-position table [(2s−1)², heads] to [(2wh−1)(2ww−1), heads]
     /// (as the Swin / DAT authors' checkpoint loaders: F.interpolate(mode="bicubic")).
     static func resampleTable(_ table: Tensor, to window: (Int, Int)) -> Tensor {
@@ -101,27 +67,21 @@ public enum SwinWindows {
         return resize(grid, size: size, mode: .bicubic, alignCorners: false).reshaped([size.0 * size.1, heads])
     }
 
-    /// Window attention on [G, N, C] windows with a fused qkv Linear: softmax(q·kᵀ·scale + bias (+ mask)).
-    /// `bias` is [1, heads, N, N]; `mask` [nW, N, N] repeats over the batch. Returns (mixed [G, N, C'], probabilities).
-    static func attend(_ x: Tensor, qkv: Linear, heads: Int, scale: Float, bias: Tensor, mask: Tensor?) -> (Tensor, Tensor) {
+    /// Attention within windows x [G, N, C] (G = B·nW, N = wh·ww) with a fused qkv Linear
+    /// and the bias of a flat relative-position table [(2wh−1)(2ww−1), heads] looked up by
+    /// `index` (`relativePositionIndex`): Swin's WindowAttention and DAT's local attention.
+    /// Returns the heads merged, [G, N, heads·d], before the output projection.
+    static func attend(_ x: Tensor, qkv: Linear, heads: Int, scale: Float, table: Tensor, index: [Int], mask: Tensor?,
+                       dropout: Dropout, recorder: AttentionRecorder, positions: @autoclosure () -> Tensor?) -> Tensor {
         let g = x.shape[0], n = x.shape[1]
         let fused = qkv(x)
-        let d = fused.shape[2] / (3 * heads)
-        let parts = fused.reshaped([g, n, 3, heads, d]).permuted([2, 0, 3, 1, 4])
-        let q = parts.selecting(axis: 0, index: 0) * scale
-        let k = parts.selecting(axis: 0, index: 1), v = parts.selecting(axis: 0, index: 2)
-        var logits = matmul(q, k.transposed()) + bias
-        if let mask {
-            let nW = mask.shape[0]
-            logits = (logits.reshaped([g / nW, nW, heads, n, n]) + mask.reshaped([1, nW, 1, n, n])).reshaped([g, heads, n, n])
-        }
-        let probabilities = logits.softmax(axis: -1)
-        return (probabilities, v)
-    }
-
-    /// [G, heads, N, d] → [G, N, heads·d].
-    static func mergeHeads(_ x: Tensor) -> Tensor {
-        x.permuted([0, 2, 1, 3]).reshaped([x.shape[0], x.shape[2], x.shape[1] * x.shape[3]])
+        // [G, N, 3, heads, d] → [3, G, heads, N, d]
+        let parts = fused.reshaped([g, n, 3, heads, fused.shape[2] / (3 * heads)]).permuted([2, 0, 3, 1, 4])
+        let bias = table.indexSelect(axis: 0, indices: index).reshaped([n, n, heads]).permuted([2, 0, 1]).unsqueezed(axis: 0)
+        return scaledDotProductAttention(
+            q: parts.selecting(axis: 0, index: 0), k: parts.selecting(axis: 0, index: 1), v: parts.selecting(axis: 0, index: 2),
+            scale: scale, bias: bias, mask: mask, dropout: dropout, recorder: recorder,
+            queryPositions: positions(), keyPositions: positions()).output
     }
 }
 
@@ -139,8 +99,7 @@ public final class WindowAttention: Module, AttentionRecording {
     let scale: Float
     /// Non-persistent in timm: recomputed, never stored.
     let relativePositionIndex: [Int]
-    public var recordsAttention = false
-    public private(set) var lastAttentionMap: AttentionMap?
+    public let recorder = AttentionRecorder()
 
     init(dim: Int, heads: Int, headDim: Int?, window: (Int, Int), qkvBias: Bool, attnDrop: Float, projDrop: Float) {
         let hd = headDim ?? dim / heads
@@ -155,21 +114,12 @@ public final class WindowAttention: Module, AttentionRecording {
         relativePositionIndex = SwinWindows.relativePositionIndex(window)
     }
 
-    /// [1, heads, N, N] from the table.
-    func relativePositionBias() -> Tensor {
-        let n = window.0 * window.1
-        return relativePositionBiasTable.indexSelect(axis: 0, indices: relativePositionIndex)
-            .reshaped([n, n, heads]).permuted([2, 0, 1]).unsqueezed(axis: 0)
-    }
-
-    /// x [G, N, C] windows; positions [G, N, 2] only needed when recording.
-    func forward(_ x: Tensor, mask: Tensor?, positions: () -> Tensor?) -> Tensor {
-        let (probabilities, v) = SwinWindows.attend(x, qkv: qkv, heads: heads, scale: scale, bias: relativePositionBias(), mask: mask)
-        if recordsAttention {
-            let p = positions()
-            lastAttentionMap = AttentionMap(probabilities: probabilities.detached(), queryPositions: p, keyPositions: p)
-        }
-        return projDrop(proj(SwinWindows.mergeHeads(matmul(attnDrop(probabilities), v))))
+    /// x [G, N, C] windows; positions [G, N, 2] only evaluated when recording.
+    func forward(_ x: Tensor, mask: Tensor?, positions: @autoclosure () -> Tensor?) -> Tensor {
+        let mixed = SwinWindows.attend(x, qkv: qkv, heads: heads, scale: scale, table: relativePositionBiasTable,
+                                       index: relativePositionIndex, mask: mask, dropout: attnDrop, recorder: recorder,
+                                       positions: positions())
+        return projDrop(proj(mixed))
     }
 }
 
@@ -225,11 +175,10 @@ public final class SwinBlock: Module {
         let padH = (window.0 - h % window.0) % window.0, padW = (window.1 - w % window.1) % window.1
         if padH > 0 || padW > 0 { y = y.padded([(0, 0), (0, padH), (0, padW), (0, 0)]) }
         let (hp, wp) = (h + padH, w + padW)
-        let windows = SwinWindows.partition(y, window)
-        let out = attn.forward(windows, mask: mask) { [resolution, window, shift] in
-            SwinWindows.positions(size: resolution, padded: (hp, wp), window: window, shift: shift, batch: b)
-        }
-        var merged = SwinWindows.reverse(out, window, height: hp, width: wp)
+        let windows = WindowPartition.split(y, window)
+        let out = attn.forward(windows.reshaped([windows.shape[0], window.0 * window.1, windows.shape[3]]), mask: mask,
+                               positions: WindowPartition.positions(batch: b, image: (hp, wp), window, shift: shift, unpadded: resolution))
+        var merged = WindowPartition.merge(out, window, image: (hp, wp))
         if padH > 0 || padW > 0 { merged = merged.sliced(axis: 1, start: 0, end: h).sliced(axis: 2, start: 0, end: w) }
         return shifted ? merged.rolled(shifts: [shift.0, shift.1], axes: [1, 2]) : merged
     }

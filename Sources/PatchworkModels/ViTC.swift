@@ -57,20 +57,16 @@ public final class ViTCPatchifyStem: Module {
 ///
 /// `forward(_:returnAttention:)` also hands back the per-head attention probabilities
 /// [B, heads, N, N] (torch averages them over heads by default; these are not averaged).
-/// Setting `recordsAttention` keeps the last ones in `lastAttention`.
+/// Setting `recordsAttention` keeps the last ones in `lastAttentionMap`.
 public final class ViTCMultiheadAttention: Module, AttentionRecording {
     @Parameter(key: "in_proj_weight") public var inProjWeight: Tensor
     @Parameter(key: "in_proj_bias") public var inProjBias: Tensor
     @Child(key: "out_proj") public var outProj: Linear
     public let heads: Int
     public let scale: Float
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
+    public let recorder = AttentionRecorder()
     /// Where the tokens sit in the image ([N, 2], see `AttentionMap`); set by the model.
     public var tokenPositions: Tensor?
-    public var lastAttentionMap: AttentionMap? {
-        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: tokenPositions, keyPositions: tokenPositions) }
-    }
 
     init(_ dim: Int, heads: Int) {
         precondition(dim % heads == 0, "ViTCMultiheadAttention: dim \(dim) is not divisible by \(heads) heads")
@@ -92,10 +88,9 @@ public final class ViTCMultiheadAttention: Module, AttentionRecording {
         // One GEMM for q, k, v; [B, N, 3, heads, hd] → [3, B, heads, N, hd].
         let qkv = linear(x, weight: inProjWeight, bias: inProjBias)
             .reshaped([b, n, 3, heads, d / heads]).permuted([2, 0, 3, 1, 4])
-        let q = qkv.selecting(axis: 0, index: 0), k = qkv.selecting(axis: 0, index: 1), v = qkv.selecting(axis: 0, index: 2)
-        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
-        if recordsAttention { lastAttention = probabilities.detached() }
-        let mixed = matmul(probabilities, v).permuted([0, 2, 1, 3]).reshaped([b, n, d])
+        let (mixed, probabilities) = scaledDotProductAttention(
+            q: qkv.selecting(axis: 0, index: 0), k: qkv.selecting(axis: 0, index: 1), v: qkv.selecting(axis: 0, index: 2),
+            scale: scale, recorder: recorder, queryPositions: tokenPositions, keyPositions: tokenPositions)
         return (outProj(mixed), returnAttention ? probabilities : nil)
     }
 }

@@ -55,20 +55,20 @@ final class MaxViTTests: XCTestCase {
         for _ in 0..<b { for y in 0..<h { for x in 0..<w { coords += [(Float(y) + 0.5) / Float(h), (Float(x) + 0.5) / Float(w)] } } }
         let map = Tensor(coords, shape: [b, h, w, 2])
         for grid in [false, true] {
-            let parts = Partition.split(map, (2, 2), grid: grid)
+            let parts = WindowPartition.split(map, (2, 2), grid: grid)
             XCTAssertEqual(parts.shape, [b * 8, 2, 2, 2])
-            let positions = Partition.positions(batch: b, image: (h, w), (2, 2), grid: grid)
+            let positions = WindowPartition.positions(batch: b, image: (h, w), (2, 2), grid: grid)
             XCTAssertEqual(positions.shape, [b * 8, 4, 2])
             XCTAssertEqual(parts.reshaped([b * 8, 4, 2]).scalars, positions.scalars, "grid: \(grid)")
-            assertClose(Partition.merge(parts, (2, 2), image: (h, w), grid: grid), map, atol: 0, rtol: 0)
+            assertClose(WindowPartition.merge(parts, (2, 2), image: (h, w), grid: grid), map, atol: 0, rtol: 0)
         }
         // Grid partition 0 takes rows 0 and 4 (stride 8/2) and columns 0 and 2 (stride 4/2);
         // partition 1 the same rows, columns 1 and 3.
-        let g = Partition.positions(batch: 1, image: (h, w), (2, 2), grid: true).scalars
+        let g = WindowPartition.positions(batch: 1, image: (h, w), (2, 2), grid: true).scalars
         XCTAssertEqual(Array(g[0..<8]), [0.0625, 0.125, 0.0625, 0.625, 0.5625, 0.125, 0.5625, 0.625])
         XCTAssertEqual(Array(g[8..<16]), [0.0625, 0.375, 0.0625, 0.875, 0.5625, 0.375, 0.5625, 0.875])
         // Window 0 takes rows 0–1, columns 0–1.
-        let wnd = Partition.positions(batch: 1, image: (h, w), (2, 2), grid: false).scalars
+        let wnd = WindowPartition.positions(batch: 1, image: (h, w), (2, 2), grid: false).scalars
         XCTAssertEqual(Array(wnd[0..<8]), [0.0625, 0.125, 0.0625, 0.375, 0.1875, 0.125, 0.1875, 0.375])
     }
 
@@ -107,7 +107,7 @@ final class MaxViTTests: XCTestCase {
             let partitions = (side / 2) * (side / 2)
             XCTAssertEqual(map.probabilities.shape, [2 * partitions, heads, 4, 4], key)
             for r in map.probabilities.sum(alongAxes: [3]).scalars { XCTAssertEqual(r, 1, accuracy: 1e-5) }
-            let expected = Partition.positions(batch: 2, image: (side, side), (2, 2), grid: key.hasSuffix("grid.attn"))
+            let expected = WindowPartition.positions(batch: 2, image: (side, side), (2, 2), grid: key.hasSuffix("grid.attn"))
             XCTAssertEqual(map.queryPositions?.shape, [2 * partitions, 4, 2], key)
             XCTAssertEqual(map.queryPositions?.scalars, expected.scalars, key)
             XCTAssertEqual(map.keyPositions?.scalars, expected.scalars, key)

@@ -114,7 +114,7 @@ final class ViTCTests: XCTestCase {
             let rows = a.sum(alongAxes: [3]).scalars
             for r in rows { XCTAssertEqual(r, 1, accuracy: 1e-5) }
             XCTAssertTrue(a.scalars.allSatisfy { $0 >= 0 })
-            let recorded = try XCTUnwrap(model.encoder.blocks[i].attention.lastAttention)
+            let recorded = try XCTUnwrap(model.encoder.blocks[i].attention.lastAttentionMap?.probabilities)
             assertClose(recorded, a, atol: 0, rtol: 0, "recorded attention of block \(i)")
         }
     }

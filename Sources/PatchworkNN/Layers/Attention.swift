@@ -4,8 +4,8 @@ import Patchwork
 ///
 /// `forward(_:returnAttention:)` is the explicit path: it also hands back the
 /// attention probabilities [B, heads, N, N] for the analyses. Setting
-/// `recordsAttention` keeps the last probabilities in `lastAttention` for
-/// callers that only see the model from outside.
+/// `recordsAttention` keeps the last ones in `lastAttentionMap` for callers that only
+/// see the model from outside.
 public final class Attention: Module, AttentionRecording {
     @Child(key: "qkv") public var qkv: Linear
     @Child(key: "attn_drop") public var attnDrop: Dropout
@@ -13,13 +13,9 @@ public final class Attention: Module, AttentionRecording {
     @Child(key: "proj_drop") public var projDrop: Dropout
     public let heads: Int
     public let scale: Float
-    public var recordsAttention = false
-    public private(set) var lastAttention: Tensor?
+    public let recorder = AttentionRecorder()
     /// Where the tokens sit in the image ([N, 2], see `AttentionMap`); set by the model that knows its grid.
     public var tokenPositions: Tensor?
-    public var lastAttentionMap: AttentionMap? {
-        lastAttention.map { AttentionMap(probabilities: $0, queryPositions: tokenPositions, keyPositions: tokenPositions) }
-    }
 
     public init(_ dim: Int, heads: Int, qkvBias: Bool = true, projBias: Bool = true, attentionDropout: Float = 0,
                 projectionDropout: Float = 0, generator: Generator = .global) {
@@ -39,12 +35,10 @@ public final class Attention: Module, AttentionRecording {
         let b = x.shape[0], n = x.shape[1], c = x.shape[2]
         // [B, N, 3, heads, d] → [3, B, heads, N, d]
         let qkv = self.qkv(x).reshaped([b, n, 3, heads, c / heads]).permuted([2, 0, 3, 1, 4])
-        let q = qkv.selecting(axis: 0, index: 0), k = qkv.selecting(axis: 0, index: 1), v = qkv.selecting(axis: 0, index: 2)
-        let probabilities = matmul(q, k.transposed()).softmax(scale: scale)
-        if recordsAttention { lastAttention = probabilities.detached() }
-        let mixed = matmul(attnDrop(probabilities), v)          // [B, heads, N, d]
-        let out = projDrop(proj(mixed.permuted([0, 2, 1, 3]).reshaped([b, n, c])))
-        return (out, returnAttention ? probabilities : nil)
+        let (mixed, probabilities) = scaledDotProductAttention(
+            q: qkv.selecting(axis: 0, index: 0), k: qkv.selecting(axis: 0, index: 1), v: qkv.selecting(axis: 0, index: 2),
+            scale: scale, dropout: attnDrop, recorder: recorder, queryPositions: tokenPositions, keyPositions: tokenPositions)
+        return (projDrop(proj(mixed)), returnAttention ? probabilities : nil)
     }
 }
 

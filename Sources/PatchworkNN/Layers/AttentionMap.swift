@@ -41,12 +41,40 @@ public struct AttentionMap {
     }
 }
 
-/// An attention layer that can keep its last attention probabilities.
-/// Recording is off by default (it holds a tensor per layer); turn it on, run a
-/// forward pass, read `lastAttentionMap`.
+/// Keeps one attention layer's last `AttentionMap`: the one place probabilities are recorded.
+/// Off by default (it holds a tensor per layer). A plain object, not a Module: it has no
+/// parameters and is not part of the checkpoint.
+public final class AttentionRecorder {
+    public var isOn = false
+    public private(set) var map: AttentionMap?
+
+    public init() {}
+
+    /// When on, keeps `probabilities` and the positions, detached from the tape so that a
+    /// recorded map never holds a graph alive. The closures run only when on: positions
+    /// cost a table per call, which a training step should not pay.
+    public func record(_ probabilities: @autoclosure () -> Tensor, queryPositions: @autoclosure () -> Tensor?,
+                       keyPositions: @autoclosure () -> Tensor?, extras: @autoclosure () -> [String: Tensor] = [:]) {
+        guard isOn else { return }
+        map = AttentionMap(probabilities: probabilities().detached(), queryPositions: queryPositions()?.detached(),
+                           keyPositions: keyPositions()?.detached(), extras: extras().mapValues { $0.detached() })
+    }
+}
+
+/// An attention layer that can keep its last attention probabilities: it owns an
+/// `AttentionRecorder` and hands it to `scaledDotProductAttention` (or records itself where
+/// its probabilities are formed otherwise). Turn recording on, run a forward pass, read
+/// `lastAttentionMap`.
 public protocol AttentionRecording: AnyObject {
-    var recordsAttention: Bool { get set }
-    var lastAttentionMap: AttentionMap? { get }
+    var recorder: AttentionRecorder { get }
+}
+
+extension AttentionRecording {
+    public var recordsAttention: Bool {
+        get { recorder.isOn }
+        set { recorder.isOn = newValue }
+    }
+    public var lastAttentionMap: AttentionMap? { recorder.map }
 }
 
 extension Module {
