@@ -1,4 +1,5 @@
 import Foundation
+import Patchwork
 
 /// Bad analysis input (settings, data layout, weights): says what was wrong.
 public struct AnalysisError: Error, CustomStringConvertible {
@@ -42,27 +43,14 @@ public enum AnalysisOutput {
         }
         let json = try encoder().encode(result)
         let jsonPath = (directory as NSString).appendingPathComponent(name + ".json")
-        try writeAtomically(json + Data("\n".utf8), to: jsonPath)
+        try AtomicFile.write(json + Data("\n".utf8), to: jsonPath)
         var paths = [jsonPath]
         if let svg {
             let svgPath = (directory as NSString).appendingPathComponent(name + ".svg")
-            try writeAtomically(Data(svg.utf8), to: svgPath)
+            try AtomicFile.write(Data(svg.utf8), to: svgPath)
             paths.append(svgPath)
         }
         return paths
-    }
-
-    /// Writes `data` to a temporary name beside `path`, then renames it over `path`.
-    public static func writeAtomically(_ data: Data, to path: String) throws {
-        let temporary = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-            throw AnalysisError("cannot write \(temporary) (is the folder writable?)")
-        }
-        guard rename(temporary, path) == 0 else {
-            let why = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw AnalysisError("cannot move \(temporary) to \(path): \(why)")
-        }
     }
 }
 

@@ -37,17 +37,11 @@ public enum ImageIO {
         }
         let h = image.shape[0], w = image.shape[1], c = image.shape[2]
         let bytes = image.scalars.map { UInt8((min(max($0, 0), 1) * 255).rounded()) }
-        let temporary = path + ".tmp-\(getpid())"
-        let ok = bytes.withUnsafeBufferPointer { buffer in
-            stbi_write_png(temporary, Int32(w), Int32(h), Int32(c), buffer.baseAddress, Int32(w * c))
-        }
-        guard ok != 0 else {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw Error(path: path, reason: "cannot write PNG (is the folder writable?)")
-        }
-        guard rename(temporary, path) == 0 else {
-            try? FileManager.default.removeItem(atPath: temporary)
-            throw Error(path: path, reason: "cannot move the written file into place: \(String(cString: strerror(errno)))")
+        try AtomicFile.write(to: path) { temporary in
+            let ok = bytes.withUnsafeBufferPointer { buffer in
+                stbi_write_png(temporary, Int32(w), Int32(h), Int32(c), buffer.baseAddress, Int32(w * c))
+            }
+            guard ok != 0 else { throw Error(path: path, reason: "cannot write PNG (is the folder writable?)") }
         }
     }
 }

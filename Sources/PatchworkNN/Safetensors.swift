@@ -252,23 +252,3 @@ enum HalfPrecision {
         return UInt16(rounded >> 16)
     }
 }
-
-/// Writes files atomically: to a temporary file in the same folder, then renamed.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
-        let url = URL(fileURLWithPath: path)
-        let temporary = url.deletingLastPathComponent()
-            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        do {
-            try data.write(to: temporary)
-        } catch {
-            try? FileManager.default.removeItem(at: temporary)
-            throw SafetensorsError(path: path, key: nil, "cannot write: \(error.localizedDescription)")
-        }
-        guard rename(temporary.path, path) == 0 else {
-            let reason = String(cString: strerror(errno))
-            try? FileManager.default.removeItem(at: temporary)
-            throw SafetensorsError(path: path, key: nil, "cannot move the written file into place: \(reason)")
-        }
-    }
-}

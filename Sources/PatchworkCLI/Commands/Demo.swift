@@ -98,7 +98,7 @@ struct DemoCommand: ParsableCommand {
         // 4. The claims, checked, and the report.
         let results = names.map { ModelResults(model: $0, folder: folder($0)) }
         let claims = try Claims.evaluate(cnn: results[0], vit: results[1], hybrids: Array(results.dropFirst(2)))
-        try AnalysisOutput.writeAtomically(try JSONEncoder().encode(claims), to: "\(out)/claims.json")
+        try AtomicFile.write(try JSONEncoder().encode(claims), to: "\(out)/claims.json")
         let (entries, runs, found) = try HTMLReport.collect([out])
         let note = "ShapeTex, 32×32, \(plan.trainImages) training images, \(plan.epochs) epochs per model; "
             + "analyses on \(plan.analysisImages) test images (fewer for the costly ones; each JSON's settings say exactly). "
@@ -106,7 +106,7 @@ struct DemoCommand: ParsableCommand {
             + (reused ? " (training runs reused from an earlier call; the table gives each run's training time)." : ".")
         let html = HTMLReport.render(title: "Patchwork demo: CNN vs ViT vs hybrids on ShapeTex", entries: entries, runs: runs,
                                      claims: found, note: note)
-        try AnalysisOutput.writeAtomically(Data(html.utf8), to: "\(out)/report.html")
+        try AtomicFile.write(Data(html.utf8), to: "\(out)/report.html")
         for c in claims { printProgress("  [\(c.held ? "held" : "did not hold")] \(c.claim): \(c.measured)") }
         printProgress("[\(elapsed())] wrote \(out)/report.html")
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Patchwork
 import PatchworkAnalysis
 
 struct ReportCommand: ParsableCommand {
@@ -13,7 +14,7 @@ struct ReportCommand: ParsableCommand {
     func run() throws {
         let (entries, runs, claims) = try HTMLReport.collect(folders)
         let html = HTMLReport.render(title: title, entries: entries, runs: runs, claims: claims)
-        try AnalysisOutput.writeAtomically(Data(html.utf8), to: out)
+        try AtomicFile.write(Data(html.utf8), to: out)
         print("wrote \(out): \(entries.count) analysis results, \(runs.count) runs, \(claims.count) claims")
     }
 }

@@ -1,0 +1,41 @@
+import Foundation
+
+/// A file that could not be written or moved into place.
+public struct AtomicFileError: Error, CustomStringConvertible {
+    public let path: String
+    public let reason: String
+    public var description: String { "\(path): \(reason)" }
+}
+
+/// Writes files atomically: to a temporary file beside the target, then renamed
+/// over it, so that a crash or a full disk never leaves a half-written
+/// checkpoint, report or image where a complete one was.
+public enum AtomicFile {
+    /// Writes `data` to `path` atomically.
+    public static func write(_ data: Data, to path: String) throws {
+        try write(to: path) { temporary in
+            guard FileManager.default.createFile(atPath: temporary, contents: data) else {
+                throw AtomicFileError(path: path, reason: "cannot write (is the folder writable, is there space?)")
+            }
+        }
+    }
+
+    /// Lets `produce` write the file at a temporary path, then renames it to `path`.
+    /// The temporary file is removed if either step fails.
+    public static func write(to path: String, _ produce: (_ temporaryPath: String) throws -> Void) throws {
+        let url = URL(fileURLWithPath: path)
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
+        do {
+            try produce(temporary)
+        } catch {
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw error
+        }
+        guard rename(temporary, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            try? FileManager.default.removeItem(atPath: temporary)
+            throw AtomicFileError(path: path, reason: "cannot move the written file into place: \(reason)")
+        }
+    }
+}
