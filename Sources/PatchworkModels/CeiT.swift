@@ -87,7 +87,7 @@ public final class CeiTAttention: Module, AttentionRecording {
     }
 
     init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Float?, attnDrop: Float, projDrop: Float, lastQueryOnly: Bool) {
-        precondition(dim % heads == 0, "CeiTAttention: dim \(dim) is not divisible by \(heads) heads")
+        require(dim % heads == 0, "CeiTAttention", "dim \(dim) is not divisible by \(heads) heads")
         qkv = Linear(dim, 3 * dim, bias: qkvBias)
         self.attnDrop = Dropout(attnDrop)
         proj = Linear(dim, dim)

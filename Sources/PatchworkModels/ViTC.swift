@@ -74,7 +74,7 @@ public final class ViTCMultiheadAttention: Module, AttentionRecording {
     }
 
     init(_ dim: Int, heads: Int) {
-        precondition(dim % heads == 0, "ViTCMultiheadAttention: dim \(dim) is not divisible by \(heads) heads")
+        require(dim % heads == 0, "ViTCMultiheadAttention", "dim \(dim) is not divisible by \(heads) heads")
         // torch's _reset_parameters: xavier_uniform_ in_proj, zero biases; out_proj keeps Linear's default weight.
         inProjWeight = Init.xavierUniform([3 * dim, dim], fanIn: dim, fanOut: 3 * dim)
         inProjBias = Tensor.zeros([3 * dim])

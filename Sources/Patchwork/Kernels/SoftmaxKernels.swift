@@ -11,7 +11,7 @@ extension Kernels {
     static func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                             rows: Int, length n: Int, log: Bool, scale: Float = 1) {
         if n == 0 { return }
-        precondition(scale > 0, "softmax scale must be positive")
+        require(scale > 0, "softmax", "scale must be positive, got \(scale)")
         let sv = Vec(repeating: scale)
         Parallel.forChunks(rows, costPerItem: n * 12) { range in
             for r in range {

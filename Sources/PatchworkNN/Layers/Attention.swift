@@ -23,7 +23,7 @@ public final class Attention: Module, AttentionRecording {
 
     public init(_ dim: Int, heads: Int, qkvBias: Bool = true, projBias: Bool = true, attentionDropout: Float = 0,
                 projectionDropout: Float = 0, generator: Generator = .global) {
-        precondition(dim % heads == 0, "Attention: dim \(dim) is not divisible by \(heads) heads")
+        require(dim % heads == 0, "Attention", "dim \(dim) is not divisible by \(heads) heads")
         qkv = Linear(dim, dim * 3, bias: qkvBias, generator: generator)
         attnDrop = Dropout(attentionDropout)
         proj = Linear(dim, dim, bias: projBias, generator: generator)
