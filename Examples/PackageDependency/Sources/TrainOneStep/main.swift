@@ -4,7 +4,7 @@ import Patchwork
 import PatchworkNN
 import PatchworkModels
 
-let model = try Registry.create("resnet_nano", numClasses: 10)
+let model = try Models.create("resnet_nano", numClasses: 10)
 let images = Tensor.randomNormal([4, 32, 32, 3])   // channels-last [B, H, W, C]
 let labels = [0, 1, 2, 3]
 let optimizer = SGD(learningRate: 0.1, momentum: 0.9)
