@@ -1,16 +1,13 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Release builds are the ones that matter for numeric code (`swift build -c release`).
-// The SIMD kernels are compiled for the building machine's CPU (AVX-512 where it has
-// it): SwiftPM builds from source, so the binary runs where it was built.
-#if arch(x86_64)
-let cpuFlags = ["-target-cpu", "native"]
-#else
-let cpuFlags: [String] = []
-#endif
+// Release builds are the ones that matter for numeric code (`swift build -c release`): SwiftPM's
+// default -O with whole-module optimisation. No `unsafeFlags` (no -Ounchecked, no -target-cpu):
+// SwiftPM refuses a package with them as a versioned dependency, preconditions and bounds checks
+// stay on, and the binary runs on any x86-64. The kernels that lost most without -target-cpu
+// native are in CPatchworkKernels, with AVX-512 / AVX2 / baseline paths picked at run time;
+// docs/PERFORMANCE.md ("Release builds without unsafeFlags") has the measurements.
 let engineFlags: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-wmo"] + cpuFlags, .when(configuration: .release)),
     .swiftLanguageMode(.v5),
 ]
 
@@ -37,7 +34,10 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Debian's FFTW (libfftw3-dev), single precision: the analyses' Fourier transforms.
         .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
-        .target(name: "Patchwork", dependencies: ["CDNNL"], swiftSettings: engineFlags),
+        // GELU, SiLU, sigmoid, tanh, erf, exp and softmax, compiled for AVX-512, AVX2 and baseline
+        // x86-64 and chosen at run time (Sources/CPatchworkKernels/kernels.c says why in C).
+        .target(name: "CPatchworkKernels"),
+        .target(name: "Patchwork", dependencies: ["CDNNL", "CPatchworkKernels"], swiftSettings: engineFlags),
         .target(name: "PatchworkNN", dependencies: ["Patchwork"], swiftSettings: engineFlags),
         .target(name: "PatchworkModels", dependencies: ["Patchwork", "PatchworkNN"], swiftSettings: engineFlags),
         .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB", "CZlib"], swiftSettings: engineFlags),

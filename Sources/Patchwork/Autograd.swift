@@ -158,8 +158,8 @@ enum Autograd {
                 output.node = node
             }
             let inputGrads = pullback(g, output)
-            precondition(inputGrads.count == node.inputs.count,
-                         "pullback of \(node.op) returned \(inputGrads.count) gradients for \(node.inputs.count) inputs")
+            require(inputGrads.count == node.inputs.count, "backward",
+                    "pullback of \(node.op) returned \(inputGrads.count) gradients for \(node.inputs.count) inputs")
             for (input, ig) in zip(node.inputs, inputGrads) {
                 guard let input, let ig else { continue }
                 let k = ObjectIdentifier(input)

@@ -132,6 +132,14 @@ public func fail(_ op: String, _ message: String) -> Never {
     fatalError("\(op): \(message)")
 }
 
+/// Stops through `fail` when `condition` is false: the checks a caller can trigger (a config, a
+/// shape from a file, an argument). Not `precondition`: in -O builds a failed precondition stops
+/// with a bare "illegal instruction" and drops its message, and -Ounchecked removes it altogether.
+@inline(__always)
+public func require(_ condition: Bool, _ op: @autoclosure () -> String, _ message: @autoclosure () -> String) {
+    if !condition { fail(op(), message()) }
+}
+
 /// Normalises a possibly negative axis, stopping with a clear message when out of range.
 @inline(__always)
 func normalizeAxis(_ axis: Int, rank: Int, op: String, shape: [Int]) -> Int {

@@ -34,11 +34,11 @@ public struct CKAAccumulator {
     /// Adds one minibatch: each layer's features for the same n ≥ 4 examples
     /// (any shape whose first axis is the example).
     public mutating func add(featuresA: [Tensor], featuresB: [Tensor]) {
-        precondition(featuresA.count == layersA && featuresB.count == layersB, "CKA: expected \(layersA) and \(layersB) layers")
+        require(featuresA.count == layersA && featuresB.count == layersB, "CKA", "expected \(layersA) and \(layersB) layers")
         let gramsA = featuresA.map(CKAAccumulator.gram), gramsB = featuresB.map(CKAAccumulator.gram)
         let n = gramsA.first?.n ?? gramsB.first?.n ?? 0
-        precondition(n >= 4, "CKA: the unbiased estimator needs minibatches of at least 4 examples, got \(n)")
-        precondition((gramsA + gramsB).allSatisfy { $0.n == n }, "CKA: every layer must see the same examples")
+        require(n >= 4, "CKA", "the unbiased estimator needs minibatches of at least 4 examples, got \(n)")
+        require((gramsA + gramsB).allSatisfy { $0.n == n }, "CKA", "every layer must see the same examples")
         for i in 0..<layersA { selfA[i] += CKAAccumulator.hsic(gramsA[i], gramsA[i]) }
         for j in 0..<layersB { selfB[j] += CKAAccumulator.hsic(gramsB[j], gramsB[j]) }
         for i in 0..<layersA { for j in 0..<layersB { cross[i][j] += CKAAccumulator.hsic(gramsA[i], gramsB[j]) } }

@@ -42,7 +42,7 @@ public enum Corruption: String, CaseIterable, Sendable {
 
     /// Corrupts one [H, W, C] image (row-major, channels last) at severity 1…5.
     public func apply(_ image: [Float], height h: Int, width w: Int, channels c: Int, severity: Int, generator g: Generator) -> [Float] {
-        precondition((1...5).contains(severity), "Corruption.apply: severity must be 1…5, got \(severity)")
+        require((1...5).contains(severity), "Corruption.apply", "severity must be 1…5, got \(severity)")
         let p = parameters[severity - 1]
         let scale = Double(min(h, w)) / 32
         var x = image
@@ -223,7 +223,7 @@ public enum Corruption: String, CaseIterable, Sendable {
                 sink.data.append(contentsOf: UnsafeBufferPointer(start: p, count: Int(size)))
             }, Unmanaged.passUnretained(sink).toOpaque(), Int32(w), Int32(h), Int32(c), buffer.baseAddress, Int32(quality))
         }
-        precondition(ok != 0 && !sink.data.isEmpty, "jpegRoundTrip: stb_image_write could not encode a \(w)×\(h)×\(c) image")
+        require(ok != 0 && !sink.data.isEmpty, "jpegRoundTrip", "stb_image_write could not encode a \(w)×\(h)×\(c) image")
         var dw: Int32 = 0, dh: Int32 = 0, dc: Int32 = 0
         let decoded = sink.data.withUnsafeBufferPointer { stbi_load_from_memory($0.baseAddress, Int32($0.count), &dw, &dh, &dc, Int32(c)) }
         guard let decoded, Int(dw) == w, Int(dh) == h else {

@@ -1,5 +1,6 @@
 import CFFTW
 import Foundation
+import Patchwork  // require
 
 /// A complex 2-D array, row-major [height, width], as two planes.
 public struct ComplexPlane: Sendable {
@@ -9,7 +10,7 @@ public struct ComplexPlane: Sendable {
     public var imaginary: [Float]
 
     public init(height: Int, width: Int, real: [Float], imaginary: [Float]? = nil) {
-        precondition(real.count == height * width, "ComplexPlane: \(real.count) values do not fill \(height)×\(width)")
+        require(real.count == height * width, "ComplexPlane", "\(real.count) values do not fill \(height)×\(width)")
         self.height = height; self.width = width; self.real = real
         self.imaginary = imaginary ?? [Float](repeating: 0, count: real.count)
     }
@@ -104,8 +105,8 @@ public enum FFT {
     /// be symmetric under (u, v) → (−u, −v) for a real result); returns the
     /// real part.
     public static func filter(image: [Float], height: Int, width: Int, channels: Int, mask: [Float]) -> [Float] {
-        precondition(mask.count == height * width && image.count == height * width * channels,
-                     "FFT.filter: image of \(image.count) values and mask of \(mask.count) do not match \(height)×\(width)×\(channels)")
+        require(mask.count == height * width && image.count == height * width * channels, "FFT.filter",
+                "image of \(image.count) values and mask of \(mask.count) do not match \(height)×\(width)×\(channels)")
         var out = [Float](repeating: 0, count: image.count)
         let n = height * width
         for c in 0..<channels {

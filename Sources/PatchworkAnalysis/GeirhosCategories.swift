@@ -1,4 +1,5 @@
 import Foundation
+import Patchwork  // require
 
 /// The 16 entry-level categories of Geirhos et al. (2019) "ImageNet-trained
 /// CNNs are biased towards texture" and the ImageNet-1k class indices that
@@ -45,7 +46,7 @@ public enum GeirhosCategories {
     /// The 16 category scores (mean probability of each category's indices)
     /// of one image's 1000 ImageNet probabilities.
     public static func scores(probabilities p: [Float]) -> [Double] {
-        precondition(p.count == 1000, "GeirhosCategories.scores: expected 1000 ImageNet probabilities, got \(p.count)")
+        require(p.count == 1000, "GeirhosCategories.scores", "expected 1000 ImageNet probabilities, got \(p.count)")
         return names.map { name in
             let idx = imageNetIndices[name]!
             return idx.reduce(0.0) { $0 + Double(p[$1]) } / Double(idx.count)

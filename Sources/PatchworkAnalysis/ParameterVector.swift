@@ -52,7 +52,7 @@ public struct ParameterVector {
     /// Writes this point into the model's trainable parameters.
     public func assign(to model: Module) throws {
         let keys = model.trainableParameters().map(\.0)
-        precondition(keys.count == tensors.count, "ParameterVector: \(tensors.count) tensors for \(keys.count) parameters")
+        require(keys.count == tensors.count, "ParameterVector", "\(tensors.count) tensors for \(keys.count) parameters")
         try model.update(parameters: Dictionary(uniqueKeysWithValues: zip(keys, tensors)))
     }
 }
@@ -69,7 +69,8 @@ public struct HessianVectorProduct {
 
     public func callAsFunction(_ v: ParameterVector) -> ParameterVector {
         let slots = model.namedSlots().filter { $0.1.kind == .parameter && !$0.1.frozen }.map(\.1)
-        precondition(slots.count == v.tensors.count, "HessianVectorProduct: \(v.tensors.count) tensors for \(slots.count) parameters")
+        require(slots.count == v.tensors.count, "HessianVectorProduct",
+                "\(v.tensors.count) tensors for \(slots.count) parameters")
         let originals = slots.map(\.value)
         defer { for (slot, value) in zip(slots, originals) { slot.value = value } }
         let leaves = originals.map { $0.detached().requiringGrad() }

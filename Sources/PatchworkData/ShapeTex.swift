@@ -158,8 +158,9 @@ public struct ShapeTex: Dataset {
     /// fresh random placement and colours from `generator`: for stimuli
     /// beyond the fixed splits.
     public static func render(shape: Int?, texture: Int?, size: Int = 32, noise: Float = 0.02, generator: Generator) -> Tensor {
-        precondition(shape.map { (0..<classCount).contains($0) } ?? true, "ShapeTex.render: shape \(shape!) is not a class")
-        precondition(texture.map { (0..<classCount).contains($0) } ?? true, "ShapeTex.render: texture \(texture!) is not a class")
+        require(shape.map { (0..<classCount).contains($0) } ?? true, "ShapeTex.render", "shape \(shape!) is not a class")
+        require(texture.map { (0..<classCount).contains($0) } ?? true, "ShapeTex.render",
+                "texture \(texture!) is not a class")
         return draw(Scene(shape: shape, texture: texture, generator: generator), size: size, noise: noise, generator: generator)
     }
 

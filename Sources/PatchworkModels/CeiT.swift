@@ -83,7 +83,7 @@ public final class CeiTAttention: Module, AttentionRecording {
     public var keyPositions: Tensor?
 
     init(_ dim: Int, heads: Int, qkvBias: Bool, qkScale: Float?, attnDrop: Float, projDrop: Float, lastQueryOnly: Bool) {
-        precondition(dim % heads == 0, "CeiTAttention: dim \(dim) is not divisible by \(heads) heads")
+        require(dim % heads == 0, "CeiTAttention", "dim \(dim) is not divisible by \(heads) heads")
         _qkv.wrappedValue = Linear(dim, 3 * dim, bias: qkvBias)
         _attnDrop.wrappedValue = Dropout(attnDrop)
         _proj.wrappedValue = Linear(dim, dim)

@@ -39,7 +39,7 @@ public final class GPSA: Module, AttentionRecording {
     public let tokenPositions: Tensor
 
     init(_ dim: Int, heads: Int, grid: (Int, Int), qkvBias: Bool, attnDrop: Float, projDrop: Float, localityStrength: Float) {
-        precondition(dim % heads == 0, "GPSA: dim \(dim) is not divisible by \(heads) heads")
+        require(dim % heads == 0, "GPSA", "dim \(dim) is not divisible by \(heads) heads")
         self.dim = dim
         self.heads = heads
         scale = 1 / Float(dim / heads).squareRoot()

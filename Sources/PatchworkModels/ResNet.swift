@@ -17,7 +17,7 @@ final class BasicBlock: Module {
 
     init(inplanes: Int, planes: Int, stride: Int, downsample: Module?, cardinality: Int, baseWidth: Int,
          reduceFirst: Int, dropPath: Float) {
-        precondition(cardinality == 1 && baseWidth == 64, "BasicBlock supports cardinality 1 and base_width 64 only")
+        require(cardinality == 1 && baseWidth == 64, "BasicBlock", "supports cardinality 1 and base_width 64 only")
         let firstPlanes = planes / reduceFirst
         _conv1.wrappedValue = Conv2d(inplanes, firstPlanes, kernelSize: 3, stride: stride, padding: 1, bias: false)
         _bn1.wrappedValue = BatchNorm(firstPlanes)

@@ -46,8 +46,8 @@ public final class StdConv2d: Module {
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: Int, stride: Int = 1, dilation: Int = 1,
                 groups: Int = 1, bias: Bool = false, eps: Float = 1e-6, same: Bool = false,
                 generator: Generator = .global) {
-        precondition(inChannels % groups == 0 && outChannels % groups == 0,
-                     "StdConv2d: groups \(groups) must divide in (\(inChannels)) and out (\(outChannels)) channels")
+        require(inChannels % groups == 0 && outChannels % groups == 0, "StdConv2d",
+                "groups \(groups) must divide in (\(inChannels)) and out (\(outChannels)) channels")
         let fanIn = inChannels / groups * kernelSize * kernelSize
         _weight.wrappedValue = Init.torchDefault([outChannels, kernelSize, kernelSize, inChannels / groups],
                                                             fanIn: fanIn, generator: generator)
@@ -120,7 +120,7 @@ public final class GroupNormAct: Module {
     public let applyAct: Bool
 
     public init(_ channels: Int, groups: Int = 32, eps: Float = 1e-5, affine: Bool = true, applyAct: Bool = true) {
-        precondition(groups > 0 && channels % groups == 0, "GroupNormAct: \(groups) groups do not divide \(channels) channels")
+        require(groups > 0 && channels % groups == 0, "GroupNormAct", "\(groups) groups do not divide \(channels) channels")
         _weight.wrappedValue = affine ? Tensor.ones([channels]) : nil
         _bias.wrappedValue = affine ? Tensor.zeros([channels]) : nil
         self.groups = groups

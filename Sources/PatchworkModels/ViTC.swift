@@ -69,7 +69,7 @@ public final class ViTCMultiheadAttention: Module, AttentionRecording {
     public var tokenPositions: Tensor?
 
     init(_ dim: Int, heads: Int) {
-        precondition(dim % heads == 0, "ViTCMultiheadAttention: dim \(dim) is not divisible by \(heads) heads")
+        require(dim % heads == 0, "ViTCMultiheadAttention", "dim \(dim) is not divisible by \(heads) heads")
         // torch's _reset_parameters: xavier_uniform_ in_proj, zero biases; out_proj keeps Linear's default weight.
         _inProjWeight.wrappedValue = Init.xavierUniform([3 * dim, dim], fanIn: dim, fanOut: 3 * dim)
         _inProjBias.wrappedValue = Tensor.zeros([3 * dim])

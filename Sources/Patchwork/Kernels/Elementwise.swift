@@ -1,6 +1,11 @@
+import CPatchworkKernels
+
 /// Element-wise kernels: flat SIMD loops for contiguous data, strided row
 /// loops for views and broadcasting, split over threads by `Parallel`.
 public enum Kernels {
+    /// The SIMD path CPatchworkKernels chose for this CPU: "avx512", "avx2" or "baseline".
+    public static var simdPath: String { String(cString: pw_kernel_isa()) }
+
     static func fill(_ p: UnsafeMutablePointer<Float>, count: Int, value: Float) {
         Parallel.forChunks(count) { r in
             (p + r.lowerBound).update(repeating: value, count: r.count)
@@ -16,6 +21,13 @@ public enum Kernels {
     @inline(__always)
     static func mapFlat<F: UnaryFunction>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, count: Int,
                                           _ f: F.Type) {
+        if F.cKernel != 0 {
+            // A compute-bound function: the C kernel with the SIMD width of the running CPU.
+            Parallel.forChunks(count, costPerItem: F.cost) { r in
+                pw_unary(F.cKernel, x + r.lowerBound, y + r.lowerBound, r.count)
+            }
+            return
+        }
         Parallel.forChunks(count, costPerItem: F.cost) { r in
             var i = r.lowerBound
             while i + 16 <= r.upperBound {
@@ -48,6 +60,12 @@ public enum Kernels {
         if a.shape == b.shape && a.isContiguous && b.isContiguous {
             let out = Tensor(uninitializedShape: a.shape)
             let pa = a.base, pb = b.base, po = out.base
+            if F.cKernel != 0 {
+                Parallel.forChunks(out.count) { r in
+                    pw_pullback(F.cKernel, pa + r.lowerBound, pb + r.lowerBound, po + r.lowerBound, r.count)
+                }
+                return out
+            }
             Parallel.forChunks(out.count) { r in
                 var i = r.lowerBound
                 while i + 16 <= r.upperBound {
@@ -184,18 +202,27 @@ protocol UnaryFunction {
     static func apply(_ x: Vec) -> Vec
     /// Relative cost per element (1 = an add), to decide when threads pay off.
     static var cost: Int { get }
+    /// The CPatchworkKernels op (PW_GELU, …) that computes this function on contiguous data with
+    /// the running CPU's SIMD width, or 0 for the Swift loop. Set for the compute-bound functions,
+    /// which lose 2–2.6× as baseline-x86-64 Swift (docs/PERFORMANCE.md); memory-bound ones stay Swift.
+    static var cKernel: Int32 { get }
 }
 
 extension UnaryFunction {
     static var cost: Int { 1 }
+    static var cKernel: Int32 { 0 }
 }
 
 /// An element-wise function of two values, on 16 lanes at a time.
 protocol BinaryFunction {
     static func apply(_ x: Vec, _ y: Vec) -> Vec
+    /// As UnaryFunction.cKernel, for same-shape contiguous operands (the activation pullbacks).
+    static var cKernel: Int32 { get }
 }
 
 extension BinaryFunction {
+    static var cKernel: Int32 { 0 }
+
     /// One element through the vector code (for tails and strided rows).
     @inline(__always)
     static func scalar(_ x: Float, _ y: Float) -> Float { apply(Vec(repeating: x), Vec(repeating: y))[0] }

@@ -43,6 +43,6 @@ public enum Gemm {
         }
         let status = dnnl_sgemm(transA ? 0x54 : 0x4E, transB ? 0x54 : 0x4E, Int64(m), Int64(n), Int64(k), alpha,
                                 a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
-        precondition(status == dnnl_success, "dnnl_sgemm failed with status \(status) for m=\(m) n=\(n) k=\(k)")
+        require(status == dnnl_success, "sgemm", "dnnl_sgemm failed with status \(status) for m=\(m) n=\(n) k=\(k)")
     }
 }

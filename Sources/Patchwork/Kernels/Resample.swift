@@ -16,7 +16,7 @@ struct ResampleTable: @unchecked Sendable {
         var starts = [0], index: [Int] = [], weight: [Float] = []
         for row in taps {
             for (i, w) in row {
-                precondition(i >= 0 && i < inSize, "resample tap \(i) outside 0..<\(inSize)")
+                require(i >= 0 && i < inSize, "resample", "tap \(i) outside 0..<\(inSize)")
                 index.append(i); weight.append(w)
             }
             starts.append(index.count)
@@ -86,7 +86,8 @@ extension Tensor {
     /// so every order of derivative is exact.
     func resampled(axis ax: Int, plan: ResamplePlan, transposed: Bool, op: String, backwardOp: String) -> Tensor {
         let table = transposed ? plan.backward : plan.forward
-        precondition(shape[ax] == table.inSize)
+        require(shape[ax] == table.inSize, op,
+                "axis \(ax) has size \(shape[ax]), the resampling plan expects \(table.inSize)")
         var outShape = shape
         outShape[ax] = table.outSize
         let out = Tensor(uninitializedShape: outShape)

@@ -1,3 +1,5 @@
+import CPatchworkKernels
+
 /// Row kernels for softmax and log-softmax over the last, contiguous axis.
 ///
 /// Numerically stable: each row is shifted by its maximum before `exp`, so
@@ -11,55 +13,11 @@ extension Kernels {
     static func softmaxRows(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                             rows: Int, length n: Int, log: Bool, scale: Float = 1) {
         if n == 0 { return }
-        precondition(scale > 0, "softmax scale must be positive")
-        let sv = Vec(repeating: scale)
+        require(scale > 0, "softmax", "scale must be positive, got \(scale)")
+        // The C kernel (CPatchworkKernels: this same three-pass loop, with the running CPU's SIMD
+        // width): exp-bound, so 1.75× slower as baseline-x86-64 Swift (docs/PERFORMANCE.md).
         Parallel.forChunks(rows, costPerItem: n * 12) { range in
-            for r in range {
-                let src = x + r * n, dst = y + r * n
-                // Pass 1: the row maximum.
-                var i = 0
-                var vmax = Vec(repeating: -.infinity)
-                while i + 16 <= n {
-                    let v = loadVec(src + i)
-                    vmax = VectorMath.max(vmax, v)
-                    i += 16
-                }
-                var m = vmax.max()
-                while i < n { m = Swift.max(m, src[i]); i += 1 }
-                m *= scale
-                // Pass 2: e^(x - max), summed (and stored for softmax).
-                let mv = Vec(repeating: m)
-                var acc = Vec(repeating: 0)
-                i = 0
-                while i + 16 <= n {
-                    let e = VectorMath.exp(loadVec(src + i) * sv - mv)
-                    if !log { storeVec(e, dst + i) }
-                    acc += e
-                    i += 16
-                }
-                if i < n {
-                    // Tail: pad with -inf, whose exponential is exactly 0.
-                    var t = Vec(repeating: -.infinity)
-                    for k in 0..<(n - i) { t[k] = src[i + k] * scale - m }
-                    let e = VectorMath.exp(t)
-                    if !log { for k in 0..<(n - i) { dst[i + k] = e[k] } }
-                    acc += e
-                }
-                let s = acc.sum()
-                // Pass 3: normalise.
-                i = 0
-                if log {
-                    let lv = Vec(repeating: Foundation.log(s))
-                    while i + 16 <= n { storeVec((loadVec(src + i) * sv - mv) - lv, dst + i); i += 16 }
-                    let l = Foundation.log(s)
-                    while i < n { dst[i] = (src[i] * scale - m) - l; i += 1 }
-                } else {
-                    let inv = 1 / s
-                    let iv = Vec(repeating: inv)
-                    while i + 16 <= n { storeVec(loadVec(dst + i) * iv, dst + i); i += 16 }
-                    while i < n { dst[i] *= inv; i += 1 }
-                }
-            }
+            pw_softmax_rows(x + range.lowerBound * n, y + range.lowerBound * n, range.count, n, log ? 1 : 0, scale)
         }
     }
 }

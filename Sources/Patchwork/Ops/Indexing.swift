@@ -35,7 +35,7 @@ extension Tensor {
     /// The gradient of `indexSelect`: zeros of size `size` along `axis`, with
     /// slice j of self added at `indices[j]` (index_add into zeros).
     func indexAdd(axis ax: Int, indices: [Int], size n: Int) -> Tensor {
-        precondition(shape[ax] == indices.count)
+        require(shape[ax] == indices.count, "indexSelect", "\(indices.count) indices for axis \(ax) of size \(shape[ax])")
         let outer = shape[..<ax].reduce(1, *), inner = shape[(ax + 1)...].reduce(1, *)
         var outShape = shape
         outShape[ax] = n

@@ -38,7 +38,7 @@ extension Tensor {
             Kernels.softmaxRows(x.base, y.base, rows: y.count / n, length: n, log: log, scale: scale)
         }
         if log {
-            precondition(scale == 1, "log-softmax has no scale")
+            require(scale == 1, "logSoftmax", "log-softmax has no scale (got \(scale))")
             return Tensor.recordUsingOutput("logSoftmax", y, [self]) { g, y in
                 [g - y.exp() * g.sum(axis: -1, keepDims: true)]
             }

@@ -1,4 +1,5 @@
 import Foundation
+import CPatchworkKernels
 
 /// Element-wise functions of one tensor. Each forward runs a SIMD kernel; each
 /// pullback is written with Tensor ops (so it can be differentiated again).
@@ -163,6 +164,7 @@ enum SignFunction: UnaryFunction {
 enum ExpFunction: UnaryFunction {
     @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.exp(x) }
     static var cost: Int { 8 }
+    static var cKernel: Int32 { Int32(PW_EXP) }
 }
 
 enum LogFunction: UnaryFunction {
@@ -187,16 +189,19 @@ enum SquareFunction: UnaryFunction {
 enum TanhFunction: UnaryFunction {
     @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.tanh(x) }
     static var cost: Int { 8 }
+    static var cKernel: Int32 { Int32(PW_TANH) }
 }
 
 enum SigmoidFunction: UnaryFunction {
     @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.sigmoid(x) }
     static var cost: Int { 8 }
+    static var cKernel: Int32 { Int32(PW_SIGMOID) }
 }
 
 enum ErfFunction: UnaryFunction {
     @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.erf(x) }
     static var cost: Int { 8 }
+    static var cKernel: Int32 { Int32(PW_ERF) }
 }
 
 enum ReluFunction: UnaryFunction {
@@ -206,6 +211,7 @@ enum ReluFunction: UnaryFunction {
 enum GeluFunction: UnaryFunction {
     @inline(__always) static func apply(_ x: Vec) -> Vec { 0.5 * x * (1 + VectorMath.erf(x * 0.7071067811865476)) }
     static var cost: Int { 10 }
+    static var cKernel: Int32 { Int32(PW_GELU) }
 }
 
 enum GeluTanhFunction: UnaryFunction {
@@ -213,6 +219,7 @@ enum GeluTanhFunction: UnaryFunction {
         0.5 * x * (1 + VectorMath.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
     }
     static var cost: Int { 10 }
+    static var cKernel: Int32 { Int32(PW_GELU_TANH) }
 }
 
 // Activation pullbacks D(g, x) = g·f′(x) (tanh and sigmoid take their output y).
@@ -221,6 +228,7 @@ enum GeluPullback: BinaryFunction {
     @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec {
         g * (0.5 * (1 + VectorMath.erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * VectorMath.exp(-0.5 * x * x))
     }
+    static var cKernel: Int32 { Int32(PW_GELU) }
 }
 
 enum GeluTanhPullback: BinaryFunction {
@@ -230,6 +238,7 @@ enum GeluTanhPullback: BinaryFunction {
         let du = 0.7978845608028654 * (1 + 0.134145 * x2)
         return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
     }
+    static var cKernel: Int32 { Int32(PW_GELU_TANH) }
 }
 
 enum SiluPullback: BinaryFunction {
@@ -237,6 +246,7 @@ enum SiluPullback: BinaryFunction {
         let s = VectorMath.sigmoid(x)
         return g * s * (1 + x * (1 - s))
     }
+    static var cKernel: Int32 { Int32(PW_SILU) }
 }
 
 enum ReluPullback: BinaryFunction {
@@ -262,6 +272,7 @@ enum SigmoidPullback: BinaryFunction {
 enum SiluFunction: UnaryFunction {
     @inline(__always) static func apply(_ x: Vec) -> Vec { x * VectorMath.sigmoid(x) }
     static var cost: Int { 8 }
+    static var cKernel: Int32 { Int32(PW_SILU) }
 }
 
 enum HardswishFunction: UnaryFunction {

@@ -184,7 +184,8 @@ extension Tensor {
 extension Kernels {
     /// Writes `source` (any layout) into the view `destination` of the same shape.
     static func copy(_ source: Tensor, into destination: Tensor) {
-        precondition(source.shape == destination.shape)
+        require(source.shape == destination.shape, "copy",
+                "source \(source.shape) and destination \(destination.shape) differ")
         let layout = RowLayout(shape: source.shape, strides: [destination.strides, source.strides])
         let pd = destination.storage.pointer + destination.offset, ps = source.storage.pointer + source.offset
         layout.forEachRow { o, n, inner in

@@ -19,7 +19,7 @@ public final class Attention: Module, AttentionRecording {
 
     public init(_ dim: Int, heads: Int, qkvBias: Bool = true, projBias: Bool = true, attentionDropout: Float = 0,
                 projectionDropout: Float = 0, generator: Generator = .global) {
-        precondition(dim % heads == 0, "Attention: dim \(dim) is not divisible by \(heads) heads")
+        require(dim % heads == 0, "Attention", "dim \(dim) is not divisible by \(heads) heads")
         _qkv.wrappedValue = Linear(dim, dim * 3, bias: qkvBias, generator: generator)
         _attnDrop.wrappedValue = Dropout(attentionDropout)
         _proj.wrappedValue = Linear(dim, dim, bias: projBias, generator: generator)

@@ -16,8 +16,8 @@ public final class Conv2d: Module {
     public init(_ inChannels: Int, _ outChannels: Int, kernelSize: (Int, Int), stride: (Int, Int) = (1, 1),
                 padding: (Int, Int) = (0, 0), dilation: (Int, Int) = (1, 1), groups: Int = 1, bias: Bool = true,
                 generator: Generator = .global) {
-        precondition(inChannels % groups == 0 && outChannels % groups == 0,
-                     "Conv2d: groups \(groups) must divide in (\(inChannels)) and out (\(outChannels)) channels")
+        require(inChannels % groups == 0 && outChannels % groups == 0, "Conv2d",
+                "groups \(groups) must divide in (\(inChannels)) and out (\(outChannels)) channels")
         let fanIn = inChannels / groups * kernelSize.0 * kernelSize.1
         _weight.wrappedValue = Init.torchDefault([outChannels, kernelSize.0, kernelSize.1, inChannels / groups],
                                                             fanIn: fanIn, generator: generator)

@@ -68,7 +68,7 @@ public final class GroupNorm: Module {
     public let eps: Float
 
     public init(groups: Int, channels: Int, eps: Float = 1e-5, affine: Bool = true) {
-        precondition(channels % groups == 0, "GroupNorm: \(groups) groups do not divide \(channels) channels")
+        require(channels % groups == 0, "GroupNorm", "\(groups) groups do not divide \(channels) channels")
         _weight.wrappedValue = affine ? Tensor.ones([channels]) : nil
         _bias.wrappedValue = affine ? Tensor.zeros([channels]) : nil
         self.groups = groups

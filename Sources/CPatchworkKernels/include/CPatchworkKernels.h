@@ -1,0 +1,24 @@
+#ifndef C_PATCHWORK_KERNELS_H
+#define C_PATCHWORK_KERNELS_H
+
+/// The engine's compute-bound element-wise kernels, compiled for AVX-512, AVX2+FMA and baseline
+/// x86-64 in one object, the path chosen at run time (see kernels.c). Each call works on one
+/// contiguous chunk on the calling thread; Swift splits the work over threads.
+
+enum {
+    PW_EXP = 1, PW_SIGMOID, PW_SILU, PW_TANH, PW_ERF, PW_GELU, PW_GELU_TANH,
+};
+
+/// y[i] = f(x[i]) for f one of PW_EXP … PW_GELU_TANH.
+void pw_unary(int op, const float *x, float *y, long n);
+
+/// y[i] = g[i]·f′(x[i]) for f one of PW_SILU, PW_GELU, PW_GELU_TANH.
+void pw_pullback(int op, const float *g, const float *x, float *y, long n);
+
+/// Softmax (or log-softmax) of scale·x over each of `rows` rows of `n` contiguous floats.
+void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float scale);
+
+/// Which path runs on this CPU: "avx512", "avx2" or "baseline".
+const char *pw_kernel_isa(void);
+
+#endif

@@ -1,0 +1,101 @@
+// Run-time choice of the SIMD width for the engine's compute-bound kernels.
+//
+// Why C: Swift has no per-function target attribute, so Swift SIMD code is compiled for the
+// package's target CPU, which without `-target-cpu native` (an unsafeFlag, refused in a versioned
+// dependency) is baseline x86-64: SSE2, no FMA. The exp/erf/tanh kernels then ran 2–2.6× slower
+// (docs/PERFORMANCE.md). Clang can compile one function for a wider ISA with a target attribute,
+// no flag needed, so kernels_body.h is included three times below, for AVX-512, AVX2+FMA and
+// baseline, and the first call picks one with __builtin_cpu_supports.
+//
+// The polynomials and the order of operations are those of VectorMath.swift and the Swift kernels,
+// and floating-point contraction is off (no FMA), so all three paths compute the same values.
+
+#include "CPatchworkKernels.h"
+#include <math.h>
+#include <string.h>
+
+// The 16-float vectors never cross a function boundary that is not inlined (every helper in
+// kernels_body.h is static and always_inline), so the baseline copy's vector ABI is never used.
+#pragma clang diagnostic ignored "-Wpsabi"
+
+#pragma clang fp contract(off)
+
+typedef float v16 __attribute__((ext_vector_type(16)));
+typedef int v16i __attribute__((ext_vector_type(16)));
+typedef float v16u __attribute__((ext_vector_type(16), aligned(4)));  // unaligned loads and stores
+
+#if defined(__x86_64__) || defined(__i386__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma"))), apply_to = function)
+#define ISA(name) name##_avx512
+#include "kernels_body.h"
+#undef ISA
+#pragma clang attribute pop
+
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#define ISA(name) name##_avx2
+#include "kernels_body.h"
+#undef ISA
+#pragma clang attribute pop
+#endif
+
+#define ISA(name) name##_baseline
+#include "kernels_body.h"
+#undef ISA
+
+enum { PATH_BASELINE = 0, PATH_AVX2 = 1, PATH_AVX512 = 2 };
+
+static int pick_path(void) {
+    static int path = -1;
+    int p = __atomic_load_n(&path, __ATOMIC_RELAXED);
+    if (p >= 0) return p;
+    p = PATH_BASELINE;
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+        __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl")) {
+        p = PATH_AVX512;
+    } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        p = PATH_AVX2;
+    }
+#endif
+    __atomic_store_n(&path, p, __ATOMIC_RELAXED);
+    return p;
+}
+
+void pw_unary(int op, const float *x, float *y, long n) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: unary_avx512(op, x, y, n); return;
+    case PATH_AVX2: unary_avx2(op, x, y, n); return;
+#endif
+    default: unary_baseline(op, x, y, n); return;
+    }
+}
+
+void pw_pullback(int op, const float *g, const float *x, float *y, long n) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: pullback_avx512(op, g, x, y, n); return;
+    case PATH_AVX2: pullback_avx2(op, g, x, y, n); return;
+#endif
+    default: pullback_baseline(op, g, x, y, n); return;
+    }
+}
+
+void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float scale) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: softmax_rows_avx512(x, y, rows, n, log, scale); return;
+    case PATH_AVX2: softmax_rows_avx2(x, y, rows, n, log, scale); return;
+#endif
+    default: softmax_rows_baseline(x, y, rows, n, log, scale); return;
+    }
+}
+
+const char *pw_kernel_isa(void) {
+    switch (pick_path()) {
+    case PATH_AVX512: return "avx512";
+    case PATH_AVX2: return "avx2";
+    default: return "baseline";
+    }
+}

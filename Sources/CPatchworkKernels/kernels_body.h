@@ -1,0 +1,214 @@
+// The kernels' bodies, included by kernels.c once per instruction set with ISA(name) giving each
+// copy its own names (and, through kernels.c's `#pragma clang attribute`, its own target).
+// Every helper is static and always inlined, so each copy is compiled whole for its ISA.
+// Each function mirrors VectorMath.swift / SoftmaxKernels.swift operation for operation.
+
+#define PW_INLINE static inline __attribute__((always_inline))
+
+PW_INLINE v16 ISA(splat)(float f) { return (v16){0} + f; }
+PW_INLINE v16 ISA(select)(v16i mask, v16 a, v16 b) { return (v16)(((v16i)a & mask) | ((v16i)b & ~mask)); }
+PW_INLINE v16 ISA(abs)(v16 x) { return (v16)((v16i)x & 0x7FFFFFFF); }
+PW_INLINE v16 ISA(copysign)(v16 x, v16 s) { return (v16)(((v16i)x & 0x7FFFFFFF) | ((v16i)s & (int)0x80000000)); }
+
+// min(max(x, lo), hi); NaN stays NaN.
+PW_INLINE v16 ISA(clamp)(v16 x, float lo, float hi) {
+    v16 l = ISA(splat)(lo), h = ISA(splat)(hi);
+    v16 above = ISA(select)(x < l, l, x);
+    return ISA(select)(above > h, h, above);
+}
+
+// e^x (Cephes): VectorMath.exp.
+PW_INLINE v16 ISA(exp)(v16 x) {
+    v16 clamped = ISA(clamp)(x, -87.3f, 88.7f);
+    v16 magic = ISA(splat)(12582912.0f);
+    v16 shifted = clamped * 1.44269504088896341f + magic;
+    v16 n = shifted - magic;
+    v16 r = clamped - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    v16 z = r * r;
+    v16 y = ISA(splat)(1.9875691500e-4f);
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * z + r + 1.0f;
+    v16i nBits = (v16i)shifted - (v16i)magic;
+    v16 scale = (v16)((nBits + 127) << 23);
+    v16 result = ISA(select)(x < -87.3f, ISA(splat)(0.0f), y * scale);
+    return ISA(select)(x != x, x, result);  // NaN stays NaN
+}
+
+// erf (Numerical Recipes' erfc): VectorMath.erf.
+PW_INLINE v16 ISA(erf)(v16 x) {
+    v16 z = ISA(abs)(x);
+    v16 t = ISA(splat)(1.0f) / (ISA(splat)(1.0f) + ISA(splat)(0.5f) * z);
+    v16 p = ISA(splat)(0.17087277f);
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    v16 erfcAbs = t * ISA(exp)(-z * z + p);
+    return ISA(copysign)(1.0f - erfcAbs, x);
+}
+
+// tanh: odd polynomial near 0, 1 − 2/(e^{2|x|} + 1) beyond: VectorMath.tanh.
+PW_INLINE v16 ISA(tanh)(v16 x) {
+    v16 ax = ISA(abs)(x);
+    v16 z = x * x;
+    v16 p = ISA(splat)(-5.70498872745e-3f);
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    v16 small = p * z * x + x;
+    v16 e = ISA(exp)(2.0f * ISA(clamp)(ax, 0.0f, 44.0f));
+    v16 large = ISA(copysign)(1.0f - 2.0f / (e + 1.0f), x);
+    return ISA(select)(ax < 0.625f, small, large);
+}
+
+PW_INLINE v16 ISA(sigmoid)(v16 x) { return 1.0f / (1.0f + ISA(exp)(-x)); }
+
+PW_INLINE v16 ISA(apply_unary)(int op, v16 x) {
+    switch (op) {
+    case PW_EXP: return ISA(exp)(x);
+    case PW_SIGMOID: return ISA(sigmoid)(x);
+    case PW_SILU: return x * ISA(sigmoid)(x);
+    case PW_TANH: return ISA(tanh)(x);
+    case PW_ERF: return ISA(erf)(x);
+    case PW_GELU: return 0.5f * x * (1.0f + ISA(erf)(x * 0.7071067811865476f));
+    default: /* PW_GELU_TANH */
+        return 0.5f * x * (1.0f + ISA(tanh)(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    }
+}
+
+// g·f′(x): Unary.swift's SiluPullback, GeluPullback, GeluTanhPullback.
+PW_INLINE v16 ISA(apply_pullback)(int op, v16 g, v16 x) {
+    switch (op) {
+    case PW_SILU: {
+        v16 s = ISA(sigmoid)(x);
+        return g * s * (1.0f + x * (1.0f - s));
+    }
+    case PW_GELU:
+        return g * (0.5f * (1.0f + ISA(erf)(x * 0.7071067811865476f))
+                    + x * 0.3989422804014327f * ISA(exp)(-0.5f * x * x));
+    default: { /* PW_GELU_TANH */
+        v16 x2 = x * x;
+        v16 t = ISA(tanh)(0.7978845608028654f * (x + 0.044715f * x2 * x));
+        v16 du = 0.7978845608028654f * (1.0f + 0.134145f * x2);
+        return g * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+    }
+    }
+}
+
+// One loop per op, so the switch is decided outside the loop.
+#define PW_UNARY_LOOP(OP)                                                           \
+    {                                                                               \
+        long i = 0;                                                                 \
+        for (; i + 16 <= n; i += 16)                                                \
+            *(v16u *)(y + i) = ISA(apply_unary)(OP, *(const v16u *)(x + i));        \
+        if (i < n) { /* the tail through the same vector code, zero-padded */       \
+            v16 a = {0};                                                            \
+            for (long j = i; j < n; j++) a[j - i] = x[j];                           \
+            v16 b = ISA(apply_unary)(OP, a);                                        \
+            for (long j = i; j < n; j++) y[j] = b[j - i];                           \
+        }                                                                           \
+        return;                                                                     \
+    }
+
+static void ISA(unary)(int op, const float *x, float *y, long n) {
+    switch (op) {
+    case PW_EXP: PW_UNARY_LOOP(PW_EXP)
+    case PW_SIGMOID: PW_UNARY_LOOP(PW_SIGMOID)
+    case PW_SILU: PW_UNARY_LOOP(PW_SILU)
+    case PW_TANH: PW_UNARY_LOOP(PW_TANH)
+    case PW_ERF: PW_UNARY_LOOP(PW_ERF)
+    case PW_GELU: PW_UNARY_LOOP(PW_GELU)
+    default: PW_UNARY_LOOP(PW_GELU_TANH)
+    }
+}
+#undef PW_UNARY_LOOP
+
+#define PW_PULLBACK_LOOP(OP)                                                                         \
+    {                                                                                                \
+        long i = 0;                                                                                  \
+        for (; i + 16 <= n; i += 16)                                                                 \
+            *(v16u *)(y + i) = ISA(apply_pullback)(OP, *(const v16u *)(g + i), *(const v16u *)(x + i)); \
+        if (i < n) {                                                                                 \
+            v16 a = {0}, b = {0};                                                                    \
+            for (long j = i; j < n; j++) { a[j - i] = g[j]; b[j - i] = x[j]; }                       \
+            v16 c = ISA(apply_pullback)(OP, a, b);                                                   \
+            for (long j = i; j < n; j++) y[j] = c[j - i];                                            \
+        }                                                                                            \
+        return;                                                                                      \
+    }
+
+static void ISA(pullback)(int op, const float *g, const float *x, float *y, long n) {
+    switch (op) {
+    case PW_SILU: PW_PULLBACK_LOOP(PW_SILU)
+    case PW_GELU: PW_PULLBACK_LOOP(PW_GELU)
+    default: PW_PULLBACK_LOOP(PW_GELU_TANH)
+    }
+}
+#undef PW_PULLBACK_LOOP
+
+// Lanes summed in order, as Swift's SIMD sum().
+PW_INLINE float ISA(hsum)(v16 v) {
+    float s = -0.0f;
+    for (int k = 0; k < 16; k++) s += v[k];
+    return s;
+}
+
+// SoftmaxKernels.swift's softmaxRows: max, exp and sum, normalise; scale applied as values are read.
+static void ISA(softmax_rows)(const float *x, float *y, long rows, long n, int log, float scale) {
+    if (n == 0) return;
+    v16 sv = ISA(splat)(scale);
+    for (long r = 0; r < rows; r++) {
+        const float *src = x + r * n;
+        float *dst = y + r * n;
+        long i = 0;
+        v16 vmax = ISA(splat)(-INFINITY);
+        for (; i + 16 <= n; i += 16) {
+            v16 v = *(const v16u *)(src + i);
+            vmax = ISA(select)(v > vmax, v, vmax);
+        }
+        float m = vmax[0];
+        for (int k = 1; k < 16; k++) m = vmax[k] >= m ? vmax[k] : m;
+        for (; i < n; i++) m = src[i] >= m ? src[i] : m;
+        m *= scale;
+        v16 mv = ISA(splat)(m);
+        v16 acc = ISA(splat)(0.0f);
+        for (i = 0; i + 16 <= n; i += 16) {
+            v16 e = ISA(exp)(*(const v16u *)(src + i) * sv - mv);
+            if (!log) *(v16u *)(dst + i) = e;
+            acc += e;
+        }
+        if (i < n) {  // tail: pad with -inf, whose exponential is exactly 0
+            v16 t = ISA(splat)(-INFINITY);
+            for (long k = 0; k < n - i; k++) t[k] = src[i + k] * scale - m;
+            v16 e = ISA(exp)(t);
+            if (!log) for (long k = 0; k < n - i; k++) dst[i + k] = e[k];
+            acc += e;
+        }
+        float s = ISA(hsum)(acc);
+        i = 0;
+        if (log) {
+            float l = logf(s);
+            v16 lv = ISA(splat)(l);
+            for (; i + 16 <= n; i += 16) *(v16u *)(dst + i) = (*(const v16u *)(src + i) * sv - mv) - lv;
+            for (; i < n; i++) dst[i] = (src[i] * scale - m) - l;
+        } else {
+            float inv = 1.0f / s;
+            v16 iv = ISA(splat)(inv);
+            for (; i + 16 <= n; i += 16) *(v16u *)(dst + i) = *(v16u *)(dst + i) * iv;
+            for (; i < n; i++) dst[i] *= inv;
+        }
+    }
+}
+
+#undef PW_INLINE
