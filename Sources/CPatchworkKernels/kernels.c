@@ -92,6 +92,17 @@ void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float
     }
 }
 
+void pw_max_pool_row(const float *image, float *out, int *indices, long w, long c, long y0, long y1,
+                     const long *col_lo, const long *col_hi, long wo) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: max_pool_row_avx512(image, out, indices, w, c, y0, y1, col_lo, col_hi, wo); return;
+    case PATH_AVX2: max_pool_row_avx2(image, out, indices, w, c, y0, y1, col_lo, col_hi, wo); return;
+#endif
+    default: max_pool_row_baseline(image, out, indices, w, c, y0, y1, col_lo, col_hi, wo); return;
+    }
+}
+
 const char *pw_kernel_isa(void) {
     switch (pick_path()) {
     case PATH_AVX512: return "avx512";

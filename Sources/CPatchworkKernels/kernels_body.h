@@ -211,4 +211,42 @@ static void ISA(softmax_rows)(const float *x, float *y, long rows, long n, int l
     }
 }
 
+// PoolKernels.swift's max, for one output row of one image: the max over each window of channels-last
+// [h, w, c] and the position (y·w + x) of its first maximum, NaN winning, as PyTorch.
+static void ISA(max_pool_row)(const float *image, float *out, int *indices, long w, long c, long y0, long y1,
+                              const long *col_lo, const long *col_hi, long wo) {
+    for (long j = 0; j < wo; j++) {
+        float *o = out + j * c;
+        int *idx = indices + j * c;
+        int first = (int)(y0 * w + col_lo[j]);
+        long k = 0;
+        for (; k + 16 <= c; k += 16) {
+            v16 m = ISA(splat)(-INFINITY);
+            v16i index = (v16i){0} + first;
+            for (long y = y0; y < y1; y++) {
+                for (long x = col_lo[j]; x < col_hi[j]; x++) {
+                    v16 v = *(const v16u *)(image + (y * w + x) * c + k);
+                    v16i better = (v > m) | (v != v);
+                    m = ISA(select)(better, v, m);
+                    index = (((v16i){0} + (int)(y * w + x)) & better) | (index & ~better);
+                }
+            }
+            *(v16u *)(o + k) = m;
+            for (int t = 0; t < 16; t++) idx[k + t] = index[t];
+        }
+        for (; k < c; k++) {
+            float m = -INFINITY;
+            int index = first;
+            for (long y = y0; y < y1; y++) {
+                for (long x = col_lo[j]; x < col_hi[j]; x++) {
+                    float v = image[(y * w + x) * c + k];
+                    if (v > m || v != v) { m = v; index = (int)(y * w + x); }
+                }
+            }
+            o[k] = m;
+            idx[k] = index;
+        }
+    }
+}
+
 #undef PW_INLINE

@@ -175,20 +175,20 @@ public final class PvtV2Stage: Module {
 
 /// timm's PyramidVisionTransformerV2 constructor arguments.
 public struct PvtV2Config: Codable, Sendable {
-    public var inChans: Int?
-    public var numClasses: Int?
-    public var globalPool: String?
-    public var depths: [Int]?
-    public var embedDims: [Int]?
-    public var numHeads: [Int]?
-    public var srRatios: [Int]?
-    public var mlpRatios: [Double]?
-    public var qkvBias: Bool?
-    public var linear: Bool?
-    public var dropRate: Double?
-    public var projDropRate: Double?
-    public var attnDropRate: Double?
-    public var dropPathRate: Double?
+    public var inChans: Int = 3
+    public var numClasses: Int = 1000
+    public var globalPool: String = "avg"
+    public var depths: [Int] = [3, 4, 6, 3]
+    public var embedDims: [Int] = [64, 128, 256, 512]
+    public var numHeads: [Int] = [1, 2, 4, 8]
+    public var srRatios: [Int] = [8, 4, 2, 1]
+    public var mlpRatios: [Double] = [8, 8, 4, 4]
+    public var qkvBias: Bool = true
+    public var linear: Bool = false
+    public var dropRate: Double = 0
+    public var projDropRate: Double = 0
+    public var attnDropRate: Double = 0
+    public var dropPathRate: Double = 0
     public var normLayer: ReferenceCallable?
 
     enum CodingKeys: String, CodingKey {
@@ -196,7 +196,7 @@ public struct PvtV2Config: Codable, Sendable {
         case dropRate, projDropRate, attnDropRate, dropPathRate, normLayer
     }
 
-    /// Reads the reference's arguments; num_heads, sr_ratios and mlp_ratios may be one
+    /// Reads the reference's arguments (absent ones keep the defaults above); num_heads, sr_ratios and mlp_ratios may be one
     /// number for every stage (timm's to_ntuple).
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -204,20 +204,20 @@ public struct PvtV2Config: Codable, Sendable {
             if let values = try? c.decodeIfPresent([T].self, forKey: key) { return values }
             return try c.decodeIfPresent(T.self, forKey: key).map { [$0] }
         }
-        inChans = try c.decodeIfPresent(Int.self, forKey: .inChans)
-        numClasses = try c.decodeIfPresent(Int.self, forKey: .numClasses)
-        globalPool = try c.decodeIfPresent(String.self, forKey: .globalPool)
-        depths = try c.decodeIfPresent([Int].self, forKey: .depths)
-        embedDims = try c.decodeIfPresent([Int].self, forKey: .embedDims)
-        numHeads = try list(.numHeads, Int.self)
-        srRatios = try list(.srRatios, Int.self)
-        mlpRatios = try list(.mlpRatios, Double.self)
-        qkvBias = try c.decodeIfPresent(Bool.self, forKey: .qkvBias)
-        linear = try c.decodeIfPresent(Bool.self, forKey: .linear)
-        dropRate = try c.decodeIfPresent(Double.self, forKey: .dropRate)
-        projDropRate = try c.decodeIfPresent(Double.self, forKey: .projDropRate)
-        attnDropRate = try c.decodeIfPresent(Double.self, forKey: .attnDropRate)
-        dropPathRate = try c.decodeIfPresent(Double.self, forKey: .dropPathRate)
+        inChans = try c.value(.inChans, inChans)
+        numClasses = try c.value(.numClasses, numClasses)
+        globalPool = try c.value(.globalPool, globalPool)
+        depths = try c.value(.depths, depths)
+        embedDims = try c.value(.embedDims, embedDims)
+        numHeads = try list(.numHeads, Int.self) ?? numHeads
+        srRatios = try list(.srRatios, Int.self) ?? srRatios
+        mlpRatios = try list(.mlpRatios, Double.self) ?? mlpRatios
+        qkvBias = try c.value(.qkvBias, qkvBias)
+        linear = try c.value(.linear, linear)
+        dropRate = try c.value(.dropRate, dropRate)
+        projDropRate = try c.value(.projDropRate, projDropRate)
+        attnDropRate = try c.value(.attnDropRate, attnDropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
         normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
     }
 
@@ -252,7 +252,7 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
     public let numFeatures: Int
 
     public init(_ c: PvtV2Config) throws {
-        let depths = c.depths ?? [3, 4, 6, 3]
+        let depths = c.depths
         let n = depths.count
         // to_ntuple: a single entry is repeated for every stage.
         func perStage<T>(_ name: String, _ values: [T]) throws -> [T] {
@@ -260,13 +260,13 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
             guard values.count == n else { throw ModelError("pvt_v2: \(name) has \(values.count) entries for \(n) stages") }
             return values
         }
-        let dims = try perStage("embed_dims", c.embedDims ?? [64, 128, 256, 512])
-        guard dims.count == n, c.embedDims?.count ?? 4 == n else {
-            throw ModelError("pvt_v2: embed_dims has \(c.embedDims?.count ?? 4) entries for \(n) stages")
+        let dims = try perStage("embed_dims", c.embedDims)
+        guard dims.count == n, c.embedDims.count == n else {
+            throw ModelError("pvt_v2: embed_dims has \(c.embedDims.count) entries for \(n) stages")
         }
-        let heads = try perStage("num_heads", c.numHeads ?? [1, 2, 4, 8])
-        let srs = try perStage("sr_ratios", c.srRatios ?? [8, 4, 2, 1])
-        let mlps = try perStage("mlp_ratios", c.mlpRatios ?? [8, 8, 4, 4])
+        let heads = try perStage("num_heads", c.numHeads)
+        let srs = try perStage("sr_ratios", c.srRatios)
+        let mlps = try perStage("mlp_ratios", c.mlpRatios)
         guard n > 0 else { throw ModelError("pvt_v2: depths is empty") }
         for i in 0..<n {
             guard dims[i] > 0, heads[i] > 0, dims[i] % heads[i] == 0 else {
@@ -274,27 +274,27 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
             }
             guard srs[i] > 0, depths[i] >= 0 else { throw ModelError("pvt_v2: stage \(i) needs sr_ratio > 0 and depth >= 0") }
         }
-        let pool = c.globalPool ?? "avg"
+        let pool = c.globalPool
         guard pool == "avg" else { throw ModelError("pvt_v2: global_pool \"\(pool)\" is not supported (avg)") }
         let eps = try c.normEps()
-        let linear = c.linear ?? false
+        let linear = c.linear
         let total = depths.reduce(0, +)
-        let rates = dropPathRates(Float(c.dropPathRate ?? 0), count: total)
-        _patchEmbed.wrappedValue = PvtV2OverlapPatchEmbed(patchSize: 7, stride: 4, inChannels: c.inChans ?? 3, embedDim: dims[0])
+        let rates = dropPathRates(Float(c.dropPathRate), count: total)
+        _patchEmbed.wrappedValue = PvtV2OverlapPatchEmbed(patchSize: 7, stride: 4, inChannels: c.inChans, embedDim: dims[0])
         var stages: [PvtV2Stage] = []
         var cur = 0
         for i in 0..<n {
             stages.append(PvtV2Stage(dim: i == 0 ? dims[0] : dims[i - 1], dimOut: dims[i], depth: depths[i], downsample: i > 0,
                                       heads: heads[i], reductionRatio: srs[i], linear: linear, mlpRatio: mlps[i],
-                                      qkvBias: c.qkvBias ?? true, projDrop: Float(c.projDropRate ?? 0),
-                                      attnDrop: Float(c.attnDropRate ?? 0), dropPath: Array(rates[cur..<(cur + depths[i])]),
+                                      qkvBias: c.qkvBias, projDrop: Float(c.projDropRate),
+                                      attnDrop: Float(c.attnDropRate), dropPath: Array(rates[cur..<(cur + depths[i])]),
                                       normEps: eps))
             cur += depths[i]
         }
         _stages.wrappedValue = stages
         numFeatures = dims[n - 1]
-        _headDrop.wrappedValue = Dropout(Float(c.dropRate ?? 0))
-        _head.wrappedValue = PvtV2.makeHead(numFeatures, c.numClasses ?? 1000)
+        _headDrop.wrappedValue = Dropout(Float(c.dropRate))
+        _head.wrappedValue = PvtV2.makeHead(numFeatures, c.numClasses)
         super.init()
         initWeights()
     }

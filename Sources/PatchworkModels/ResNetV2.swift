@@ -343,8 +343,8 @@ final class ResNetV2Stem: Module, HybridBackbone {
     /// timm's `create_resnetv2_stem(...)` on its own, the backbone of `vit_tiny_r_s16_p8_*`
     /// (`_resnetv2(layers=())`); keys are the stem's own (`conv`, `norm`).
     convenience init(_ c: ResNetV2StemConfig) throws {
-        if c.preact ?? true { throw ModelError("resnetv2 stem: only preact=False is supported (the hybrid-ViT backbone)") }
-        let type = c.stemType ?? ""
+        if c.preact { throw ModelError("resnetv2 stem: only preact=False is supported (the hybrid-ViT backbone)") }
+        let type = c.stemType
         guard ["", "fixed", "same", "deep", "deep_fixed", "deep_same", "tiered"].contains(type) else {
             throw ModelError("resnetv2 stem: stem_type \"\(type)\" is not supported (\"\", fixed, same, deep, deep_fixed, deep_same, tiered)")
         }
@@ -384,12 +384,12 @@ final class ResNetV2Stem: Module, HybridBackbone {
 public struct ResNetV2StemConfig: Codable, Sendable {
     public var inChs: Int = 3
     public var outChs: Int = 64
-    public var stemType: String?
-    public var preact: Bool?
+    public var stemType: String = ""
+    public var preact: Bool = true
     public var convLayer: ReferenceCallable?
     public var normLayer: ReferenceCallable?
 
-    public init(inChs: Int = 3, outChs: Int = 64, stemType: String? = nil, preact: Bool? = nil,
+    public init(inChs: Int = 3, outChs: Int = 64, stemType: String = "", preact: Bool = true,
                 convLayer: ReferenceCallable? = nil, normLayer: ReferenceCallable? = nil) {
         self.inChs = inChs; self.outChs = outChs; self.stemType = stemType; self.preact = preact
         self.convLayer = convLayer; self.normLayer = normLayer
@@ -400,8 +400,8 @@ public struct ResNetV2StemConfig: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         inChs = try c.value(.inChs, inChs)
         outChs = try c.value(.outChs, outChs)
-        stemType = try c.decodeIfPresent(String.self, forKey: .stemType)
-        preact = try c.decodeIfPresent(Bool.self, forKey: .preact)
+        stemType = try c.value(.stemType, stemType)
+        preact = try c.value(.preact, preact)
         convLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .convLayer)
         normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
     }
@@ -419,24 +419,24 @@ func makeDivisible(_ v: Double, divisor: Int = 8) -> Int {
 /// The config of timm's `ResNetV2(...)`, under its argument names.
 public struct ResNetV2Config: Codable, Sendable {
     public var layers: [Int]
-    public var channels: [Int]?
-    public var numClasses: Int?
-    public var inChans: Int?
-    public var globalPool: String?
-    public var outputStride: Int?
-    public var widthFactor: Int?
-    public var stemChs: Int?
-    public var stemType: String?
-    public var avgDown: Bool?
-    public var preact: Bool?
+    public var channels: [Int] = [256, 512, 1024, 2048]
+    public var numClasses: Int = 1000
+    public var inChans: Int = 3
+    public var globalPool: String = "avg"
+    public var outputStride: Int = 32
+    public var widthFactor: Int = 1
+    public var stemChs: Int = 64
+    public var stemType: String = ""
+    public var avgDown: Bool = false
+    public var preact: Bool = true
     public var basic: Bool?
-    public var bottleRatio: Double?
+    public var bottleRatio: Double = 0.25
     public var actLayer: ReferenceCallable?
     public var normLayer: ReferenceCallable?
     public var convLayer: ReferenceCallable?
-    public var dropRate: Double?
-    public var dropPathRate: Double?
-    public var zeroInitLast: Bool?
+    public var dropRate: Double = 0
+    public var dropPathRate: Double = 0
+    public var zeroInitLast: Bool = false
 
     /// The backbone of timm's hybrid ViTs (`_resnetv2` in vision_transformer_hybrid.py):
     /// no head, preact=False, stem "same" with StdConv2dSame(eps 1e-8), or "" with StdConv2d(eps 1e-8).
@@ -455,6 +455,30 @@ public struct ResNetV2Config: Codable, Sendable {
         self.layers = layers
         self.numClasses = numClasses
     }
+
+    /// Absent (or null) arguments keep the reference's defaults above.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        layers = try c.decode([Int].self, forKey: .layers)
+        channels = try c.value(.channels, channels)
+        numClasses = try c.value(.numClasses, numClasses)
+        inChans = try c.value(.inChans, inChans)
+        globalPool = try c.value(.globalPool, globalPool)
+        outputStride = try c.value(.outputStride, outputStride)
+        widthFactor = try c.value(.widthFactor, widthFactor)
+        stemChs = try c.value(.stemChs, stemChs)
+        stemType = try c.value(.stemType, stemType)
+        avgDown = try c.value(.avgDown, avgDown)
+        preact = try c.value(.preact, preact)
+        basic = try c.decodeIfPresent(Bool.self, forKey: .basic)
+        bottleRatio = try c.value(.bottleRatio, bottleRatio)
+        actLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .actLayer)
+        normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
+        convLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .convLayer)
+        dropRate = try c.value(.dropRate, dropRate)
+        dropPathRate = try c.value(.dropPathRate, dropPathRate)
+        zeroInitLast = try c.value(.zeroInitLast, zeroInitLast)
+    }
 }
 
 /// timm's ResNetV2 with preact=False (non-pre-activation bottlenecks, the
@@ -469,39 +493,39 @@ public final class ResNetV2: Module, ImageClassifier {
     let dropRate: Float
 
     public init(_ c: ResNetV2Config) throws {
-        if c.preact ?? true { throw ModelError("resnetv2: only preact=False is supported (the hybrid-ViT backbone)") }
+        if c.preact { throw ModelError("resnetv2: only preact=False is supported (the hybrid-ViT backbone)") }
         if c.basic == true { throw ModelError("resnetv2: basic blocks need preact=True, which is not supported") }
         if let act = c.actLayer, act.shortName != "ReLU" { throw ModelError("resnetv2: act_layer \(act.name) is not supported (ReLU)") }
 
         let layers = try ResNetV2Layers(convLayer: c.convLayer, normLayer: c.normLayer)
 
-        let stemType = c.stemType ?? ""
+        let stemType = c.stemType
         guard ["", "fixed", "same", "deep", "deep_fixed", "deep_same", "tiered"].contains(stemType) else {
             throw ModelError("resnetv2: stem_type \"\(stemType)\" is not supported (\"\", fixed, same, deep, deep_fixed, deep_same, tiered)")
         }
-        let outputStride = c.outputStride ?? 32
+        let outputStride = c.outputStride
         guard [8, 16, 32].contains(outputStride) else {
             throw ModelError("resnetv2: output_stride \(outputStride) is not supported (8, 16, 32)")
         }
-        let pool = c.globalPool ?? "avg"
-        let classes = c.numClasses ?? 1000
+        let pool = c.globalPool
+        let classes = c.numClasses
         guard pool == "avg" || (pool.isEmpty && classes == 0) else {
             throw ModelError("resnetv2: global_pool \"\(pool)\" with \(classes) classes is not supported (avg, or \"\" without a head)")
         }
-        let channels = c.channels ?? [256, 512, 1024, 2048]
+        let channels = c.channels
         guard !c.layers.isEmpty, c.layers.count <= channels.count, c.layers.allSatisfy({ $0 > 0 }) else {
             throw ModelError("resnetv2: layers \(c.layers) need 1 to \(channels.count) positive entries (one per channel count \(channels))")
         }
-        let wf = c.widthFactor ?? 1
-        let bottleRatio = c.bottleRatio ?? 0.25
-        let avgDown = c.avgDown ?? false
+        let wf = c.widthFactor
+        let bottleRatio = c.bottleRatio
+        let avgDown = c.avgDown
 
-        let stemChs = makeDivisible(Double((c.stemChs ?? 64) * wf))
-        _stem.wrappedValue = try ResNetV2Stem(inChannels: c.inChans ?? 3, outChannels: stemChs, type: stemType, layers: layers)
+        let stemChs = makeDivisible(Double((c.stemChs) * wf))
+        _stem.wrappedValue = try ResNetV2Stem(inChannels: c.inChans, outChannels: stemChs, type: stemType, layers: layers)
 
         // Drop-path rates rise linearly over all blocks (timm's calculate_drop_path_rates, split by stage).
         let total = c.layers.reduce(0, +)
-        let rate = c.dropPathRate ?? 0
+        let rate = c.dropPathRate
         var blockIndex = 0
         var prev = stemChs
         var currentStride = 4
@@ -535,10 +559,10 @@ public final class ResNetV2: Module, ImageClassifier {
         _stages.wrappedValue = stages
         numFeatures = prev
         globalPool = pool
-        dropRate = Float(c.dropRate ?? 0)
+        dropRate = Float(c.dropRate)
         _head.wrappedValue = ResNetV2Head(numFeatures, classes: classes, dropRate: dropRate)
         super.init()
-        initWeights(zeroInitLast: c.zeroInitLast ?? false)
+        initWeights(zeroInitLast: c.zeroInitLast)
     }
 
     /// timm's init: Kaiming-normal (fan_out, ReLU) convs, GroupNorm 1/0, the

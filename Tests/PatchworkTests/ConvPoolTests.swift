@@ -301,4 +301,21 @@ final class ConvPoolTests: XCTestCase {
             _ = conv2dInputGradient(Tensor.zeros([1, 3, 3, 4]), weight: Tensor.zeros([4, 3, 3, 2]), inputSize: (8, 8))
         }
     }
+
+    /// Max pooling's first-maximum and NaN rules, in the vector part (16 channels) and the tail:
+    /// ties go to the window's first position, a NaN wins wherever it is (as PyTorch).
+    func testMaxPoolTiesAndNaNInVectorAndTail() {
+        var values = [Float](repeating: 0, count: 2 * 2 * 20)
+        for channel in [3, 19] { values[(1 * 2 + 0) * 20 + channel] = .nan }  // row 1, column 0
+        let x = Tensor(values, shape: [1, 2, 2, 20])
+        let (y, grads) = valueAndGradient(at: [x]) { maxPool2d($0[0], kernel: (2, 2)).sum() }
+        let pooled = maxPool2d(x, kernel: (2, 2)).scalars
+        for channel in 0..<20 {
+            let hasNaN = channel == 3 || channel == 19
+            XCTAssertEqual(pooled[channel].isNaN, hasNaN, "channel \(channel)")
+            let dx = grads[0].scalars
+            XCTAssertEqual(dx[(hasNaN ? 2 : 0) * 20 + channel], 1, "channel \(channel): gradient at the winning position")
+        }
+        XCTAssertTrue(y.item().isNaN)
+    }
 }

@@ -18,6 +18,11 @@ void pw_pullback(int op, const float *g, const float *x, float *y, long n);
 /// Softmax (or log-softmax) of scale·x over each of `rows` rows of `n` contiguous floats.
 void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float scale);
 
+/// Max pooling of one output row of one channels-last [h, w, c] image: rows y0..<y1 of the input,
+/// columns col_lo[j]..<col_hi[j] for output column j; writes wo·c maxima and their positions y·w + x.
+void pw_max_pool_row(const float *image, float *out, int *indices, long w, long c, long y0, long y1,
+                     const long *col_lo, const long *col_hi, long wo);
+
 /// Which path runs on this CPU: "avx512", "avx2" or "baseline".
 const char *pw_kernel_isa(void);
 

@@ -1,3 +1,5 @@
+import CPatchworkKernels
+
 /// Pooling kernels on channels-last maps [B, H, W, C], vectorised over C.
 ///
 /// Every pooling here reads, for output (i, j), the input rectangle
@@ -112,8 +114,6 @@ final class PoolIndices: @unchecked Sendable {
 }
 
 enum PoolKernels {
-    typealias Index16 = SIMD16<Int32>
-
     @inline(__always) static func load(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }
     @inline(__always) static func store(_ v: Vec, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: Vec.self)
@@ -183,6 +183,7 @@ enum PoolKernels {
     }
 
     /// Max over each window, recording the first position of the maximum (NaN wins, as PyTorch).
+    /// The loop is C (CPatchworkKernels), compiled for the running CPU's SIMD width.
     static func max(_ x: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>, indices: UnsafeMutablePointer<Int32>,
                     batch: Int, channels c: Int, _ win: PoolWindows) {
         let h = win.inH, w = win.inW, ho = win.outH, wo = win.outW
@@ -191,39 +192,8 @@ enum PoolKernels {
         win.colLo.withUnsafeBufferPointer { cl in win.colHi.withUnsafeBufferPointer { ch in
             Parallel.forEach(batch * ho, costPerItem: wo * c * area) { r in
                 let b = r / ho, i = r % ho
-                let image = x + b * h * w * c
-                for j in 0..<wo {
-                    let o = (r * wo + j) * c
-                    let firstPosition = Int32(rl[i] * w + cl[j])
-                    var k = 0
-                    while k + 16 <= c {
-                        var m = Vec(repeating: -.infinity)
-                        var index = Index16(repeating: firstPosition)
-                        for y in rl[i]..<rh[i] {
-                            for xx in cl[j]..<ch[j] {
-                                let v = load(image + (y * w + xx) * c + k)
-                                let better = VectorMath.greater(v, m) | VectorMath.isNaN(v)
-                                m = VectorMath.select(better, v, m)
-                                index = (Index16(repeating: Int32(y * w + xx)) & better) | (index & ~better)
-                            }
-                        }
-                        store(m, out + o + k)
-                        UnsafeMutableRawPointer(indices + o + k).storeBytes(of: index, as: Index16.self)
-                        k += 16
-                    }
-                    while k < c {
-                        var m = -Float.infinity, index = firstPosition
-                        for y in rl[i]..<rh[i] {
-                            for xx in cl[j]..<ch[j] {
-                                let v = image[(y * w + xx) * c + k]
-                                if v > m || v.isNaN { m = v; index = Int32(y * w + xx) }
-                            }
-                        }
-                        out[o + k] = m
-                        indices[o + k] = index
-                        k += 1
-                    }
-                }
+                pw_max_pool_row(x + b * h * w * c, out + r * wo * c, indices + r * wo * c, w, c, rl[i], rh[i],
+                                cl.baseAddress, ch.baseAddress, wo)
             }
         }}}}
     }
