@@ -164,6 +164,8 @@ class AnyChildSlot {
     weak var owner: Module?
     init(key: String) { self.key = key }
     var anyValue: Any { fatalError("abstract") }
+    /// True until the module's initializer sets the value.
+    var isUnset: Bool { fatalError("abstract") }
     /// Replaces the whole value (`element == nil`) or one element of an array by its index or name.
     func replace(element: String?, with module: Module) throws { fatalError("abstract") }
 }
@@ -172,6 +174,7 @@ final class ChildSlot<Value>: AnyChildSlot {
     var value: Value?
     init(_ value: Value?, key: String) { self.value = value; super.init(key: key) }
     override var anyValue: Any { value as Any }
+    override var isUnset: Bool { value == nil }
 
     override func replace(element: String?, with module: Module) throws {
         guard let element else {
@@ -255,14 +258,15 @@ open class Module: @unchecked Sendable {
         for level in levels.reversed() {
             for property in level.children {
                 let value = property.value
-                if let p = value as? Parameter { slots.append((p.slot.key, p.slot)) }
+                if let p = value as? Parameter { slots.append((checkSet(p.slot), p.slot)) }
                 else if let p = value as? OptionalParameter {
                     p.box.owner = self
                     if let slot = p.slot { slots.append((slot.key, slot)) }
                 }
-                else if let b = value as? Buffer { slots.append((b.slot.key, b.slot)) }
+                else if let b = value as? Buffer { slots.append((checkSet(b.slot), b.slot)) }
                 else if let holder = value as? ChildSlotHolder {
                     let slot = holder.anyChildSlot
+                    if slot.isUnset { fatalError("\(type(of: self)): child \(slot.key) was never set by the initializer") }
                     slot.owner = self
                     var found: [(String, String?, Module)] = []
                     Module.collect(slot.anyValue, key: slot.key, element: nil, into: &found)
@@ -278,6 +282,14 @@ open class Module: @unchecked Sendable {
             }
         }
         return TreeCache(children: children, slots: slots)
+    }
+
+    /// The slot's key, after checking that the initializer set its value.
+    private func checkSet(_ slot: TensorSlot) -> String {
+        if slot.value.storage === TensorSlot.unset.storage {
+            fatalError("\(type(of: self)): \(slot.key) was never set by the initializer")
+        }
+        return slot.key
     }
 
     /// Modules in a child value with their keys; `element` is the array index or name below the slot's key.

@@ -97,6 +97,19 @@ final class ModuleTests: XCTestCase {
         override func callAsFunction(_ x: Tensor) -> Tensor { fc(x) }
     }
 
+    final class Forgetful: Module {
+        @Child(key: "fc") var fc: Linear
+        @Parameter(key: "scale") var scale: Tensor
+        init(setChild: Bool) {
+            if setChild { _fc.wrappedValue = Linear(2, 2) } else { _scale.wrappedValue = Tensor.ones([2]) }
+        }
+    }
+
+    func testAChildOrParameterTheInitializerNeverSetStopsWithItsKey() {
+        assertStops(containing: ["Forgetful", "child fc was never set"]) { _ = Forgetful(setChild: false).parameters() }
+        assertStops(containing: ["Forgetful", "scale was never set"]) { _ = Forgetful(setChild: true).parameters() }
+    }
+
     func testAStoredModuleWithoutAKeyStopsWithItsName() {
         assertStops(containing: ["Unkeyed", "`fc`", "@Child(key:)"]) { _ = Unkeyed().parameters() }
     }
