@@ -104,31 +104,30 @@ public struct BenchCase: Decodable, Sendable {
         }
     }
 
-    /// `timm.create_model(name, **overrides)`: the registered model's own arguments
-    /// (`Models.timmEntrypoint`) with the overrides merged as timm merges them.
+    /// `timm.create_model(name, **overrides)`: the registered variant's reference arguments
+    /// with the overrides merged as timm merges them.
     static func timmNamedModel(_ name: String, family: String, overrides: [String: JSONValue]) throws -> [String: JSONValue] {
-        let entry = try Models.timmEntrypoint(name)
-        guard entry.family == family else { throw ModelError("timm model \(name) is a \(entry.family) model, the case says \(family)") }
-        var config = entry.arguments
+        let variant = try Models.variant(name)
+        guard variant.family == family else { throw ModelError("timm model \(name) is a \(variant.family) model, the case says \(family)") }
+        guard var config = variant.arguments else { throw ModelError("\(name) is Patchwork's own variant, not a timm model") }
         switch family {
         case "coatnet", "maxvit":
             // MaxxVit(cfg, img_size, in_chans, num_classes, global_pool, drop_rate, drop_path_rate, **kwargs):
             // other kwargs overlay the cfg, `transformer_*` / `conv_*` its sub-configs (timm's _overlay_kwargs).
             let modelArgs: Set = ["img_size", "in_chans", "num_classes", "global_pool", "drop_rate", "drop_path_rate"]
-            guard var cfg = config["cfg"]?["kwargs"]?.object else { throw ModelError("timm model \(name): no cfg") }
-            let subConfigs = [("transformer_", "transformer_cfg", "MaxxVitTransformerCfg"), ("conv_", "conv_cfg", "MaxxVitConvCfg")]
+            guard var cfg = config["cfg"]?.object else { throw ModelError("timm model \(name): no cfg") }
             for (key, value) in overrides {
                 if modelArgs.contains(key) {
                     config[key] = value
-                } else if let (prefix, sub, type) = subConfigs.first(where: { key.hasPrefix($0.0) }) {
-                    var subKwargs = cfg[sub]?["kwargs"]?.object ?? [:]
-                    subKwargs[String(key.dropFirst(prefix.count))] = value
-                    cfg[sub] = .object(["$type": .string("instance"), "name": .string("timm.models.maxxvit." + type), "kwargs": .object(subKwargs)])
+                } else if let (prefix, sub) = [("transformer_", "transformer_cfg"), ("conv_", "conv_cfg")].first(where: { key.hasPrefix($0.0) }) {
+                    var subConfig = cfg[sub]?.object ?? [:]
+                    subConfig[String(key.dropFirst(prefix.count))] = value
+                    cfg[sub] = .object(subConfig)
                 } else {
                     cfg[key] = value
                 }
             }
-            config["cfg"] = .object(["$type": .string("instance"), "name": .string("timm.models.maxxvit.MaxxVitCfg"), "kwargs": .object(cfg)])
+            config["cfg"] = .object(cfg)
         default:
             // Every other entrypoint calls its builder with dict(model_args, **kwargs).
             config.merge(overrides) { _, new in new }

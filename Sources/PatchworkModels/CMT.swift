@@ -467,22 +467,26 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
 // MARK: variants
 
 extension CMT {
-    static func variant(_ name: String, dims: [Int], stem: Int, depths: [Int], ratio: Double, dp: Double = 0.1) -> ModelVariant {
-        // The authors' _create_cmt_model defaults every variant to img_size 224 (their _cfg).
-        ModelVariant(name, family: "cmt", inputSize: 224) { classes in
-            try CMT(CMTConfig(imgSize: 224, numClasses: classes, embedDims: dims, stemChannel: stem, fcDim: 1280,
-                              mlpRatios: [ratio, ratio, ratio, ratio], depths: depths, dp: dp))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try CMT(config.decode(CMTConfig.self)) }
+
+    /// One of the authors' factories: its `model_kwargs`, at the img_size 224 `_create_cmt_model` gives every variant.
+    static func variant(_ name: String, _ modelKwargs: [String: JSONValue]) -> ModelVariant {
+        var arguments = modelKwargs
+        arguments["img_size"] = 224
+        return ModelVariant(name, family: "cmt", inputSize: 224, arguments: arguments, build: build)
     }
 
-    /// cmt_ti / cmt_xs / cmt_s / cmt_b as registered in cmt_pytorch/cmt.py (at 224x224).
+    /// cmt_ti / cmt_xs / cmt_s / cmt_b as registered in cmt_pytorch/cmt.py (cmt_ti is CMT's defaults).
     public static let family = ModelFamily(
         name: "cmt", reference: "huawei-noah/Efficient-AI-Backbones@f90e129 cmt_pytorch/cmt.py CMT",
         variants: [
-            variant("cmt_ti", dims: [46, 92, 184, 368], stem: 16, depths: [2, 2, 10, 2], ratio: 3.6),
-            variant("cmt_xs", dims: [52, 104, 208, 416], stem: 16, depths: [3, 3, 12, 3], ratio: 3.77),
-            variant("cmt_s", dims: [64, 128, 256, 512], stem: 32, depths: [3, 3, 16, 3], ratio: 4),
-            variant("cmt_b", dims: [76, 152, 304, 608], stem: 38, depths: [4, 4, 20, 4], ratio: 4, dp: 0.3),
+            variant("cmt_ti", ["qkv_bias": true]),
+            variant("cmt_xs", ["qkv_bias": true, "embed_dims": [52, 104, 208, 416], "stem_channel": 16, "num_heads": [1, 2, 4, 8],
+                               "depths": [3, 3, 12, 3], "mlp_ratios": [3.77, 3.77, 3.77, 3.77], "qk_ratio": 1, "sr_ratios": [8, 4, 2, 1]]),
+            variant("cmt_s", ["qkv_bias": true, "embed_dims": [64, 128, 256, 512], "stem_channel": 32, "num_heads": [1, 2, 4, 8],
+                              "depths": [3, 3, 16, 3], "mlp_ratios": [4, 4, 4, 4], "qk_ratio": 1, "sr_ratios": [8, 4, 2, 1]]),
+            variant("cmt_b", ["qkv_bias": true, "embed_dims": [76, 152, 304, 608], "stem_channel": 38, "num_heads": [1, 2, 4, 8],
+                              "depths": [4, 4, 20, 4], "mlp_ratios": [4, 4, 4, 4], "qk_ratio": 1, "sr_ratios": [8, 4, 2, 1], "dp": 0.3]),
             // For 32x32: token grids 8/4/2/1; sr 2,2,1,1 so attention has 16/4/4/1 keys
             // (the default 8,4,2,1 would reduce every stage to one key).
             ModelVariant("cmt_nano", family: "cmt", inputSize: 32) { classes in
@@ -491,5 +495,5 @@ extension CMT {
                                   srRatios: [2, 2, 1, 1], dp: 0))
             },
         ],
-        build: { config in try CMT(config.decode(CMTConfig.self)) })
+        build: build)
 }

@@ -417,18 +417,26 @@ public final class CeiT: Module, ImageClassifier {
 }
 
 extension CeiT {
-    static func variant(_ name: String, dim: Int, heads: Int) -> ModelVariant {
-        ModelVariant(name, family: "ceit", inputSize: 224) { classes in
-            try CeiT(CeiTConfig(embedDim: dim, numHeads: heads, numClasses: classes))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try CeiT(config.decode(CeiTConfig.self)) }
+
+    /// One of the authors' `ceit_*` factories: `CeIT(hybrid_backbone=Image2Tokens(), patch_size=4, embed_dim, depth=12,
+    /// num_heads, mlp_ratio=4, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6))`.
+    static func variant(_ name: String, embedDim: Int, numHeads: Int) -> ModelVariant {
+        let image2Tokens: JSONValue = ["$type": "module", "name": "ceit_model.Image2Tokens",
+                                       "kwargs": ["in_chans": 3, "out_chans": 64, "kernel_size": 7, "stride": 2]]
+        let arguments: [String: JSONValue] = [
+            "hybrid_backbone": image2Tokens, "patch_size": 4, "embed_dim": .number(Double(embedDim)), "depth": 12,
+            "num_heads": .number(Double(numHeads)), "mlp_ratio": 4, "qkv_bias": true,
+            "norm_layer": .partial("torch.nn.LayerNorm", ["eps": 1e-6])]
+        return ModelVariant(name, family: "ceit", inputSize: 224, arguments: arguments, build: build)
     }
 
     public static let family = ModelFamily(
         name: "ceit", reference: "github coeusguo/ceit@44c16d3 ceit_model.py CeIT",
         variants: [
-            variant("ceit_tiny", dim: 192, heads: 3),
-            variant("ceit_small", dim: 384, heads: 6),
-            variant("ceit_base", dim: 768, heads: 12),
+            variant("ceit_tiny", embedDim: 192, numHeads: 3),
+            variant("ceit_small", embedDim: 384, numHeads: 6),
+            variant("ceit_base", embedDim: 768, numHeads: 12),
             // For 32x32: a 3x3/s1 I2T conv (32 channels) and the max-pool give 16x16, 2x2 patches
             // give 8x8 tokens of width 128; six blocks.
             ModelVariant("ceit_nano", family: "ceit", inputSize: 32) { classes in
@@ -436,5 +444,5 @@ extension CeiT {
                                     stemChannels: 32, stemKernel: 3, stemStride: 1))
             },
         ],
-        build: { config in try CeiT(config.decode(CeiTConfig.self)) })
+        build: build)
 }

@@ -362,23 +362,24 @@ public final class ConViT: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension ConViT {
-    static func variant(_ name: String, heads: Int) -> ModelVariant {
-        ModelVariant(name, family: "convit", inputSize: 224) { classes in
-            try ConViT(ConViTConfig(embedDim: 48, numHeads: heads, localUpToLayer: 10, numClasses: classes))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try ConViT(config.decode(ConViTConfig.self)) }
+
+    /// A timm entrypoint: `model_args` as `convit.py` registers it (`embed_dim` is per head there).
+    static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {
+        ModelVariant(name, family: "convit", inputSize: 224, arguments: arguments, build: build)
     }
 
     public static let family = ModelFamily(
         name: "convit", reference: "timm 1.0.31 timm.models.convit.ConVit",
         variants: [
-            variant("convit_tiny", heads: 4),
-            variant("convit_small", heads: 9),
-            variant("convit_base", heads: 16),
+            variant("convit_tiny", ["local_up_to_layer": 10, "locality_strength": 1.0, "embed_dim": 48, "num_heads": 4]),
+            variant("convit_small", ["local_up_to_layer": 10, "locality_strength": 1.0, "embed_dim": 48, "num_heads": 9]),
+            variant("convit_base", ["local_up_to_layer": 10, "locality_strength": 1.0, "embed_dim": 48, "num_heads": 16]),
             // For 32x32: 4x4 patches (8x8 tokens), width 4·32 = 128, four GPSA blocks then two MHSA blocks.
             ModelVariant("convit_nano", family: "convit", inputSize: 32) { classes in
                 try ConViT(ConViTConfig(imgSize: 32, patchSize: 4, embedDim: 32, depth: 6, numHeads: 4, localUpToLayer: 4,
                                         numClasses: classes))
             },
         ],
-        build: { config in try ConViT(config.decode(ConViTConfig.self)) })
+        build: build)
 }

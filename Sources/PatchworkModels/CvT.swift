@@ -475,19 +475,20 @@ public final class CvT: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension CvT {
-    static func variant(_ name: String, inputSize: Int, embedDim: [Int], numHeads: [Int], depth: [Int]) -> ModelVariant {
-        ModelVariant(name, family: "cvt", inputSize: inputSize) { classes in
-            try CvT(CvTConfig(numLabels: classes, embedDim: embedDim, numHeads: numHeads, depth: depth))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try CvT(config.decode(CvTConfig.self)) }
+
+    /// A hub checkpoint's `config.json`: the `CvtConfig` fields that differ from its defaults (which are cvt-13's).
+    static func variant(_ name: String, inputSize: Int, _ arguments: [String: JSONValue]) -> ModelVariant {
+        ModelVariant(name, family: "cvt", inputSize: inputSize, arguments: arguments, classesKey: "num_labels", build: build)
     }
 
     /// microsoft/cvt-13, cvt-21 (224) and cvt-w24-384 (384) on the Hugging Face hub.
     public static let family = ModelFamily(
         name: "cvt", reference: "transformers 5.24.0 transformers.models.cvt.modeling_cvt.CvtForImageClassification",
         variants: [
-            variant("cvt_13", inputSize: 224, embedDim: [64, 192, 384], numHeads: [1, 3, 6], depth: [1, 2, 10]),
-            variant("cvt_21", inputSize: 224, embedDim: [64, 192, 384], numHeads: [1, 3, 6], depth: [1, 4, 16]),
-            variant("cvt_w24", inputSize: 384, embedDim: [192, 768, 1024], numHeads: [3, 12, 16], depth: [2, 2, 20]),
+            variant("cvt_13", inputSize: 224, ["embed_dim": [64, 192, 384], "num_heads": [1, 3, 6], "depth": [1, 2, 10]]),
+            variant("cvt_21", inputSize: 224, ["embed_dim": [64, 192, 384], "num_heads": [1, 3, 6], "depth": [1, 4, 16]]),
+            variant("cvt_w24", inputSize: 384, ["embed_dim": [192, 768, 1024], "num_heads": [3, 12, 16], "depth": [2, 2, 20]]),
             // For 32x32: 3x3 stride-2 embeddings (16x16, 8x8, 4x4 tokens), keys/values at half that.
             ModelVariant("cvt_nano", family: "cvt", inputSize: 32) { classes in
                 var c = CvTConfig(numLabels: classes, embedDim: [32, 64, 128], numHeads: [1, 2, 4], depth: [1, 2, 3])
@@ -496,5 +497,5 @@ extension CvT {
                 return try CvT(c)
             },
         ],
-        build: { config in try CvT(config.decode(CvTConfig.self)) })
+        build: build)
 }

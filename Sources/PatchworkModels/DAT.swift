@@ -275,15 +275,15 @@ public struct DATConfig: Codable, Sendable {
     public var dropPathRate: Double = 0
     public var strides: [Int] = [-1, -1, -1, -1]
     public var offsetRangeFactor: [Double] = [1, 2, 3, 4]
-    public var stageSpec: [[String]]?
+    public var stageSpec: [[String]] = [["L", "D"], ["L", "D"], ["L", "D", "L", "D", "L", "D"], ["L", "D"]]
     public var groups: [Int] = [-1, -1, 3, 6]
-    public var usePes: [Bool]?
-    public var dwcPes: [Bool]?
-    public var srRatios: [Int]?
-    public var fixedPes: [Bool]?
-    public var noOffs: [Bool]?
-    public var nsPerPts: [Int]?
-    public var useDwcMlps: [Bool]?
+    public var usePes: [Bool] = [false, false, false, false]
+    public var dwcPes: [Bool] = [false, false, false, false]
+    public var srRatios: [Int] = [-1, -1, -1, -1]
+    public var fixedPes: [Bool] = [false, false, false, false]
+    public var noOffs: [Bool] = [false, false, false, false]
+    public var nsPerPts: [Int] = [4, 4, 4, 4]
+    public var useDwcMlps: [Bool] = [false, false, false, false]
     public var useConvPatches: Bool = false
 
     public init() {}
@@ -305,15 +305,15 @@ public struct DATConfig: Codable, Sendable {
         dropPathRate = try c.value(.dropPathRate, dropPathRate)
         strides = try c.value(.strides, strides)
         offsetRangeFactor = try c.value(.offsetRangeFactor, offsetRangeFactor)
-        stageSpec = try c.decodeIfPresent([[String]].self, forKey: .stageSpec)
+        stageSpec = try c.value(.stageSpec, stageSpec)
         groups = try c.value(.groups, groups)
-        usePes = try c.decodeIfPresent([Bool].self, forKey: .usePes)
-        dwcPes = try c.decodeIfPresent([Bool].self, forKey: .dwcPes)
-        srRatios = try c.decodeIfPresent([Int].self, forKey: .srRatios)
-        fixedPes = try c.decodeIfPresent([Bool].self, forKey: .fixedPes)
-        noOffs = try c.decodeIfPresent([Bool].self, forKey: .noOffs)
-        nsPerPts = try c.decodeIfPresent([Int].self, forKey: .nsPerPts)
-        useDwcMlps = try c.decodeIfPresent([Bool].self, forKey: .useDwcMlps)
+        usePes = try c.value(.usePes, usePes)
+        dwcPes = try c.value(.dwcPes, dwcPes)
+        srRatios = try c.value(.srRatios, srRatios)
+        fixedPes = try c.value(.fixedPes, fixedPes)
+        noOffs = try c.value(.noOffs, noOffs)
+        nsPerPts = try c.value(.nsPerPts, nsPerPts)
+        useDwcMlps = try c.value(.useDwcMlps, useDwcMlps)
         useConvPatches = try c.value(.useConvPatches, useConvPatches)
     }
 }
@@ -336,13 +336,13 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
         let windows = c.windowSizes
         let strides = c.strides
         let factors = c.offsetRangeFactor
-        let specs = c.stageSpec ?? [["L", "D"], ["L", "D"], ["L", "D", "L", "D", "L", "D"], ["L", "D"]]
+        let specs = c.stageSpec
         let groups = c.groups
-        let usePes = c.usePes ?? [false, false, false, false]
-        let dwcPes = c.dwcPes ?? [false, false, false, false]
-        let fixedPes = c.fixedPes ?? [false, false, false, false]
-        let noOffs = c.noOffs ?? [false, false, false, false]
-        let dwcMlps = c.useDwcMlps ?? [false, false, false, false]
+        let usePes = c.usePes
+        let dwcPes = c.dwcPes
+        let fixedPes = c.fixedPes
+        let noOffs = c.noOffs
+        let dwcMlps = c.useDwcMlps
         let lists: [(String, Int)] = [("dims", dims.count), ("depths", depths.count), ("heads", heads.count),
                                       ("window_sizes", windows.count), ("strides", strides.count),
                                       ("offset_range_factor", factors.count), ("stage_spec", specs.count),
@@ -514,7 +514,7 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
 extension DAT {
     /// configs/dat_{tiny,small,base}.yaml at the fixture's commit.
     static func config(dimStem: Int, dims: [Int], depths: [Int], heads: [Int], groups: [Int], dropPath: Double,
-                       numClasses: Int) -> DATConfig {
+                       numClasses: Int = 1000) -> DATConfig {
         var c = DATConfig()
         c.imgSize = 224; c.patchSize = 4; c.numClasses = numClasses; c.expansion = 4
         c.dimStem = dimStem; c.dims = dims; c.depths = depths; c.heads = heads
@@ -538,20 +538,23 @@ extension DAT {
         return c
     }
 
-    static func variant(_ name: String, make: @escaping @Sendable (Int) -> DATConfig) -> ModelVariant {
-        ModelVariant(name, family: "dat", inputSize: 224) { classes in try DAT(make(classes)) }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try DAT(config.decode(DATConfig.self)) }
+
+    /// The DAT arguments of one of the authors' configs/*.yaml.
+    static func variant(_ name: String, _ config: DATConfig) -> ModelVariant {
+        ModelVariant(name, family: "dat", inputSize: 224, arguments: JSONValue(encoding: config).object!, build: build)
     }
 
     public static let family = ModelFamily(
         name: "dat", reference: "github LeapLabTHU/DAT@566a593daf96efc3df58a1542e60b847b8b6f4ff models/dat.py DAT",
         variants: [
-            variant("dat_tiny") { config(dimStem: 96, dims: [96, 192, 384, 768], depths: [2, 2, 6, 2], heads: [3, 6, 12, 24],
-                                         groups: [-1, -1, 3, 6], dropPath: 0.2, numClasses: $0) },
-            variant("dat_small") { config(dimStem: 96, dims: [96, 192, 384, 768], depths: [2, 2, 18, 2], heads: [3, 6, 12, 24],
-                                          groups: [-1, -1, 3, 6], dropPath: 0.3, numClasses: $0) },
-            variant("dat_base") { config(dimStem: 128, dims: [128, 256, 512, 1024], depths: [2, 2, 18, 2], heads: [4, 8, 16, 32],
-                                         groups: [-1, -1, 4, 8], dropPath: 0.5, numClasses: $0) },
+            variant("dat_tiny", config(dimStem: 96, dims: [96, 192, 384, 768], depths: [2, 2, 6, 2], heads: [3, 6, 12, 24],
+                                       groups: [-1, -1, 3, 6], dropPath: 0.2)),
+            variant("dat_small", config(dimStem: 96, dims: [96, 192, 384, 768], depths: [2, 2, 18, 2], heads: [3, 6, 12, 24],
+                                        groups: [-1, -1, 3, 6], dropPath: 0.3)),
+            variant("dat_base", config(dimStem: 128, dims: [128, 256, 512, 1024], depths: [2, 2, 18, 2], heads: [4, 8, 16, 32],
+                                       groups: [-1, -1, 4, 8], dropPath: 0.5)),
             ModelVariant("dat_nano", family: "dat", inputSize: 32) { classes in try DAT(DAT.nanoConfig(numClasses: classes)) },
         ],
-        build: { config in try DAT(config.decode(DATConfig.self)) })
+        build: build)
 }

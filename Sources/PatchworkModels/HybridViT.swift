@@ -80,10 +80,10 @@ struct HybridEmbedArgs: Codable {
 public enum HybridVisionTransformer {
     /// Builds the ViT of `config` on a ResNetV2 backbone (the embed layer in `config` is ignored).
     public static func make(_ config: ViTConfig, backbone: ResNetV2Config, proj: Bool = true) throws -> VisionTransformer {
-        if (config.inChans ?? 3) != (backbone.inChans ?? 3) {
-            throw ModelError("vit_hybrid: in_chans \(config.inChans ?? 3) differs from the backbone's \(backbone.inChans ?? 3)")
+        if config.inChans != backbone.inChans {
+            throw ModelError("vit_hybrid: in_chans \(config.inChans) differs from the backbone's \(backbone.inChans)")
         }
-        if (backbone.numClasses ?? 1000) != 0 || !(backbone.globalPool ?? "avg").isEmpty {
+        if backbone.numClasses != 0 || !backbone.globalPool.isEmpty {
             throw ModelError("vit_hybrid: the backbone must have no head (num_classes 0, global_pool \"\")")
         }
         return try make(config, backbone: ResNetV2(backbone), proj: proj)
@@ -91,9 +91,8 @@ public enum HybridVisionTransformer {
 
     /// Builds the ViT of `config` on a built backbone.
     static func make(_ config: ViTConfig, backbone net: HybridBackbone, proj: Bool) throws -> VisionTransformer {
-        let size = config.imgSize ?? 224
-        let embed = try HybridEmbed(backbone: net, imgSize: (size, size), patchSize: config.patchSize ?? 1,
-                                    embedDim: config.embedDim ?? 768, bias: !(config.preNorm ?? false), proj: proj)
+        let embed = try HybridEmbed(backbone: net, imgSize: (config.imgSize, config.imgSize), patchSize: config.patchSize,
+                                    embedDim: config.embedDim, bias: !config.preNorm, proj: proj)
         var c = config
         c.embedLayer = nil
         return try VisionTransformer(c, embedding: embed, grid: embed.grid)
@@ -123,38 +122,44 @@ public enum HybridVisionTransformer {
         }
     }
 
-    static func variant(_ name: String, layers: [Int], dim: Int, heads: Int, depth: Int = 12, size: Int = 224) -> ModelVariant {
-        ModelVariant(name, family: "vit_hybrid", inputSize: size) { classes in
-            try make(ViTConfig(imgSize: size, patchSize: 1, embedDim: dim, depth: depth, numHeads: heads, numClasses: classes),
-                     backbone: .hybridBackbone(layers: layers))
+    /// timm's `_resnetv2(layers)` with `padding_same`: a headless ResNetV2 with StdConv2dSame
+    /// (eps 1e-8), or for no layers the stem alone (`create_resnetv2_stem`).
+    static func resNetV2Backbone(layers: [Int]) -> JSONValue {
+        let conv: JSONValue = .partial("timm.layers.std_conv.StdConv2dSame", ["eps": 1e-8])
+        if layers.isEmpty {
+            return .instance("timm.models.resnetv2.create_resnetv2_stem",
+                             ["in_chs": 3, "stem_type": "same", "preact": false, "conv_layer": conv])
         }
+        return .instance("timm.models.resnetv2.ResNetV2",
+                         ["layers": .array(layers.map { .number(Double($0)) }), "num_classes": 0, "global_pool": "", "in_chans": 3,
+                          "preact": false, "stem_type": "same", "conv_layer": conv])
     }
 
-    /// timm's R-Ti/16 (`vit_tiny_r_s16_p8_*`): the ResNetV2 "same" stem alone (stride 4,
-    /// 64 channels) under 8x8 patches, a ViT-Ti on top.
-    static func tinyStemVariant(_ name: String, size: Int) -> ModelVariant {
-        ModelVariant(name, family: "vit_hybrid", inputSize: size) { classes in
-            let stem = ResNetV2StemConfig(inChs: 3, outChs: 64, stemType: "same", preact: false,
-                                          convLayer: ReferenceCallable(type: "partial", name: "timm.layers.std_conv.StdConv2dSame",
-                                                                       kwargs: ["eps": .number(1e-8)]))
-            let c = ViTConfig(imgSize: size, patchSize: 8, embedDim: 192, depth: 12, numHeads: 3, numClasses: classes)
-            return try make(c, backbone: ResNetV2Stem(stem), proj: true)
-        }
+    /// A timm entrypoint of vision_transformer_hybrid.py: `model_args` on `HybridEmbed(backbone)`, with
+    /// `patch_size` 1 unless given (`_create_vision_transformer_hybrid`) and the 384 variants' `img_size`
+    /// (their pretrained config's input size, which timm passes to the constructor).
+    static func variant(_ name: String, size: Int = 224, backboneLayers: [Int], _ modelArgs: [String: JSONValue]) -> ModelVariant {
+        var arguments = modelArgs
+        arguments["img_size"] = .number(Double(size))
+        arguments["patch_size"] = modelArgs["patch_size"] ?? 1
+        arguments["embed_layer"] = .partial("timm.layers.hybrid_embed.HybridEmbed", ["backbone": resNetV2Backbone(layers: backboneLayers)])
+        return ModelVariant(name, family: "vit_hybrid", inputSize: size, arguments: arguments, build: build)
     }
 
     /// timm's ResNetV2-based hybrids (vision_transformer_hybrid.py): R50 = ResNetV2
-    /// layers (3, 4, 9) to stride 16, R26 = (2, 2, 2, 2) to stride 32; patch size 1.
+    /// layers (3, 4, 9) to stride 16, R26 = (2, 2, 2, 2) to stride 32; patch size 1;
+    /// R-Ti/16 (`vit_tiny_r_s16_p8_*`) = the "same" stem alone (stride 4, 64 channels) under 8x8 patches.
     public static let family = ModelFamily(
         name: "vit_hybrid", reference: "timm 1.0.31 timm.models.vision_transformer.VisionTransformer + HybridEmbed(ResNetV2)",
         variants: [
-            tinyStemVariant("vit_tiny_r_s16_p8_224", size: 224),
-            tinyStemVariant("vit_tiny_r_s16_p8_384", size: 384),
-            variant("vit_small_r26_s32_224", layers: [2, 2, 2, 2], dim: 384, heads: 6),
-            variant("vit_small_r26_s32_384", layers: [2, 2, 2, 2], dim: 384, heads: 6, size: 384),
-            variant("vit_base_r26_s32_224", layers: [2, 2, 2, 2], dim: 768, heads: 12),
-            variant("vit_base_r50_s16_224", layers: [3, 4, 9], dim: 768, heads: 12),
-            variant("vit_base_r50_s16_384", layers: [3, 4, 9], dim: 768, heads: 12, size: 384),
-            variant("vit_large_r50_s32_224", layers: [3, 4, 6, 3], dim: 1024, heads: 16, depth: 24),
+            variant("vit_tiny_r_s16_p8_224", backboneLayers: [], ["patch_size": 8, "embed_dim": 192, "depth": 12, "num_heads": 3]),
+            variant("vit_tiny_r_s16_p8_384", size: 384, backboneLayers: [], ["patch_size": 8, "embed_dim": 192, "depth": 12, "num_heads": 3]),
+            variant("vit_small_r26_s32_224", backboneLayers: [2, 2, 2, 2], ["embed_dim": 384, "depth": 12, "num_heads": 6]),
+            variant("vit_small_r26_s32_384", size: 384, backboneLayers: [2, 2, 2, 2], ["embed_dim": 384, "depth": 12, "num_heads": 6]),
+            variant("vit_base_r26_s32_224", backboneLayers: [2, 2, 2, 2], ["embed_dim": 768, "depth": 12, "num_heads": 12]),
+            variant("vit_base_r50_s16_224", backboneLayers: [3, 4, 9], ["embed_dim": 768, "depth": 12, "num_heads": 12]),
+            variant("vit_base_r50_s16_384", size: 384, backboneLayers: [3, 4, 9], ["embed_dim": 768, "depth": 12, "num_heads": 12]),
+            variant("vit_large_r50_s32_224", backboneLayers: [3, 4, 6, 3], ["embed_dim": 1024, "depth": 24, "num_heads": 16]),
             // For 32x32: one ResNetV2 stage after the stride-4 stem gives the same 8x8 token
             // grid as vit_nano's 4x4 patches, under the same transformer.
             ModelVariant("vit_hybrid_nano", family: "vit_hybrid", inputSize: 32) { classes in
@@ -166,5 +171,5 @@ public enum HybridVisionTransformer {
                 return try make(c, backbone: backbone)
             },
         ],
-        build: { config in try build(config) })
+        build: build)
 }

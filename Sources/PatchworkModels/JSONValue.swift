@@ -39,6 +39,17 @@ public enum JSONValue: Codable, Equatable, Sendable {
     public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var object: [String: JSONValue]? { if case .object(let o) = self { return o }; return nil }
 
+    /// A typed config as reference arguments: its properties under the snake_case of their Swift
+    /// names (the inverse of `decode`), for variants written with a config type's helpers.
+    public init<T: Encodable>(encoding config: T) {
+        let encoder = JSONEncoder()
+        encoder.keyEncodingStrategy = .convertToSnakeCase
+        do { self = try JSONDecoder().decode(JSONValue.self, from: encoder.encode(config)) } catch {
+            // Only non-finite numbers fail to encode, and no config has them.
+            fatalError("JSONValue(encoding: \(T.self)): \(error)")
+        }
+    }
+
     /// Decodes this value into a typed config whose Swift property names are
     /// the camelCase of the reference's snake_case argument names.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T {

@@ -561,26 +561,27 @@ public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension LeViT {
-    static func variant(_ name: String, embedDim: [Int], keyDim: Int, heads: [Int], depth: [Int]) -> ModelVariant {
-        ModelVariant(name, family: "levit", inputSize: 224) { classes in
-            try LeViT(LeViTConfig(numClasses: classes, embedDim: embedDim, keyDim: keyDim, depth: depth, numHeads: heads))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try LeViT(config.decode(LeViTConfig.self)) }
+
+    /// A timm entrypoint: its `model_cfgs` entry as `levit.py` registers it.
+    static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {
+        ModelVariant(name, family: "levit", inputSize: 224, arguments: arguments, build: build)
     }
 
     /// timm's model_cfgs for the distilled ImageNet LeViTs (hard_swish, s16 stem, 224).
     public static let family = ModelFamily(
         name: "levit", reference: "timm 1.0.31 timm.models.levit.LevitDistilled",
         variants: [
-            variant("levit_128s", embedDim: [128, 256, 384], keyDim: 16, heads: [4, 6, 8], depth: [2, 3, 4]),
-            variant("levit_128", embedDim: [128, 256, 384], keyDim: 16, heads: [4, 8, 12], depth: [4, 4, 4]),
-            variant("levit_192", embedDim: [192, 288, 384], keyDim: 32, heads: [3, 5, 6], depth: [4, 4, 4]),
-            variant("levit_256", embedDim: [256, 384, 512], keyDim: 32, heads: [4, 6, 8], depth: [4, 4, 4]),
-            variant("levit_384", embedDim: [384, 512, 768], keyDim: 32, heads: [6, 9, 12], depth: [4, 4, 4]),
+            variant("levit_128s", ["embed_dim": [128, 256, 384], "key_dim": 16, "num_heads": [4, 6, 8], "depth": [2, 3, 4]]),
+            variant("levit_128", ["embed_dim": [128, 256, 384], "key_dim": 16, "num_heads": [4, 8, 12], "depth": [4, 4, 4]]),
+            variant("levit_192", ["embed_dim": [192, 288, 384], "key_dim": 32, "num_heads": [3, 5, 6], "depth": [4, 4, 4]]),
+            variant("levit_256", ["embed_dim": [256, 384, 512], "key_dim": 32, "num_heads": [4, 6, 8], "depth": [4, 4, 4]]),
+            variant("levit_384", ["embed_dim": [384, 512, 768], "key_dim": 32, "num_heads": [6, 9, 12], "depth": [4, 4, 4]]),
             // For 32x32: the stride-8 stem (4x4 tokens), then one shrinking-attention stage (2x2).
             ModelVariant("levit_nano", family: "levit", inputSize: 32) { classes in
                 try LeViT(LeViTConfig(imgSize: 32, numClasses: classes, embedDim: [96, 192], keyDim: 16, depth: [2, 2],
                                       numHeads: [3, 6], stemType: "s8"))
             },
         ],
-        build: { config in try LeViT(config.decode(LeViTConfig.self)) })
+        build: build)
 }

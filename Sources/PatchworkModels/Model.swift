@@ -33,10 +33,29 @@ public struct ModelVariant: Sendable {
     public let family: String
     /// Default input side (images are square).
     public let inputSize: Int
+    /// For a model the reference names (`vit_tiny_patch16_224`, `pvt_tiny`, `cmt_ti`): the arguments
+    /// its entrypoint passes to the family's constructor (timm's `model_args` or `model_cfgs` entry, a
+    /// Hugging Face config, the authors' factory), under the reference's argument names, as a parity
+    /// fixture's `config`. The variant is built from them, and so is `timm.create_model(name, **overrides)`
+    /// (the benchmark's cases). Nil for a variant built by code of its own (most `_nano` variants).
+    public let arguments: [String: JSONValue]?
     let make: @Sendable (_ numClasses: Int) throws -> ImageClassifier
 
+    /// One of Patchwork's own variants, built by `make`.
     public init(_ name: String, family: String, inputSize: Int, make: @escaping @Sendable (Int) throws -> ImageClassifier) {
-        self.name = name; self.family = family; self.inputSize = inputSize; self.make = make
+        self.name = name; self.family = family; self.inputSize = inputSize; self.arguments = nil; self.make = make
+    }
+
+    /// A reference's named model: `build` (the family's) of `arguments` with the class count set
+    /// under `classesKey` (`num_classes`; Hugging Face configs call it `num_labels`).
+    public init(_ name: String, family: String, inputSize: Int, arguments: [String: JSONValue],
+                classesKey: String = "num_classes", build: @escaping @Sendable (JSONValue) throws -> ImageClassifier) {
+        self.name = name; self.family = family; self.inputSize = inputSize; self.arguments = arguments
+        self.make = { classes in
+            var config = arguments
+            config[classesKey] = .number(Double(classes))
+            return try build(.object(config))
+        }
     }
 
     public func create(numClasses: Int = 1000) throws -> ImageClassifier { try make(numClasses) }

@@ -355,10 +355,15 @@ public final class P2T: Module, ImageClassifier {
 // MARK: variants
 
 extension P2T {
-    static func variant(_ name: String, dims: [Int], heads: [Int] = [1, 2, 5, 8], depths: [Int]) -> ModelVariant {
-        ModelVariant(name, family: "p2t", inputSize: 224) { classes in
-            try P2T(P2TConfig(imgSize: 224, numClasses: classes, embedDims: dims, numHeads: heads, mlpRatios: [8, 8, 4, 4], depths: depths))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try P2T(config.decode(P2TConfig.self)) }
+
+    /// One of p2t.py's factories: `PyramidPoolingTransformer(patch_size=4, embed_dims, num_heads, mlp_ratios=[8, 8, 4, 4],
+    /// qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), depths)`.
+    static func variant(_ name: String, embedDims: JSONValue, numHeads: JSONValue = [1, 2, 5, 8], depths: JSONValue) -> ModelVariant {
+        let arguments: [String: JSONValue] = [
+            "patch_size": 4, "embed_dims": embedDims, "num_heads": numHeads, "mlp_ratios": [8, 8, 4, 4], "qkv_bias": true,
+            "norm_layer": .partial("torch.nn.LayerNorm", ["eps": 1e-6]), "depths": depths]
+        return ModelVariant(name, family: "p2t", inputSize: 224, arguments: arguments, build: build)
     }
 
     /// p2t_nano's pool ratios, NOT the paper's: at 32x32 the token maps are 8/4/2/1, and the
@@ -372,15 +377,15 @@ extension P2T {
     public static let family = ModelFamily(
         name: "p2t", reference: "yuhuan-wu/P2T@acd5e64 p2t.py PyramidPoolingTransformer",
         variants: [
-            variant("p2t_tiny", dims: [48, 96, 240, 384], depths: [2, 2, 6, 3]),
-            variant("p2t_small", dims: [64, 128, 320, 512], depths: [2, 2, 9, 3]),
-            variant("p2t_base", dims: [64, 128, 320, 512], depths: [3, 4, 18, 3]),
-            variant("p2t_medium", dims: [64, 128, 384, 512], heads: [1, 2, 6, 8], depths: [3, 4, 15, 3]),
-            variant("p2t_large", dims: [64, 128, 320, 640], depths: [3, 8, 27, 3]),
+            variant("p2t_tiny", embedDims: [48, 96, 240, 384], depths: [2, 2, 6, 3]),
+            variant("p2t_small", embedDims: [64, 128, 320, 512], depths: [2, 2, 9, 3]),
+            variant("p2t_base", embedDims: [64, 128, 320, 512], depths: [3, 4, 18, 3]),
+            variant("p2t_medium", embedDims: [64, 128, 384, 512], numHeads: [1, 2, 6, 8], depths: [3, 4, 15, 3]),
+            variant("p2t_large", embedDims: [64, 128, 320, 640], depths: [3, 8, 27, 3]),
             ModelVariant("p2t_nano", family: "p2t", inputSize: 32) { classes in
                 try P2T(P2TConfig(imgSize: 32, numClasses: classes, embedDims: [32, 64, 96, 128], numHeads: [1, 2, 3, 4],
                                   mlpRatios: [8, 8, 4, 4], depths: [2, 2, 3, 2], dropPathRate: 0, poolRatios: nanoPoolRatios))
             },
         ],
-        build: { config in try P2T(config.decode(P2TConfig.self)) })
+        build: build)
 }

@@ -474,10 +474,12 @@ public final class PVT: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension PVT {
-    static func variant(_ name: String, depths: [Int]) -> ModelVariant {
-        ModelVariant(name, family: "pvt", inputSize: 224) { classes in
-            try PVT(PvtConfig(imageSize: 224, depths: depths, numLabels: classes))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try PVT(config.decode(PvtConfig.self)) }
+
+    /// A hub checkpoint's `config.json`: the `PvtConfig` fields that differ from its defaults.
+    static func variant(_ name: String, depths: JSONValue) -> ModelVariant {
+        ModelVariant(name, family: "pvt", inputSize: 224, arguments: ["image_size": 224, "depths": depths], classesKey: "num_labels",
+                     build: build)
     }
 
     /// Zetatech/pvt-{tiny,small,medium,large}-224 (the paper's PVT-Tiny/Small/Medium/Large).
@@ -495,5 +497,5 @@ extension PVT {
                                   numLabels: classes))
             },
         ],
-        build: { config in try PVT(config.decode(PvtConfig.self)) })
+        build: build)
 }

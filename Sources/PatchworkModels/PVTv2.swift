@@ -390,30 +390,31 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension PvtV2 {
-    static func variant(_ name: String, depths: [Int], dims: [Int] = [64, 128, 320, 512], mlp: [Double] = [8, 8, 4, 4],
-                        linear: Bool = false) -> ModelVariant {
-        ModelVariant(name, family: "pvt_v2", inputSize: 224) { classes in
-            try PvtV2(PvtV2Config(depths: depths, embedDims: dims, numHeads: [1, 2, 5, 8], srRatios: [8, 4, 2, 1],
-                                  mlpRatios: mlp, linear: linear, numClasses: classes))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try PvtV2(config.decode(PvtV2Config.self)) }
+
+    /// A timm entrypoint: `model_args` as `pvt_v2.py` registers it.
+    static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {
+        ModelVariant(name, family: "pvt_v2", inputSize: 224, arguments: arguments, build: build)
     }
 
     /// timm's pvt_v2_b0 … b5 and b2_li.
     public static let family = ModelFamily(
         name: "pvt_v2", reference: "timm 1.0.31 timm.models.pvt_v2.PyramidVisionTransformerV2",
         variants: [
-            variant("pvt_v2_b0", depths: [2, 2, 2, 2], dims: [32, 64, 160, 256]),
-            variant("pvt_v2_b1", depths: [2, 2, 2, 2]),
-            variant("pvt_v2_b2", depths: [3, 4, 6, 3]),
-            variant("pvt_v2_b3", depths: [3, 4, 18, 3]),
-            variant("pvt_v2_b4", depths: [3, 8, 27, 3]),
-            variant("pvt_v2_b5", depths: [3, 6, 40, 3], mlp: [4, 4, 4, 4]),
-            variant("pvt_v2_b2_li", depths: [3, 4, 6, 3], linear: true),
+            variant("pvt_v2_b0", ["depths": [2, 2, 2, 2], "embed_dims": [32, 64, 160, 256], "num_heads": [1, 2, 5, 8]]),
+            variant("pvt_v2_b1", ["depths": [2, 2, 2, 2], "embed_dims": [64, 128, 320, 512], "num_heads": [1, 2, 5, 8]]),
+            variant("pvt_v2_b2", ["depths": [3, 4, 6, 3], "embed_dims": [64, 128, 320, 512], "num_heads": [1, 2, 5, 8]]),
+            variant("pvt_v2_b3", ["depths": [3, 4, 18, 3], "embed_dims": [64, 128, 320, 512], "num_heads": [1, 2, 5, 8]]),
+            variant("pvt_v2_b4", ["depths": [3, 8, 27, 3], "embed_dims": [64, 128, 320, 512], "num_heads": [1, 2, 5, 8]]),
+            variant("pvt_v2_b5", ["depths": [3, 6, 40, 3], "embed_dims": [64, 128, 320, 512], "num_heads": [1, 2, 5, 8],
+                                  "mlp_ratios": [4, 4, 4, 4]]),
+            variant("pvt_v2_b2_li", ["depths": [3, 4, 6, 3], "embed_dims": [64, 128, 320, 512], "num_heads": [1, 2, 5, 8],
+                                     "linear": true]),
             // For 32x32: three stages on 8x8, 4x4 and 2x2 maps.
             ModelVariant("pvt_v2_nano", family: "pvt_v2", inputSize: 32) { classes in
                 try PvtV2(PvtV2Config(depths: [2, 2, 2], embedDims: [48, 96, 192], numHeads: [1, 2, 4], srRatios: [2, 2, 1],
                                       mlpRatios: [4, 4, 4], numClasses: classes))
             },
         ],
-        build: { config in try PvtV2(config.decode(PvtV2Config.self)) })
+        build: build)
 }

@@ -85,20 +85,20 @@ final class AvgPoolShortcut: Module {
 public struct ResNetConfig: Codable, Sendable {
     public var block: ReferenceCallable
     public var layers: [Int]
-    public var channels: [Int]?
+    public var channels: [Int] = [64, 128, 256, 512]
     public var numClasses: Int = 1000
     public var inChans: Int = 3
     public var dropRate: Double = 0
     public var dropPathRate: Double = 0
-    public var outputStride: Int?
-    public var globalPool: String?
+    public var outputStride: Int = 32
+    public var globalPool: String = "avg"
     public var cardinality: Int = 1
     public var baseWidth: Int = 64
-    public var stemWidth: Int?
+    public var stemWidth: Int = 64
     public var stemType: String = ""
-    public var replaceStemPool: Bool?
+    public var replaceStemPool: Bool = false
     public var blockReduceFirst: Int = 1
-    public var downKernelSize: Int?
+    public var downKernelSize: Int = 1
     public var avgDown: Bool = false
     public var actLayer: ReferenceCallable?
     public var normLayer: ReferenceCallable?
@@ -106,7 +106,7 @@ public struct ResNetConfig: Codable, Sendable {
     public var zeroInitLast: Bool = true
     /// Patchwork extension (not a timm argument): the CIFAR-style stem for small
     /// inputs, one 3x3 stride-1 conv of `stem_width` channels and no max-pool.
-    public var smallInputStem: Bool?
+    public var smallInputStem: Bool = false
 
     public init(block: String, layers: [Int], numClasses: Int = 1000) {
         self.block = ReferenceCallable(type: "callable", name: "timm.models.resnet.\(block)", kwargs: nil)
@@ -119,26 +119,26 @@ public struct ResNetConfig: Codable, Sendable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         block = try c.decode(ReferenceCallable.self, forKey: .block)
         layers = try c.decode([Int].self, forKey: .layers)
-        channels = try c.decodeIfPresent([Int].self, forKey: .channels)
+        channels = try c.value(.channels, channels)
         numClasses = try c.value(.numClasses, numClasses)
         inChans = try c.value(.inChans, inChans)
         dropRate = try c.value(.dropRate, dropRate)
         dropPathRate = try c.value(.dropPathRate, dropPathRate)
-        outputStride = try c.decodeIfPresent(Int.self, forKey: .outputStride)
-        globalPool = try c.decodeIfPresent(String.self, forKey: .globalPool)
+        outputStride = try c.value(.outputStride, outputStride)
+        globalPool = try c.value(.globalPool, globalPool)
         cardinality = try c.value(.cardinality, cardinality)
         baseWidth = try c.value(.baseWidth, baseWidth)
-        stemWidth = try c.decodeIfPresent(Int.self, forKey: .stemWidth)
+        stemWidth = try c.value(.stemWidth, stemWidth)
         stemType = try c.value(.stemType, stemType)
-        replaceStemPool = try c.decodeIfPresent(Bool.self, forKey: .replaceStemPool)
+        replaceStemPool = try c.value(.replaceStemPool, replaceStemPool)
         blockReduceFirst = try c.value(.blockReduceFirst, blockReduceFirst)
-        downKernelSize = try c.decodeIfPresent(Int.self, forKey: .downKernelSize)
+        downKernelSize = try c.value(.downKernelSize, downKernelSize)
         avgDown = try c.value(.avgDown, avgDown)
         actLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .actLayer)
         normLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .normLayer)
         aaLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .aaLayer)
         zeroInitLast = try c.value(.zeroInitLast, zeroInitLast)
-        smallInputStem = try c.decodeIfPresent(Bool.self, forKey: .smallInputStem)
+        smallInputStem = try c.value(.smallInputStem, smallInputStem)
     }
 }
 
@@ -165,14 +165,14 @@ public final class ResNet: Module, ImageClassifier {
         if let act = config.actLayer, act.shortName != "ReLU" { throw ModelError("resnet: act_layer \(act.name) is not supported (ReLU)") }
         if let norm = config.normLayer, norm.shortName != "BatchNorm2d" { throw ModelError("resnet: norm_layer \(norm.name) is not supported (BatchNorm2d)") }
         if config.aaLayer != nil { throw ModelError("resnet: aa_layer is not supported") }
-        if (config.outputStride ?? 32) != 32 { throw ModelError("resnet: output_stride \(config.outputStride!) is not supported (32)") }
-        if (config.globalPool ?? "avg") != "avg" { throw ModelError("resnet: global_pool \(config.globalPool!) is not supported (avg)") }
-        if config.replaceStemPool == true { throw ModelError("resnet: replace_stem_pool is not supported") }
-        if (config.downKernelSize ?? 1) != 1 { throw ModelError("resnet: down_kernel_size \(config.downKernelSize!) is not supported (1)") }
+        if config.outputStride != 32 { throw ModelError("resnet: output_stride \(config.outputStride) is not supported (32)") }
+        if config.globalPool != "avg" { throw ModelError("resnet: global_pool \(config.globalPool) is not supported (avg)") }
+        if config.replaceStemPool { throw ModelError("resnet: replace_stem_pool is not supported") }
+        if config.downKernelSize != 1 { throw ModelError("resnet: down_kernel_size \(config.downKernelSize) is not supported (1)") }
         guard config.layers.count == 4 else { throw ModelError("resnet: layers must have 4 entries, got \(config.layers)") }
-        let channels = config.channels ?? [64, 128, 256, 512]
+        let channels = config.channels
         let inChans = config.inChans
-        let stemWidth = config.stemWidth ?? 64
+        let stemWidth = config.stemWidth
         let stemType = config.stemType
         let cardinality = config.cardinality, baseWidth = config.baseWidth
         let reduceFirst = config.blockReduceFirst
@@ -181,7 +181,7 @@ public final class ResNet: Module, ImageClassifier {
 
         // Stem.
         var inplanes: Int
-        if config.smallInputStem == true {
+        if config.smallInputStem {
             guard stemType.isEmpty else { throw ModelError("resnet: small_input_stem replaces stem_type \"\(stemType)\"") }
             inplanes = stemWidth
             _conv1.wrappedValue = Conv2d(inChans, inplanes, kernelSize: 3, stride: 1, padding: 1, bias: false)
@@ -200,7 +200,7 @@ public final class ResNet: Module, ImageClassifier {
             throw ModelError("resnet: stem_type \"\(stemType)\" is not supported (\"\", deep, deep_tiered)")
         }
         _bn1.wrappedValue = BatchNorm(inplanes)
-        stemPool = config.smallInputStem != true
+        stemPool = !config.smallInputStem
 
         // Stages, with drop-path rates rising linearly over all blocks.
         let totalBlocks = config.layers.reduce(0, +)
@@ -291,18 +291,19 @@ final class ReLU: Module {
 }
 
 extension ResNet {
-    static func variant(_ name: String, _ block: String, _ layers: [Int]) -> ModelVariant {
-        ModelVariant(name, family: "resnet", inputSize: 224) { classes in
-            try ResNet(ResNetConfig(block: block, layers: layers, numClasses: classes))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try ResNet(config.decode(ResNetConfig.self)) }
+
+    /// A timm entrypoint: `model_args` as `resnet.py` registers it.
+    static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {
+        ModelVariant(name, family: "resnet", inputSize: 224, arguments: arguments, build: build)
     }
 
     public static let family = ModelFamily(
         name: "resnet", reference: "timm 1.0.31 timm.models.resnet.ResNet",
         variants: [
-            variant("resnet18", "BasicBlock", [2, 2, 2, 2]),
-            variant("resnet34", "BasicBlock", [3, 4, 6, 3]),
-            variant("resnet50", "Bottleneck", [3, 4, 6, 3]),
+            variant("resnet18", ["block": .callable("timm.models.resnet.BasicBlock"), "layers": [2, 2, 2, 2]]),
+            variant("resnet34", ["block": .callable("timm.models.resnet.BasicBlock"), "layers": [3, 4, 6, 3]]),
+            variant("resnet50", ["block": .callable("timm.models.resnet.Bottleneck"), "layers": [3, 4, 6, 3]]),
             ModelVariant("resnet_nano", family: "resnet", inputSize: 32) { classes in
                 var c = ResNetConfig(block: "BasicBlock", layers: [1, 1, 1, 1], numClasses: classes)
                 c.channels = [32, 64, 128, 256]
@@ -311,5 +312,5 @@ extension ResNet {
                 return try ResNet(c)
             },
         ],
-        build: { config in try ResNet(config.decode(ResNetConfig.self)) })
+        build: build)
 }

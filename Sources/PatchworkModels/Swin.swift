@@ -429,11 +429,11 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
 // MARK: - Variants
 
 extension SwinTransformer {
-    static func variant(_ name: String, embed: Int, depths: [Int], heads: [Int]) -> ModelVariant {
-        ModelVariant(name, family: "swin", inputSize: 224) { classes in
-            try SwinTransformer(SwinConfig(imgSize: 224, patchSize: 4, embedDim: embed, depths: depths, numHeads: heads,
-                                           windowSize: 7, numClasses: classes))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try SwinTransformer(config.decode(SwinConfig.self)) }
+
+    /// A timm entrypoint: `model_args` as `swin_transformer.py` registers it.
+    static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {
+        ModelVariant(name, family: "swin", inputSize: 224, arguments: arguments, build: build)
     }
 
     /// A small Swin for 32×32 images: patch 2 (16×16 tokens), windows of 4, three stages (16², 8², 4²).
@@ -447,12 +447,15 @@ extension SwinTransformer {
     public static let family = ModelFamily(
         name: "swin", reference: "timm 1.0.31 timm.models.swin_transformer.SwinTransformer",
         variants: [
-            variant("swin_tiny_patch4_window7_224", embed: 96, depths: [2, 2, 6, 2], heads: [3, 6, 12, 24]),
-            variant("swin_small_patch4_window7_224", embed: 96, depths: [2, 2, 18, 2], heads: [3, 6, 12, 24]),
-            variant("swin_base_patch4_window7_224", embed: 128, depths: [2, 2, 18, 2], heads: [4, 8, 16, 32]),
+            variant("swin_tiny_patch4_window7_224", ["patch_size": 4, "window_size": 7, "embed_dim": 96, "depths": [2, 2, 6, 2],
+                                                     "num_heads": [3, 6, 12, 24]]),
+            variant("swin_small_patch4_window7_224", ["patch_size": 4, "window_size": 7, "embed_dim": 96, "depths": [2, 2, 18, 2],
+                                                      "num_heads": [3, 6, 12, 24]]),
+            variant("swin_base_patch4_window7_224", ["patch_size": 4, "window_size": 7, "embed_dim": 128, "depths": [2, 2, 18, 2],
+                                                     "num_heads": [4, 8, 16, 32]]),
             ModelVariant("swin_nano", family: "swin", inputSize: 32) { classes in
                 try SwinTransformer(SwinTransformer.nanoConfig(numClasses: classes))
             },
         ],
-        build: { config in try SwinTransformer(config.decode(SwinConfig.self)) })
+        build: build)
 }

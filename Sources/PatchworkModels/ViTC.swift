@@ -198,11 +198,16 @@ public struct ViTCConfig: Codable, Sendable {
     public var hiddenD: Int
     public var mlpD: Int
     public var clsType: String
-    public var numClasses: Int?
-    /// cfg.LN.EPS, cfg.BN.EPS, cfg.BN.MOM (pycls defaults 1e-5, 1e-5, 0.1).
-    public var lnEps: Double?
-    public var bnEps: Double?
-    public var bnMom: Double?
+    public var numClasses: Int
+    /// cfg.LN.EPS, cfg.BN.EPS, cfg.BN.MOM at pycls's defaults; a fixture's `cfg_globals` sets them
+    /// (`fromReference`), so they are not among the `params` keys.
+    public var lnEps: Double = 1e-5
+    public var bnEps: Double = 1e-5
+    public var bnMom: Double = 0.1
+
+    enum CodingKeys: String, CodingKey {
+        case imageSize, patchSize, stemType, cStemKernels, cStemStrides, cStemDims, nLayers, nHeads, hiddenD, mlpD, clsType, numClasses
+    }
 
     public init(imageSize: Int = 224, patchSize: Int = 16, stemType: String = "conv",
                 cStemKernels: [Int]? = nil, cStemStrides: [Int]? = nil, cStemDims: [Int]? = nil,
@@ -219,6 +224,10 @@ public struct ViTCConfig: Codable, Sendable {
         var c = try json.decode(ViTCConfig.self)
         guard let globals = json["cfg_globals"] ?? json["cfgGlobals"] else { return c }
         guard let object = globals.object else { throw ModelError("vitc: cfg_globals must be an object") }
+        func number(_ value: JSONValue) throws -> Double {
+            guard let v = value.double else { throw ModelError("vitc: cfg global \(value) is not a number") }
+            return v
+        }
         for (key, value) in object.sorted(by: { $0.key < $1.key }) {
             // Compared without case and underscores, whichever key strategy read the JSON.
             switch key.uppercased().replacingOccurrences(of: "_", with: "") {
@@ -227,9 +236,9 @@ public struct ViTCConfig: Codable, Sendable {
                 guard value.int == c.patchSize else {
                     throw ModelError("vitc: cfg VIT.PATCH_SIZE \(value) differs from patch_size \(c.patchSize); pycls would build a position embedding that does not fit")
                 }
-            case "LN.EPS": c.lnEps = value.double
-            case "BN.EPS": c.bnEps = value.double
-            case "BN.MOM": c.bnMom = value.double
+            case "LN.EPS": c.lnEps = try number(value)
+            case "BN.EPS": c.bnEps = try number(value)
+            case "BN.MOM": c.bnMom = try number(value)
             case "MODEL.ACTIVATIONINPLACE": break  // no effect on the values
             default: throw ModelError("vitc: cfg global \(key) is not supported (VIT.PATCH_SIZE, LN.EPS, BN.EPS, BN.MOM)")
             }
@@ -262,7 +271,7 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
             throw ModelError("vitc: hidden_d \(c.hiddenD) is not divisible by n_heads \(c.nHeads)")
         }
         let dim = c.hiddenD
-        let lnEps = Float(c.lnEps ?? 1e-5), bnEps = Float(c.bnEps ?? 1e-5), bnMom = Float(c.bnMom ?? 0.1)
+        let lnEps = Float(c.lnEps), bnEps = Float(c.bnEps), bnMom = Float(c.bnMom)
         switch c.stemType {
         case "patchify":
             _stem.wrappedValue = ViTCPatchifyStem(inChannels: 3, dim: dim, patchSize: c.patchSize)
@@ -289,7 +298,7 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
         _classToken.wrappedValue = usesClassToken ? Tensor.zeros([1, 1, dim]) : nil
         _posEmbedding.wrappedValue = Tensor.randomNormal([side * side + (usesClassToken ? 1 : 0), 1, dim], std: 0.02)
         _encoder.wrappedValue = ViTCEncoder(layers: c.nLayers, dim: dim, heads: c.nHeads, mlpDim: c.mlpD, lnEps: lnEps)
-        _head.wrappedValue = ViTCHead(dim, classes: c.numClasses ?? 1000)
+        _head.wrappedValue = ViTCHead(dim, classes: c.numClasses)
         super.init()
         initStem()
         let positions = AttentionMap.gridPositions(height: side, width: side, prefixTokens: usesClassToken ? 1 : 0)
@@ -377,27 +386,27 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension ViTC {
-    static func variant(_ name: String, kernels: [Int], strides: [Int], dims: [Int], layers: Int, heads: Int,
-                        hidden: Int, mlp: Int) -> ModelVariant {
-        ModelVariant(name, family: "vitc", inputSize: 224) { classes in
-            try ViTC(ViTCConfig(imageSize: 224, patchSize: 16, stemType: "conv", cStemKernels: kernels, cStemStrides: strides,
-                                cStemDims: dims, nLayers: layers, nHeads: heads, hiddenD: hidden, mlpD: mlp,
-                                clsType: "token", numClasses: classes))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try ViTC(ViTCConfig.fromReference(config)) }
+
+    /// A pycls ViT_C: the `params` its config file gives `ViT`, at 224x224 with 16x16 patches, a conv
+    /// stem and a class token.
+    static func variant(_ name: String, _ params: [String: JSONValue]) -> ModelVariant {
+        let common: [String: JSONValue] = ["image_size": 224, "patch_size": 16, "stem_type": "conv", "cls_type": "token"]
+        return ModelVariant(name, family: "vitc", inputSize: 224, arguments: common.merging(params) { $1 }, build: build)
     }
 
     /// ViT_C-{1,4,18,36}GF from pycls's configs/vitconv_baselines (vitconfigs branch).
     public static let family = ModelFamily(
         name: "vitc", reference: "facebookresearch/pycls@5719de6 pycls/models/vit.py ViT",
         variants: [
-            variant("vitc_1gf", kernels: [3, 3, 3, 3, 1], strides: [2, 2, 2, 2, 1], dims: [24, 48, 96, 192, 192],
-                    layers: 11, heads: 3, hidden: 192, mlp: 576),
-            variant("vitc_4gf", kernels: [3, 3, 3, 3, 1], strides: [2, 2, 2, 2, 1], dims: [48, 96, 192, 384, 384],
-                    layers: 11, heads: 6, hidden: 384, mlp: 1152),
-            variant("vitc_18gf", kernels: [3, 3, 3, 3, 3, 3, 1], strides: [2, 2, 1, 2, 1, 2, 1],
-                    dims: [64, 128, 128, 256, 256, 512, 768], layers: 11, heads: 12, hidden: 768, mlp: 3072),
-            variant("vitc_36gf", kernels: [3, 3, 3, 3, 3, 3, 1], strides: [2, 2, 1, 2, 1, 2, 1],
-                    dims: [64, 128, 128, 256, 256, 512, 1024], layers: 13, heads: 16, hidden: 1024, mlp: 4096),
+            variant("vitc_1gf", ["c_stem_kernels": [3, 3, 3, 3, 1], "c_stem_strides": [2, 2, 2, 2, 1], "c_stem_dims": [24, 48, 96, 192, 192],
+                                 "n_layers": 11, "n_heads": 3, "hidden_d": 192, "mlp_d": 576]),
+            variant("vitc_4gf", ["c_stem_kernels": [3, 3, 3, 3, 1], "c_stem_strides": [2, 2, 2, 2, 1], "c_stem_dims": [48, 96, 192, 384, 384],
+                                 "n_layers": 11, "n_heads": 6, "hidden_d": 384, "mlp_d": 1152]),
+            variant("vitc_18gf", ["c_stem_kernels": [3, 3, 3, 3, 3, 3, 1], "c_stem_strides": [2, 2, 1, 2, 1, 2, 1],
+                                  "c_stem_dims": [64, 128, 128, 256, 256, 512, 768], "n_layers": 11, "n_heads": 12, "hidden_d": 768, "mlp_d": 3072]),
+            variant("vitc_36gf", ["c_stem_kernels": [3, 3, 3, 3, 3, 3, 1], "c_stem_strides": [2, 2, 1, 2, 1, 2, 1],
+                                  "c_stem_dims": [64, 128, 128, 256, 256, 512, 1024], "n_layers": 13, "n_heads": 16, "hidden_d": 1024, "mlp_d": 4096]),
             // For 32x32: a stride-4 conv stem (8x8 tokens) under vit_nano's transformer.
             ModelVariant("vitc_nano", family: "vitc", inputSize: 32) { classes in
                 try ViTC(ViTCConfig(imageSize: 32, patchSize: 4, stemType: "conv", cStemKernels: [3, 3, 1], cStemStrides: [2, 2, 1],
@@ -405,5 +414,5 @@ extension ViTC {
                                     clsType: "token", numClasses: classes))
             },
         ],
-        build: { config in try ViTC(ViTCConfig.fromReference(config)) })
+        build: build)
 }

@@ -293,23 +293,24 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
 }
 
 extension VisionTransformer {
-    static func variant(_ name: String, dim: Int, heads: Int, depth: Int = 12, patch: Int = 16, size: Int = 224) -> ModelVariant {
-        ModelVariant(name, family: "vit", inputSize: size) { classes in
-            try VisionTransformer(ViTConfig(imgSize: size, patchSize: patch, embedDim: dim, depth: depth, numHeads: heads, numClasses: classes))
-        }
+    static func build(_ config: JSONValue) throws -> ImageClassifier { try VisionTransformer(config.decode(ViTConfig.self)) }
+
+    /// A timm entrypoint: `model_args` as `vision_transformer.py` registers it.
+    static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {
+        ModelVariant(name, family: "vit", inputSize: 224, arguments: arguments, build: build)
     }
 
     public static let family = ModelFamily(
         name: "vit", reference: "timm 1.0.31 timm.models.vision_transformer.VisionTransformer",
         variants: [
-            variant("vit_tiny_patch16_224", dim: 192, heads: 3),
-            variant("vit_small_patch16_224", dim: 384, heads: 6),
-            variant("vit_base_patch16_224", dim: 768, heads: 12),
+            variant("vit_tiny_patch16_224", ["patch_size": 16, "embed_dim": 192, "depth": 12, "num_heads": 3]),
+            variant("vit_small_patch16_224", ["patch_size": 16, "embed_dim": 384, "depth": 12, "num_heads": 6]),
+            variant("vit_base_patch16_224", ["patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12]),
             ModelVariant("vit_nano", family: "vit", inputSize: 32) { classes in
                 var c = ViTConfig(imgSize: 32, patchSize: 4, embedDim: 128, depth: 6, numHeads: 4, numClasses: classes)
                 c.mlpRatio = 3
                 return try VisionTransformer(c)
             },
         ],
-        build: { config in try VisionTransformer(config.decode(ViTConfig.self)) })
+        build: build)
 }

@@ -46,15 +46,17 @@ final class BenchCaseTests: XCTestCase {
         XCTAssertNil(config["pretrained"])
         // MaxxVit: transformer_* overrides go into the transformer config, others into the cfg.
         let maxvit = try benchCase("maxvit", #"{"callable": "timm.create_model", "args": ["maxvit_nano_rw_256"], "kwargs": {"img_size": 32, "depths": [1, 1, 1], "embed_dim": [16, 32, 64], "transformer_partition_ratio": 16}}"#)
-        let cfg = try maxvit.familyConfig()["cfg"]?["kwargs"]
-        XCTAssertEqual(cfg?["transformer_cfg"]?["kwargs"]?["partition_ratio"]?.int, 16)
-        XCTAssertEqual(cfg?["transformer_cfg"]?["kwargs"]?["expand_first"]?.bool, false, "the registered value stays")
+        let cfg = try maxvit.familyConfig()["cfg"]
+        XCTAssertEqual(cfg?["transformer_cfg"]?["partition_ratio"]?.int, 16)
+        XCTAssertEqual(cfg?["transformer_cfg"]?["expand_first"]?.bool, false, "the registered value stays")
         XCTAssertEqual(cfg?["depths"]?.array?.count, 3)
         XCTAssertEqual(try maxvit.familyConfig()["img_size"]?.int, 32)
 
-        // Clear errors: an unlisted timm model, a family mismatch, an unsupported post_init.
+        // Clear errors: an unregistered model, Patchwork's own variant, a family mismatch, an unsupported post_init.
         let unknown = try benchCase("vit", #"{"callable": "timm.create_model", "args": ["vit_huge_patch14_224"]}"#)
-        XCTAssertThrowsError(try unknown.model()) { XCTAssertTrue("\($0)".contains("vit_huge_patch14_224 is not listed"), "\($0)") }
+        XCTAssertThrowsError(try unknown.model()) { XCTAssertTrue("\($0)".contains("unknown model \"vit_huge_patch14_224\""), "\($0)") }
+        let own = try benchCase("vit", #"{"callable": "timm.create_model", "args": ["vit_nano"]}"#)
+        XCTAssertThrowsError(try own.model()) { XCTAssertTrue("\($0)".contains("vit_nano is Patchwork's own variant"), "\($0)") }
         let mismatch = try benchCase("swin", #"{"callable": "timm.create_model", "args": ["vit_tiny_patch16_224"]}"#)
         XCTAssertThrowsError(try mismatch.model()) { XCTAssertTrue("\($0)".contains("is a vit model"), "\($0)") }
         let postInit = try benchCase("resnet", #"{"callable": "timm.models.resnet.ResNet", "kwargs": {"block": {"ref": "timm.models.resnet.BasicBlock"}, "layers": [1, 1, 1, 1]}, "post_init": [{"replace": "fc", "with": {"callable": "torch.nn.Identity"}}]}"#)

@@ -19,7 +19,7 @@ final class MaxViTTests: XCTestCase {
     /// timm 1.0.31 `sum(p.numel() for p in timm.create_model(name).parameters())`.
     func testVariantsHaveTimmsParameterCounts() throws {
         let expected = ["maxvit_tiny_tf_224": 30_916_528, "maxvit_small_tf_224": 68_927_956, "maxvit_base_tf_224": 119_467_708]
-        let variants = Models.list().filter { $0.family == "maxvit" && !$0.name.hasSuffix("_nano") }
+        let variants = Models.list().filter { $0.family == "maxvit" && !$0.name.hasSuffix("_nano") && $0.name != "maxvit_nano_rw_256" }
         XCTAssertEqual(Set(variants.map(\.name)), Set(expected.keys))
         for v in variants {
             XCTAssertEqual(v.inputSize, 224, v.name)
@@ -27,6 +27,10 @@ final class MaxViTTests: XCTestCase {
         }
         // The nano, counted by timm for the same MaxxVitCfg at 32x32 and 1000 classes.
         XCTAssertEqual(try Models.create("maxvit_nano", numClasses: 1000).parameterCount, 1_020_532)
+        // timm's rw MaxViT at its 256x256.
+        let nanoRw = try Models.variant("maxvit_nano_rw_256")
+        XCTAssertEqual(nanoRw.inputSize, 256)
+        XCTAssertEqual(try nanoRw.create(numClasses: 1000).parameterCount, 15_451_148)
     }
 
     func testKeysAndShapesEqualTheReferenceCheckpoint() throws {

@@ -14,23 +14,16 @@ final class RegistryTests: XCTestCase {
         XCTAssertThrowsError(try Models.create("resnet_5000")) { XCTAssertTrue("\($0)".contains("resnet_5000")) }
     }
 
-    /// A timm entrypoint and the registered variant of the same name build the same model.
-    func testTimmEntrypointsBuildTheRegisteredVariants() throws {
-        var compared = 0
-        for entry in Models.timmEntrypoints {
-            XCTAssertNoThrow(try Models.family(entry.family), entry.name)
-            guard let variant = Models.list().first(where: { $0.name == entry.name }) else { continue }
-            XCTAssertEqual(variant.family, entry.family, entry.name)
-            let fromArguments = try Models.family(entry.family).build(config: .object(entry.arguments))
-            let registered = try variant.create(numClasses: 1000)
-            let a = fromArguments.stateDict().mapValues(\.shape), b = registered.stateDict().mapValues(\.shape)
-            XCTAssertEqual(Set(a.keys), Set(b.keys), entry.name)
-            XCTAssertEqual(a, b, entry.name)
-            XCTAssertEqual(fromArguments.parameterCount, registered.parameterCount, entry.name)
-            compared += 1
+    /// Every variant the reference names carries its reference arguments (timm.create_model's and the
+    /// benchmark's starting point), and is built from them with the class count asked for.
+    func testReferenceVariantsCarryTheirArguments() throws {
+        for v in Models.list() where !v.name.hasSuffix("_nano") {
+            XCTAssertNotNil(v.arguments, v.name)
         }
-        XCTAssertEqual(compared, Models.timmEntrypoints.count - 2, "all but coatnet_nano_rw_224 and maxvit_nano_rw_256 are registered variants")
-        XCTAssertThrowsError(try Models.timmEntrypoint("vit_huge_patch14_224")) { XCTAssertTrue("\($0)".contains("is not listed"), "\($0)") }
+        for name in ["resnet18", "pvt_v2_b0", "cvt_13"] {
+            let model = try Models.create(name, numClasses: 7)
+            XCTAssertEqual(model.logits(Tensor.zeros([1, 64, 64, 3])).shape, [1, 7], name)
+        }
     }
 
     func testParameterCountsEqualTheReferences() throws {

@@ -6,7 +6,7 @@ import PatchworkModels
 struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
-        abstract: "List every model variant with its parameter count and GFLOPs.",
+        abstract: "List every model variant with its parameter count and GFLOPs (with --json, its reference arguments).",
         discussion: """
         Parameters are counted with 1000 classes, as the references publish them. GFLOPs are per image at the \
         variant's default input size, counting matrix products and convolutions only, with one multiply-add = \
@@ -30,8 +30,12 @@ struct ModelsCommand: ParsableCommand {
             model.eval()
             let input = Tensor.zeros([1, v.inputSize, v.inputSize, 3])
             let (_, flops) = FlopCounter.count { withoutGrad { model.logits(input) } }
-            rows.append(["name": v.name, "family": v.family, "params": model.parameterCount,
-                         "gflops": flops / 1e9, "input_size": v.inputSize])
+            var row: [String: Any] = ["name": v.name, "family": v.family, "params": model.parameterCount,
+                                      "gflops": flops / 1e9, "input_size": v.inputSize]
+            if let arguments = v.arguments {
+                row["arguments"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(JSONValue.object(arguments)))
+            }
+            rows.append(row)
             if !json {
                 let params = model.parameterCount.formatted()
                 print(v.name.padding(toLength: nameWidth, withPad: " ", startingAt: 0)
