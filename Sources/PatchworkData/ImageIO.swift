@@ -81,10 +81,12 @@ public enum ImageIO {
             let why = stbi_failure_reason().map { String(cString: $0) } ?? "unknown error"
             throw Error(path: path, reason: "cannot decode image: cannot read its header (\(why))")
         }
-        do { try checkPixelCount(width: Int(w), height: Int(h), maxPixels: maxPixels) } catch let error as ImageFormatError {
+        // stb_image's info gives a top-down BMP's height as the header's negative number.
+        let (width, height) = (Int(w), abs(Int(h)))
+        do { try checkPixelCount(width: width, height: height, maxPixels: maxPixels) } catch let error as ImageFormatError {
             throw Error(path: path, reason: error.reason)
         }
-        return (Int(w), Int(h))
+        return (width, height)
     }
 
     /// Writes an [H, W, C] tensor (C = 1, 3 or 4; values in [0, 1], clipped)
