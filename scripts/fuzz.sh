@@ -20,7 +20,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-test_binary() { find .build/release -maxdepth 1 -name '*PackageTests.xctest' | head -n 1; }
+test_binary() { find .build/release/ -maxdepth 1 -name '*PackageTests.xctest' | head -n 1; }
 
 if [ "${1:-}" = replay ]; then
     [ $# -ge 3 ] || { echo "usage: scripts/fuzz.sh replay FORMAT FILE..." >&2; exit 2; }
@@ -86,7 +86,7 @@ for format in "${formats[@]}"; do
         # A crash (signal) or a hang: keep the input and go on after it.
         if [ ! -f "$work/current.txt" ]; then echo "$format: the child failed before its first case:" >&2; tail -n 20 "$work/log" >&2; status=1; break; fi
         label=$(cat "$work/current.txt")
-        case_index=$(sed -n 's/.* case \([0-9]*\) .*/\1/p' "$work/current.txt")
+        case_index=$(echo "$label" | sed -n 's/.* case \([0-9]*\) .*/\1/p')
         name=$(echo "$label" | cut -d' ' -f1)
         mkdir -p "$kept"
         cp "$work/current" "$kept/$name--seed$seed-case$case_index.bin"
