@@ -31,7 +31,7 @@ public struct BenchCase: Decodable, Sendable {
 
     /// The suite file: `{"cases": [...]}`.
     public static func load(_ path: String) throws -> [BenchCase] {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ModelError("\(path): cannot read the benchmark suite") }
+        let data = Data(try BoundedFile.read(path, limit: BoundedFile.jsonLimit, what: "benchmark suite"))
         struct Suite: Decodable { let cases: [BenchCase] }
         do { return try JSONDecoder().decode(Suite.self, from: data).cases } catch {
             throw ModelError("\(path): not a benchmark suite (\(error))")

@@ -62,7 +62,7 @@ public struct CIFAR: Dataset {
         let record = variant.recordSize
         var records = [UInt8](), fileRecords = [Int]()
         for path in paths {
-            guard let data = FileManager.default.contents(atPath: path) else { throw DataError("\(path): cannot read (permissions?)") }
+            let data = try readFile(path, limit: maxDataFileBytes, what: "CIFAR batch file")
             if data.isEmpty { throw DataError("\(path): empty file (expected \(record)-byte records)") }
             guard data.count % record == 0 else {
                 throw DataError("\(path): size \(data.count) is not a multiple of the \(record)-byte record "
@@ -129,7 +129,8 @@ public struct CIFAR: Dataset {
 
     /// One name per non-empty line, if the file holds exactly `count` of them.
     static func readNames(_ path: String, count: Int) -> [String]? {
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return nil }
+        guard let bytes = try? readFile(path, limit: 1 << 20, what: "class names file"),
+              let text = String(bytes: bytes, encoding: .utf8) else { return nil }
         let names = text.split(whereSeparator: \.isNewline)
             .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         return names.count == count ? names : nil

@@ -15,11 +15,13 @@ import Patchwork
 ///
 /// `imageSize` resizes to imageSize × imageSize (ShapeTex draws at that size
 /// unless its spec names one); `channels` converts between 1 and 3 channels.
+/// `maxImagePixels` is the pixel limit of each image of a folder dataset.
 public enum DatasetSpec {
     public static let kinds = ["shapetex", "cifar10", "cifar100", "cifar100-coarse", "mnist", "fashion-mnist", "folder"]
     public static let shapeTexKeys = ["size", "seed", "train", "test", "noise", "cue-conflict", "shape-only", "texture-only"]
 
-    public static func open(_ spec: String, split: DatasetSplit, imageSize: Int? = nil, channels: Int? = nil) throws -> any Dataset {
+    public static func open(_ spec: String, split: DatasetSplit, imageSize: Int? = nil, channels: Int? = nil,
+                            maxImagePixels: Int = ImageIO.defaultMaxPixels) throws -> any Dataset {
         if let s = imageSize, s <= 0 { throw DataError("image size must be positive, got \(s)") }
         if let c = channels, c != 1 && c != 3 { throw DataError("channels must be 1 or 3, got \(c)") }
         let (kind, argument) = parse(spec)
@@ -36,7 +38,7 @@ public enum DatasetSpec {
             dataset = try MNIST(directory: path, split: split, classNames: kind == "mnist" ? MNIST.digitNames : MNIST.fashionNames)
         case "folder":
             let path = try requirePath(argument, kind, spec)
-            dataset = try openFolder(path, split: split, imageSize: imageSize)
+            dataset = try openFolder(path, split: split, imageSize: imageSize, maxImagePixels: maxImagePixels)
         default:
             throw DataError("unknown dataset kind \"\(kind)\" in spec \"\(spec)\"; known kinds: \(kinds.joined(separator: ", ")) "
                 + "(e.g. shapetex, shapetex:size=64, cifar10:PATH, mnist:PATH, folder:PATH)")
@@ -49,9 +51,10 @@ public enum DatasetSpec {
     }
 
     /// The train and test splits of `spec`.
-    public static func openSplits(_ spec: String, imageSize: Int? = nil, channels: Int? = nil) throws -> (train: any Dataset, test: any Dataset) {
-        (try open(spec, split: .train, imageSize: imageSize, channels: channels),
-         try open(spec, split: .test, imageSize: imageSize, channels: channels))
+    public static func openSplits(_ spec: String, imageSize: Int? = nil, channels: Int? = nil,
+                                  maxImagePixels: Int = ImageIO.defaultMaxPixels) throws -> (train: any Dataset, test: any Dataset) {
+        (try open(spec, split: .train, imageSize: imageSize, channels: channels, maxImagePixels: maxImagePixels),
+         try open(spec, split: .test, imageSize: imageSize, channels: channels, maxImagePixels: maxImagePixels))
     }
 
     /// ShapeTex's split `split` (any of its five, e.g. `.cueConflict`) with the
@@ -107,15 +110,16 @@ public enum DatasetSpec {
 
     /// PATH/train or PATH/test; the test split takes the training split's
     /// classes (so labels agree) and, without `imageSize`, its image size.
-    static func openFolder(_ path: String, split: DatasetSplit, imageSize: Int?) throws -> any Dataset {
+    static func openFolder(_ path: String, split: DatasetSplit, imageSize: Int?, maxImagePixels: Int) throws -> any Dataset {
         let trainPath = joinPath(path, "train"), testPath = joinPath(path, "test")
         guard isFolder(trainPath) && isFolder(testPath) else {
             let missing = [trainPath, testPath].filter { !isFolder($0) }.joined(separator: " and ")
             throw DataError("folder dataset \(path): missing \(missing). Expected the layout PATH/train/<class>/<image> and "
                 + "PATH/test/<class>/<image> (PNG, JPEG or BMP; one subfolder per class, the same class names in both)")
         }
-        let train = try ImageFolder(root: trainPath, imageSize: imageSize)
+        let train = try ImageFolder(root: trainPath, imageSize: imageSize, maxImagePixels: maxImagePixels)
         if split == .train { return train }
-        return try ImageFolder(root: testPath, height: train.imageShape[0], width: train.imageShape[1], classNames: train.classNames)
+        return try ImageFolder(root: testPath, height: train.imageShape[0], width: train.imageShape[1], classNames: train.classNames,
+                               maxImagePixels: maxImagePixels)
     }
 }

@@ -1,5 +1,6 @@
 import CZlib
 import Foundation
+import Patchwork
 
 /// gzip decompression through Debian's zlib, for MNIST's `.gz` files.
 public enum Gzip {
@@ -9,8 +10,25 @@ public enum Gzip {
     }
 
     /// The decompressed contents of gzip data (concatenated members are
-    /// joined, as `gunzip` does). `path` only names the source in errors.
-    public static func decompress(_ compressed: [UInt8], path: String) throws -> [UInt8] {
+    /// joined, as `gunzip` does), refused as soon as they would pass `limit`
+    /// bytes: a small file that expands to gigabytes never gets the memory.
+    /// `path` only names the source in errors.
+    public static func decompress(_ compressed: [UInt8], path: String, limit: Int) throws -> [UInt8] {
+        let output = try inflateStream(compressed, path: path, stopAfter: limit + 1)
+        guard output.count <= limit else {
+            throw DataError("\(path): gzip data expands to more than the limit of \(limit) bytes")
+        }
+        return output
+    }
+
+    /// The first `count` decompressed bytes (fewer when the data is shorter),
+    /// without decompressing the rest: enough to read a header.
+    public static func decompressedPrefix(_ compressed: [UInt8], path: String, count: Int) throws -> [UInt8] {
+        try inflateStream(compressed, path: path, stopAfter: count)
+    }
+
+    /// Inflates `compressed` until it ends or `stopAfter` bytes are out (then returns those).
+    private static func inflateStream(_ compressed: [UInt8], path: String, stopAfter: Int) throws -> [UInt8] {
         if compressed.isEmpty { throw DataError("\(path): empty file, not gzip data") }
         var stream = z_stream()
         // windowBits 15 + 32: detect a gzip or zlib header automatically.
@@ -19,7 +37,12 @@ public enum Gzip {
         }
         defer { inflateEnd(&stream) }
         var output = [UInt8]()
-        output.reserveCapacity(compressed.count * 4)
+        // The gzip trailer's size (modulo 2^32) is only a hint from the file, so it never reserves past the stop.
+        if compressed.count >= 18 {
+            let n = compressed.count
+            let hint = Int(compressed[n - 4]) | Int(compressed[n - 3]) << 8 | Int(compressed[n - 2]) << 16 | Int(compressed[n - 1]) << 24
+            output.reserveCapacity(min(hint, stopAfter))
+        }
         let chunk = 1 << 16
         var buffer = [UInt8](repeating: 0, count: chunk)
         try compressed.withUnsafeBufferPointer { input in
@@ -32,7 +55,8 @@ public enum Gzip {
                     let status = inflate(&stream, Z_NO_FLUSH)
                     return (status, chunk - Int(stream.avail_out))
                 }
-                output.append(contentsOf: buffer[0..<produced])
+                output.append(contentsOf: buffer[0..<min(produced, stopAfter - output.count)])
+                if output.count == stopAfter { return }
                 switch status {
                 case Z_STREAM_END:
                     // Another gzip member may follow (skip trailing zero padding).
@@ -54,19 +78,15 @@ public enum Gzip {
     }
 }
 
-/// The bytes of a data file, gunzipped when it is gzip data (by its magic
-/// number, whatever its name). Errors name the file.
-func readDataFile(_ path: String) throws -> [UInt8] {
-    var isDirectory: ObjCBool = false
-    guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-        throw DataError("\(path): no such file")
+/// The largest data file (IDX, CIFAR batch) read, after decompression: a whole
+/// split is held in memory, and EMNIST's largest IDX file is 550 MB.
+public let maxDataFileBytes = 1 << 30
+
+/// `BoundedFile.read` with its error as a `DataError`, as the data readers throw.
+func readFile(_ path: String, limit: Int, what: String) throws -> [UInt8] {
+    do { return try BoundedFile.read(path, limit: limit, what: what) } catch let error as FileReadError {
+        throw DataError(error.description)
     }
-    if isDirectory.boolValue { throw DataError("\(path): is a folder, expected a file") }
-    guard let data = FileManager.default.contents(atPath: path) else {
-        throw DataError("\(path): cannot read (permissions?)")
-    }
-    let bytes = [UInt8](data)
-    return Gzip.isGzip(bytes) ? try Gzip.decompress(bytes, path: path) : bytes
 }
 
 /// Whether `path` is an existing folder.

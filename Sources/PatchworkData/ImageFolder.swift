@@ -1,4 +1,3 @@
-import CSTB
 import Foundation
 import Patchwork
 
@@ -13,6 +12,7 @@ import Patchwork
 /// folder, sorted by path. Images are decoded when read, forced to 3
 /// channels and resized (bilinear, antialiased when shrinking) to
 /// `imageSize` × `imageSize`, or, without one, to the size of the first image.
+/// An image of more than `maxImagePixels` pixels is refused before it is decoded.
 public struct ImageFolder: Dataset {
     public static let extensions: Set<String> = ["png", "jpg", "jpeg", "bmp"]
 
@@ -22,20 +22,24 @@ public struct ImageFolder: Dataset {
     /// Every image file with its label, in reading order.
     public let files: [(path: String, label: Int)]
     public var count: Int { files.count }
+    /// The pixel limit of each image (`ImageIO.load`'s `maxPixels`).
+    public let maxImagePixels: Int
 
     /// Lists `root`. With `classNames`, those are the classes (in that
     /// order: pass a training set's names to give its test set the same
     /// labels); a class may then have no folder, but a folder that is not a
     /// class is an error. Without, every subfolder is a class and must hold
     /// at least one image.
-    public init(root: String, imageSize: Int? = nil, classNames: [String]? = nil) throws {
+    public init(root: String, imageSize: Int? = nil, classNames: [String]? = nil,
+                maxImagePixels: Int = ImageIO.defaultMaxPixels) throws {
         if let s = imageSize, s <= 0 { throw DataError("image size must be positive, got \(s)") }
-        try self.init(root: root, height: imageSize, width: imageSize, classNames: classNames)
+        try self.init(root: root, height: imageSize, width: imageSize, classNames: classNames, maxImagePixels: maxImagePixels)
     }
 
     /// As `init(root:imageSize:classNames:)`, resizing to `height` × `width`
     /// (both or neither).
-    public init(root: String, height: Int?, width: Int?, classNames: [String]? = nil) throws {
+    public init(root: String, height: Int?, width: Int?, classNames: [String]? = nil,
+                maxImagePixels: Int = ImageIO.defaultMaxPixels) throws {
         guard FileManager.default.fileExists(atPath: root) else { throw DataError("\(root): no such folder") }
         guard isFolder(root) else { throw DataError("\(root): is a file, expected a folder with one subfolder per class") }
         if (height == nil) != (width == nil) { throw DataError("ImageFolder \(root): give both height and width, or neither") }
@@ -70,17 +74,18 @@ public struct ImageFolder: Dataset {
         if let h = height, let w = width {
             side = (h, w)
         } else {
-            var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
-            guard stbi_info(files[0].path, &w, &h, &c) != 0 else {
-                let why = stbi_failure_reason().map { String(cString: $0) } ?? "unknown error"
-                throw DataError("\(files[0].path): cannot read the image's size (\(why)); is it a valid image?")
+            do {
+                let (w, h) = try ImageIO.size(files[0].path, maxPixels: maxImagePixels)
+                side = (h, w)
+            } catch let error as ImageIO.Error {
+                throw DataError("\(error.path): cannot read the image's size (\(error.reason))")
             }
-            side = (Int(h), Int(w))
         }
         self.root = root
         self.classNames = classes
         self.files = files
         self.imageShape = [side.0, side.1, 3]
+        self.maxImagePixels = maxImagePixels
     }
 
     public func sample(_ index: Int) throws -> (image: Tensor, label: Int) {
@@ -88,7 +93,7 @@ public struct ImageFolder: Dataset {
         let (path, label) = files[index]
         let image: Tensor
         do {
-            image = try ImageIO.load(path, channels: 3)
+            image = try ImageIO.load(path, channels: 3, maxPixels: maxImagePixels)
         } catch let error as ImageIO.Error {
             throw DataError("\(error.path): \(error.reason)")
         }

@@ -32,21 +32,14 @@ public struct MNIST: Dataset {
         let prefix = split == .train ? "train" : "t10k"
         imagesPath = try MNIST.find(directory, prefix + "-images", "idx3-ubyte")
         labelsPath = try MNIST.find(directory, prefix + "-labels", "idx1-ubyte")
-        let imageBytes = try readDataFile(imagesPath)
-        let labelBytes = try readDataFile(labelsPath)
-
-        let (imageDims, imageStart) = try MNIST.parseHeader(imageBytes, path: imagesPath, magic: 0x0000_0803, rank: 3)
-        let (labelDims, labelStart) = try MNIST.parseHeader(labelBytes, path: labelsPath, magic: 0x0000_0801, rank: 1)
+        let (imageDims, imageStart, imageBytes) = try MNIST.readIDX(imagesPath, magic: 0x0000_0803, rank: 3)
+        let (labelDims, labelStart, labelBytes) = try MNIST.readIDX(labelsPath, magic: 0x0000_0801, rank: 1)
         let (n, rows, cols) = (imageDims[0], imageDims[1], imageDims[2])
         guard rows > 0, cols > 0 else { throw DataError("\(imagesPath): image size \(rows)×\(cols) in the header is empty") }
-        let expected = imageStart + n * rows * cols
-        guard imageBytes.count == expected else {
-            throw DataError("\(imagesPath): \(imageBytes.count) bytes, but its header promises \(n) images of \(rows)×\(cols) "
-                + "(\(expected) bytes); the file is \(imageBytes.count < expected ? "truncated" : "longer than its header says")")
-        }
-        guard labelBytes.count == labelStart + labelDims[0] else {
-            throw DataError("\(labelsPath): \(labelBytes.count) bytes, but its header promises \(labelDims[0]) labels "
-                + "(\(labelStart + labelDims[0]) bytes); the file is \(labelBytes.count < labelStart + labelDims[0] ? "truncated" : "longer than its header says")")
+        // With no images, the data size does not bound rows × cols (up to 2^64): checked on its own.
+        let (pixels, overflow) = rows.multipliedReportingOverflow(by: cols)
+        guard !overflow, pixels <= ImageIO.defaultMaxPixels else {
+            throw DataError("\(imagesPath): image size \(rows)×\(cols) in the header is over the limit of \(ImageIO.defaultMaxPixels) pixels")
         }
         guard labelDims[0] == n else {
             throw DataError("count mismatch: \(imagesPath) holds \(n) images but \(labelsPath) holds \(labelDims[0]) labels")
@@ -79,9 +72,35 @@ public struct MNIST: Dataset {
         throw DataError("\(joinPath(directory, stem + "-" + kind)): no such file (nor .gz; looked for \(candidates.joined(separator: ", ")))")
     }
 
+    /// An IDX file (plain or gzipped): its dimensions, the offset of its data and its bytes.
+    /// The header is read first, and the data must then be exactly the size the header
+    /// promises (computed without overflow): a gzip file is never expanded past that size.
+    private static func readIDX(_ path: String, magic: UInt32, rank: Int) throws -> (dims: [Int], start: Int, bytes: [UInt8]) {
+        let raw = try readFile(path, limit: maxDataFileBytes, what: "IDX file")
+        let start = 4 + 4 * rank
+        let gzipped = Gzip.isGzip(raw)
+        let dims = try parseHeader(gzipped ? try Gzip.decompressedPrefix(raw, path: path, count: start) : raw,
+                                   path: path, magic: magic, rank: rank)
+        var dataBytes: Int? = 1
+        for d in dims {
+            dataBytes = dataBytes.flatMap { let (p, overflow) = $0.multipliedReportingOverflow(by: d); return overflow ? nil : p }
+        }
+        let promised = rank == 3 ? "\(dims[0]) images of \(dims[1])×\(dims[2])" : "\(dims[0]) labels"
+        guard let count = dataBytes, count <= maxDataFileBytes - start else {
+            throw DataError("\(path): its header promises \(promised), more than the limit of \(maxDataFileBytes) bytes")
+        }
+        let size = start + count
+        let bytes = gzipped ? try Gzip.decompress(raw, path: path, limit: size) : raw
+        guard bytes.count == size else {
+            throw DataError("\(path): \(bytes.count) bytes\(gzipped ? " decompressed" : ""), but its header promises \(promised) "
+                + "(\(size) bytes with the header); the file is \(bytes.count < size ? "truncated" : "longer than its header says")")
+        }
+        return (dims, start, bytes)
+    }
+
     /// IDX header: 4-byte big-endian magic (0, 0, type 0x08 = ubyte, rank),
-    /// then one big-endian UInt32 per dimension. Returns the dimensions and the data offset.
-    private static func parseHeader(_ bytes: [UInt8], path: String, magic: UInt32, rank: Int) throws -> ([Int], Int) {
+    /// then one big-endian UInt32 per dimension.
+    private static func parseHeader(_ bytes: [UInt8], path: String, magic: UInt32, rank: Int) throws -> [Int] {
         func word(_ at: Int) -> UInt32 {
             (UInt32(bytes[at]) << 24) | (UInt32(bytes[at + 1]) << 16) | (UInt32(bytes[at + 2]) << 8) | UInt32(bytes[at + 3])
         }
@@ -92,8 +111,7 @@ public struct MNIST: Dataset {
             throw DataError("\(path): bad magic number \(hex(found)) (expected \(hex(magic)), an IDX file of unsigned bytes "
                 + "with \(rank) dimension\(rank == 1 ? "" : "s"))")
         }
-        let start = 4 + 4 * rank
-        guard bytes.count >= start else { throw DataError("\(path): truncated (\(bytes.count) bytes, shorter than the IDX header)") }
-        return ((0..<rank).map { Int(word(4 + 4 * $0)) }, start)
+        guard bytes.count >= 4 + 4 * rank else { throw DataError("\(path): truncated (\(bytes.count) bytes, shorter than the IDX header)") }
+        return (0..<rank).map { Int(word(4 + 4 * $0)) }
     }
 }

@@ -50,7 +50,7 @@ public enum Parity {
     /// Runs one case given the path of its `.json` file.
     public static func run(casePath: String) throws -> Result {
         let url = URL(fileURLWithPath: casePath)
-        guard let data = try? Data(contentsOf: url) else { throw ModelError("\(casePath): cannot read the case file") }
+        let data = Data(try BoundedFile.read(casePath, limit: BoundedFile.jsonLimit, what: "parity case file"))
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         let spec: Case

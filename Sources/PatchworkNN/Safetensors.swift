@@ -38,30 +38,49 @@ public struct Safetensors {
     private let bytes: Data
     private let dataStart: Int
 
+    /// The largest header read (as the reference Rust reader's `MAX_HEADER_SIZE`).
+    public static let maxHeaderBytes = 100_000_000
+
     /// Reads and validates the header of `path`; tensor data is memory-mapped.
     public init(contentsOf path: String) throws {
         self.path = path
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else {
-            let exists = FileManager.default.fileExists(atPath: path)
-            throw SafetensorsError(path: path, key: nil, exists ? "cannot read the file" : "no such file")
+        let data: Data
+        do { data = try BoundedFile.map(path, what: "safetensors file") } catch let error as FileReadError {
+            throw SafetensorsError(path: path, key: nil, error.reason)
         }
         bytes = data
         guard data.count >= 8 else {
             throw SafetensorsError(path: path, key: nil, "file is \(data.count) bytes, shorter than the 8-byte header length")
         }
         let headerLength = data.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self)) }
+        guard headerLength <= UInt64(Safetensors.maxHeaderBytes) else {
+            throw SafetensorsError(path: path, key: nil, "header length \(headerLength) is over the limit of \(Safetensors.maxHeaderBytes) bytes")
+        }
         guard headerLength <= UInt64(data.count - 8) else {
             throw SafetensorsError(path: path, key: nil, "header length \(headerLength) runs past the end of the file (\(data.count) bytes; truncated?)")
         }
         dataStart = 8 + Int(headerLength)
+        let headerBytes = data.subdata(in: 8..<dataStart)
+        // The format's header is UTF-8 JSON starting with "{". JSONSerialization would also take
+        // UTF-16 and UTF-32 (and a byte-order mark), which the reference readers refuse; it tells
+        // them by their zero bytes, which UTF-8 JSON never holds.
+        guard headerBytes.first == UInt8(ascii: "{"), !headerBytes.contains(0), String(data: headerBytes, encoding: .utf8) != nil else {
+            throw SafetensorsError(path: path, key: nil, "header is not UTF-8 JSON beginning with \"{\"")
+        }
         let json: Any
         do {
-            json = try JSONSerialization.jsonObject(with: data.subdata(in: 8..<dataStart))
+            json = try JSONSerialization.jsonObject(with: headerBytes)
         } catch {
             throw SafetensorsError(path: path, key: nil, "header is not valid JSON (\(error.localizedDescription))")
         }
         guard let header = json as? [String: Any] else {
             throw SafetensorsError(path: path, key: nil, "header is not a JSON object")
+        }
+        // JSONSerialization keeps one of two equal keys without a word; the file is ambiguous.
+        if let duplicate = Safetensors.duplicateKey(inJSON: [UInt8](headerBytes)) {
+            let inMetadata = duplicate.tensor == "__metadata__"
+            throw SafetensorsError(path: path, key: inMetadata ? nil : duplicate.tensor, "header has the key \"\(duplicate.key)\" twice"
+                + (inMetadata ? " in __metadata__" : duplicate.tensor == nil ? "" : " in this tensor's entry"))
         }
         var metadata: [String: String] = [:]
         if let meta = header["__metadata__"] {
@@ -92,11 +111,22 @@ public struct Safetensors {
             guard begin >= 0, begin <= end, end <= dataLength else {
                 throw SafetensorsError(path: path, key: name, "data_offsets [\(begin), \(end)] are outside the data section (\(dataLength) bytes)")
             }
-            let (elements, overflow) = shape.reduce((1, false)) { acc, d in
-                let (p, o) = acc.0.multipliedReportingOverflow(by: d); return (p, acc.1 || o)
+            // Every product is checked: a shape such as [2^31, 2^31] must not wrap to a small size.
+            // Zeros count as ones here, so an empty tensor of shape [0, 2^40, 2^40] cannot pass
+            // with 0 bytes and overflow later, when its strides are computed.
+            var byteCount: Int? = dtype.byteSize
+            for d in shape {
+                guard let b = byteCount else { break }
+                let (product, overflow) = b.multipliedReportingOverflow(by: Swift.max(d, 1))
+                byteCount = overflow ? nil : product
             }
-            guard !overflow, elements * dtype.byteSize == end - begin else {
-                throw SafetensorsError(path: path, key: name, "shape \(shape) × \(dtype.rawValue) (\(dtype.byteSize) bytes) needs \(overflow ? "too many" : String(elements * dtype.byteSize)) bytes, but data_offsets give \(end - begin)")
+            if shape.contains(0) && byteCount != nil { byteCount = 0 }
+            guard let needed = byteCount else {
+                throw SafetensorsError(path: path, key: name, "shape \(shape) is too large: its size in bytes (× \(dtype.rawValue)) passes 2^63")
+            }
+            guard needed == end - begin else {
+                throw SafetensorsError(path: path, key: name, "shape \(shape) × \(dtype.rawValue) (\(dtype.byteSize) bytes) needs "
+                    + "\(needed) bytes, but data_offsets [\(begin), \(end)] give \(end - begin)")
             }
             entries[name] = Entry(dtype: dtype, shape: shape, range: begin..<end)
         }
@@ -107,6 +137,43 @@ public struct Safetensors {
         self.metadata = metadata
         self.entries = entries
         self.names = ordered.map(\.key)
+    }
+
+    /// The first key that appears twice in one object of `json` (well-formed
+    /// JSON text), with the top-level key whose value holds it (nil at the top
+    /// level). Keys are compared after unescaping, so `"a"` and `"\u0061"` are equal.
+    static func duplicateKey(inJSON json: [UInt8]) -> (key: String, tensor: String?)? {
+        // One frame per open object or array: the keys seen so far (nil for an array) and the last key.
+        var frames: [(keys: Set<String>?, lastKey: String?)] = []
+        var expectingKey = false
+        var i = 0
+        while i < json.count {
+            switch json[i] {
+            case UInt8(ascii: "{"): frames.append(([], nil)); expectingKey = true
+            case UInt8(ascii: "["): frames.append((nil, nil)); expectingKey = false
+            case UInt8(ascii: "}"), UInt8(ascii: "]"): _ = frames.popLast(); expectingKey = false
+            case UInt8(ascii: ","): expectingKey = frames.last?.keys != nil
+            case UInt8(ascii: "\""):
+                let start = i
+                i += 1
+                // (Bounds-checked although JSONSerialization has parsed the text: the scan trusts nothing.)
+                while i < json.count && json[i] != UInt8(ascii: "\"") { i += json[i] == UInt8(ascii: "\\") ? 2 : 1 }
+                if expectingKey, i < json.count, frames.last?.keys != nil {
+                    let raw = Array(json[start...i])
+                    let key = raw.contains(UInt8(ascii: "\\"))
+                        ? (try? JSONSerialization.jsonObject(with: Data(raw), options: .fragmentsAllowed)) as? String ?? ""
+                        : String(decoding: raw.dropFirst().dropLast(), as: UTF8.self)
+                    if frames[frames.count - 1].keys!.insert(key).inserted == false {
+                        return (key, frames.count > 1 ? frames[0].lastKey : nil)
+                    }
+                    frames[frames.count - 1].lastKey = key
+                    expectingKey = false
+                }
+            default: break
+            }
+            i += 1
+        }
+        return nil
     }
 
     private static func integers(_ values: [Any]) -> [Int]? {

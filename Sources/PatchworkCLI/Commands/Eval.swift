@@ -15,10 +15,13 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Dataset spec, as for train.") var data: String
     @Option(help: "Image side (default: the model's).") var imgSize: Int?
     @Option(help: "Batch size.") var batchSize: Int = 128
+    @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
+    var maxImagePixels: Int = ImageIO.defaultMaxPixels
 
     func run() throws {
         let variant = try Models.variant(model)
-        let test = try DatasetSpec.open(data, split: .test, imageSize: imgSize ?? variant.inputSize, channels: 3)
+        let test = try DatasetSpec.open(data, split: .test, imageSize: imgSize ?? variant.inputSize, channels: 3,
+                                        maxImagePixels: maxImagePixels)
         let (net, names) = try loadTrainedModel(model, weights: weights, classes: test.classNames.count)
         if let names, names != test.classNames {
             print("warning: the weights' class names differ from the data's: \(names) vs \(test.classNames)")

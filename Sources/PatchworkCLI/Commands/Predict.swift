@@ -13,12 +13,14 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Model variant.") var model: String
     @Option(help: "Weights of a run (weights.safetensors or checkpoint.safetensors).") var weights: String
     @Argument(help: "Image files.") var images: [String]
+    @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
+    var maxImagePixels: Int = ImageIO.defaultMaxPixels
 
     func run() throws {
         let variant = try Models.variant(model)
         let (net, names) = try loadTrainedModel(model, weights: weights, classes: nil)
         for path in images {
-            var image = try ImageIO.load(path, channels: 3).unsqueezed(axis: 0)
+            var image = try ImageIO.load(path, channels: 3, maxPixels: maxImagePixels).unsqueezed(axis: 0)
             if image.shape[1] != variant.inputSize || image.shape[2] != variant.inputSize {
                 image = resize(image, size: (variant.inputSize, variant.inputSize), mode: .bilinear, alignCorners: false,
                                antialias: true)

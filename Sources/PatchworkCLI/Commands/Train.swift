@@ -32,6 +32,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "none, crop or crop-flip (default: none for shapetex, which already randomises position and orientation; crop-flip otherwise).")
     var augment: String?
     @Option(help: "Image side (default: the dataset's; folders need it).") var imgSize: Int?
+    @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
+    var maxImagePixels: Int = ImageIO.defaultMaxPixels
     @Option(help: "Random seed (weights, data order, augmentation, dropout).") var seed: UInt64 = 0
     @Flag(help: "Continue from OUT/checkpoint.safetensors.") var resume = false
 
@@ -60,7 +62,8 @@ struct TrainCommand: ParsableCommand {
         options.augment = augment ?? (isShapeTex ? "none" : "crop-flip")
         options.seed = seed
         let variant = try Models.variant(model)
-        let (train, test) = try DatasetSpec.openSplits(data, imageSize: imgSize ?? variant.inputSize, channels: 3)
+        let (train, test) = try DatasetSpec.openSplits(data, imageSize: imgSize ?? variant.inputSize, channels: 3,
+                                                        maxImagePixels: maxImagePixels)
         Generator.global.reseed(seed)
         let net = try variant.create(numClasses: train.classNames.count)
         print("\(model): \(net.parameterCount.formatted()) parameters; \(data): \(train.count) train / \(test.count) test images, \(train.classNames.count) classes, \(train.imageShape)")
