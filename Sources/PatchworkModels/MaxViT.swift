@@ -3,8 +3,8 @@ import Patchwork
 import PatchworkNN
 
 // MaxViT (timm's MaxxVit with "M" blocks: MBConv, block attention, grid attention; the
-// model and its blocks are in MaxxVit.swift), in the TensorFlow-compatible `*_tf`
-// configuration. Named variants: timm's model_cfgs.
+// model and its blocks are in MaxxVit.swift): the TensorFlow-compatible `*_tf` configurations
+// and Ross Wightman's `maxvit_nano_rw_256`. Named variants: timm's model_cfgs.
 
 public enum MaxViT {
     /// timm's `_tf_cfg()`: BN eps 1e-3, gelu_tanh, "same" padding; LN eps 1e-5, qkv with
