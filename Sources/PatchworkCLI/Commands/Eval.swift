@@ -16,6 +16,12 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Image side (default: the model's).") var imgSize: Int?
     @Option(help: "Batch size.") var batchSize: Int = 128
 
+    func validate() throws {
+        try OptionCheck.model(model)
+        try OptionCheck.imageSize(imgSize)
+        try OptionCheck.integer(batchSize, "--batch-size", atLeast: 1, atMost: 65_536)
+    }
+
     func run() throws {
         let variant = try Models.variant(model)
         let test = try DatasetSpec.open(data, split: .test, imageSize: imgSize ?? variant.inputSize, channels: 3)

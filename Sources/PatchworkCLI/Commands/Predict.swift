@@ -14,6 +14,10 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Weights of a run (weights.safetensors or checkpoint.safetensors).") var weights: String
     @Argument(help: "Image files.") var images: [String]
 
+    func validate() throws {
+        try OptionCheck.model(model)
+    }
+
     func run() throws {
         let variant = try Models.variant(model)
         let (net, names) = try loadTrainedModel(model, weights: weights, classes: nil)
