@@ -262,6 +262,9 @@ extension ViTConfig: ModelConfig {
         let check = ConfigCheck(family: "vit")
         try check.size(imgSize, "img_size")
         try check.size(patchSize, "patch_size")
+        if embedLayer?.shortName != "HybridEmbed" {  // a hybrid's patches tile the backbone's feature map instead
+            try check.divisible(imgSize, "img_size", by: patchSize, "patch_size")
+        }
         try check.width(inChans, "in_chans")
         try check.classes(numClasses)
         try check.width(embedDim, "embed_dim")

@@ -101,7 +101,7 @@ final class ConfigValidationTests: XCTestCase {
         try assertRefused("levit", [
             ("key_dim", 0, "key_dim"), ("embed_dim", [32], "depth"), ("num_heads", [2], "num_heads"), ("num_heads", [0, 3], "num_heads[0]"),
             ("depth", [-1, 1], "depth[0]"), ("depth", [1e9, 1], "depth[0]"), ("img_size", 0, "img_size"),
-            ("embed_dim", [Self.huge, 48], "embed_dim[0]"), ("mlp_ratio", -2, "mlp_ratio"), ("embed_dim", [Int](), "embed_dim"),
+            ("embed_dim", [Self.huge, 48], "embed_dim[0]"), ("mlp_ratio", -2, "mlp_ratio"), ("embed_dim", .array([]), "embed_dim"),
         ])
     }
 
@@ -116,9 +116,14 @@ final class ConfigValidationTests: XCTestCase {
 
     func testCoAtNetAndMaxViT() throws {
         for family in ["coatnet", "maxvit"] {
+            // The two fixtures have different stage counts: the mutations start from each one's lists.
+            let cfg = try XCTUnwrap(fixtureCase(family)["config"]?["cfg"]?["kwargs"])
+            let dims = try XCTUnwrap(cfg["embed_dim"]?.array), depths = try XCTUnwrap(cfg["depths"]?.array)
             try assertRefused(family, [
-                ("cfg.kwargs.embed_dim", [16, 24, 32], "depths"), ("cfg.kwargs.depths", [2, -1, 2, 1], "depths[1]"),
-                ("cfg.kwargs.depths", [1e9, 1, 1, 1], "depths[0]"), ("cfg.kwargs.embed_dim", [Self.huge, 24, 32, 48], "embed_dim[0]"),
+                ("cfg.kwargs.embed_dim", .array(Array(dims.dropLast())), "depths"),
+                ("cfg.kwargs.depths", .array([-1] + depths.dropFirst()), "depths[0]"),
+                ("cfg.kwargs.depths", .array([1e9] + depths.dropFirst()), "depths[0]"),
+                ("cfg.kwargs.embed_dim", .array([Self.huge] + dims.dropFirst()), "embed_dim[0]"),
                 ("cfg.kwargs.transformer_cfg.kwargs.dim_head", 0, "dim_head"), ("cfg.kwargs.stem_width", 0, "stem_width"),
                 ("img_size", 0, "img_size"), ("num_classes", -1, "num_classes"), ("drop_path_rate", 3, "drop_path_rate"),
             ])
@@ -136,7 +141,7 @@ final class ConfigValidationTests: XCTestCase {
 
     func testPVTv2() throws {
         try assertRefused("pvt_v2", [
-            ("depths", [Int](), "depths"), ("num_heads", [1, 2], "num_heads"), ("embed_dims", [0, 32, 48], "embed_dims[0]"),
+            ("depths", .array([]), "depths"), ("num_heads", [1, 2], "num_heads"), ("embed_dims", [0, 32, 48], "embed_dims[0]"),
             ("sr_ratios", [0, 2, 1], "sr_ratios[0]"), ("depths", [1e9, 2, 1], "depths[0]"), ("depths", [1, -2, 1], "depths[1]"),
             ("num_heads", [1, 5, 3], "num_heads[1]"), ("embed_dims", [16, 32, Self.huge], "embed_dims[2]"),
         ])
@@ -168,7 +173,7 @@ final class ConfigValidationTests: XCTestCase {
 
     func testCvT() throws {
         try assertRefused("cvt", [
-            ("depth", [Int](), "depth"), ("num_heads", [0, 2, 3], "num_heads[0]"), ("embed_dim", [16, 32, Self.huge], "embed_dim[2]"),
+            ("depth", .array([]), "depth"), ("num_heads", [0, 2, 3], "num_heads[0]"), ("embed_dim", [16, 32, Self.huge], "embed_dim[2]"),
             ("patch_stride", [0, 2, 2], "patch_stride[0]"), ("depth", [1, 2, 1e9], "depth[2]"), ("depth", [1, -2, 3], "depth[1]"),
             ("num_channels", 0, "num_channels"), ("drop_rate", [0, 2, 0], "drop_rate[1]"),
         ])
