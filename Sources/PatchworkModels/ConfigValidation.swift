@@ -328,7 +328,6 @@ extension ConViTConfig: ModelConfig {
         try check.width(numHeads, "num_heads")
         try check.width(embedDim * numHeads, "embed_dim × num_heads")
         try check.depth(depth, "depth", minimum: 1)
-        guard (0...depth).contains(localUpToLayer) else { throw check.error("local_up_to_layer", localUpToLayer, "must be in 0...depth (\(depth))") }
         try check.finite(localityStrength, "locality_strength")
         try check.positive(mlpRatio, "mlp_ratio")
         for (v, field) in [(dropRate, "drop_rate"), (posDropRate, "pos_drop_rate"), (projDropRate, "proj_drop_rate"),

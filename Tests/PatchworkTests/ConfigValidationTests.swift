@@ -93,7 +93,7 @@ final class ConfigValidationTests: XCTestCase {
         try assertRefused("convit", [
             ("num_heads", 0, "num_heads"), ("patch_size", 0, "patch_size"), ("embed_dim", -1, "embed_dim"),
             ("embed_dim", Self.huge, "embed_dim"), ("depth", -1, "depth"), ("depth", 1e9, "depth"), ("img_size", 0, "img_size"),
-            ("local_up_to_layer", 99, "local_up_to_layer"), ("drop_path_rate", 2, "drop_path_rate"), ("in_chans", 0, "in_chans"),
+            ("mlp_ratio", 0, "mlp_ratio"), ("drop_path_rate", 2, "drop_path_rate"), ("in_chans", 0, "in_chans"),
         ])
     }
 
