@@ -113,6 +113,11 @@ struct ConfigCheck {
         guard v <= maximum else { throw error(field, v, "is above the limit \(maximum)") }
     }
 
+    /// Each (probability, field) pair, as `rate`.
+    func rates(_ values: [(Double, String)]) throws {
+        for (v, field) in values { try rate(v, field) }
+    }
+
     /// A finite number (an initial value, a scale).
     func finite(_ v: Double, _ field: String) throws {
         guard v.isFinite else { throw error(field, v, "must be finite") }
@@ -207,8 +212,7 @@ extension ResNetConfig: ModelConfig {
         try check.width(stemWidth ?? 64, "stem_width")
         if stemType == "deep_tiered" && (stemWidth ?? 64) < 4 { throw check.error("stem_width", stemWidth ?? 64, "must be at least 4 for stem_type deep_tiered") }
         try check.width(blockReduceFirst, "block_reduce_first")
-        try check.rate(dropRate, "drop_rate")
-        try check.rate(dropPathRate, "drop_path_rate")
+        try check.rates([(dropRate, "drop_rate"), (dropPathRate, "drop_path_rate")])
         let bottleneck = block.shortName == "Bottleneck"
         if !bottleneck && (cardinality != 1 || baseWidth != 64) {
             throw check.error("cardinality/base_width", "\(cardinality)/\(baseWidth)", "must be 1/64 for BasicBlock (timm asserts it)")
@@ -240,8 +244,7 @@ extension ResNetV2Config: ModelConfig {
         try check.width(widthFactor, "width_factor")
         try check.width(stemChs, "stem_chs")
         try check.positive(bottleRatio, "bottle_ratio", maximum: 4)
-        try check.rate(dropRate, "drop_rate")
-        try check.rate(dropPathRate, "drop_path_rate")
+        try check.rates([(dropRate, "drop_rate"), (dropPathRate, "drop_path_rate")])
         let estimate = zip(layers, channels).reduce(0) { $0 + ConfigCheck.conv(width: $1.1 * widthFactor, depth: $1.0) }
         try check.parameters(estimate, "layers, channels, width_factor")
     }
@@ -273,10 +276,8 @@ extension ViTConfig: ModelConfig {
         try check.positive(mlpRatio, "mlp_ratio")
         try check.nonNegative(regTokens, "reg_tokens")
         if let v = initValues { try check.finite(v, "init_values") }
-        for (v, field) in [(dropRate, "drop_rate"), (posDropRate, "pos_drop_rate"), (patchDropRate, "patch_drop_rate"),
-                           (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")] {
-            try check.rate(v, field)
-        }
+        try check.rates([(dropRate, "drop_rate"), (posDropRate, "pos_drop_rate"), (patchDropRate, "patch_drop_rate"),
+                           (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
         let tokens = (imgSize / patchSize) * (imgSize / patchSize) + 1 + regTokens
         let estimate = ConfigCheck.transformer(width: embedDim, depth: depth, mlpRatio: mlpRatio)
             + ConfigCheck.table(tokens, embedDim) + ConfigCheck.table(patchSize * patchSize * inChans, embedDim)
@@ -330,10 +331,8 @@ extension ConViTConfig: ModelConfig {
         try check.depth(depth, "depth", minimum: 1)
         try check.finite(localityStrength, "locality_strength")
         try check.positive(mlpRatio, "mlp_ratio")
-        for (v, field) in [(dropRate, "drop_rate"), (posDropRate, "pos_drop_rate"), (projDropRate, "proj_drop_rate"),
-                           (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")] {
-            try check.rate(v, field)
-        }
+        try check.rates([(dropRate, "drop_rate"), (posDropRate, "pos_drop_rate"), (projDropRate, "proj_drop_rate"),
+                           (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
         let width = embedDim * numHeads, tokens = (imgSize / patchSize) * (imgSize / patchSize)
         let estimate = ConfigCheck.transformer(width: width, depth: depth, mlpRatio: mlpRatio) + ConfigCheck.table(tokens + 1, width)
             + ConfigCheck.table(patchSize * patchSize * inChans, width) + ConfigCheck.table(width, numClasses)
@@ -369,8 +368,7 @@ extension LeViTConfig: ModelConfig {
             if case .each(let v) = list { try check.perStage(v, field, stages: n, as: "embed_dim") }
             for (i, r) in try list.values(n, field).enumerated() { try check.positive(r, "\(field)[\(i)]") }
         }
-        try check.rate(dropRate, "drop_rate")
-        try check.rate(dropPathRate, "drop_path_rate")
+        try check.rates([(dropRate, "drop_rate"), (dropPathRate, "drop_path_rate")])
         let heads = try numHeads.values(n, "num_heads"), mlps = try mlpRatio.values(n, "mlp_ratio")
         let attn = try attnRatio.values(n, "attn_ratio")
         var estimate = ConfigCheck.table(embedDim.last!, numClasses * 2)
@@ -427,10 +425,8 @@ extension SwinConfig: ModelConfig {
         }
         estimate += ConfigCheck.table(embedDim << (depths.count - 1), numClasses)
         try check.parameters(estimate, "embed_dim, depths, num_heads, mlp_ratio, img_size / patch_size, window_size, num_classes")
-        for (v, field) in [(dropRate, "drop_rate"), (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"),
-                           (dropPathRate, "drop_path_rate")] {
-            try check.rate(v, field)
-        }
+        try check.rates([(dropRate, "drop_rate"), (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"),
+                           (dropPathRate, "drop_path_rate")])
     }
     public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: imgSize) }
     public var classCount: Int { numClasses }
@@ -454,8 +450,7 @@ extension MaxxVitConfig: ModelConfig {
         try check.size(imgSize.values.1, "img_size")
         try check.width(inChans, "in_chans")
         try check.classes(numClasses)
-        try check.rate(dropRate, "drop_rate")
-        try check.rate(dropPathRate, "drop_path_rate")
+        try check.rates([(dropRate, "drop_rate"), (dropPathRate, "drop_path_rate")])
         let conv = cfg.convCfg, t = cfg.transformerCfg
         try check.positive(conv.expandRatio, "conv_cfg.expand_ratio", maximum: 64)
         try check.size(conv.kernelSize, "conv_cfg.kernel_size")
@@ -465,8 +460,7 @@ extension MaxxVitConfig: ModelConfig {
         if let v = conv.normEps { try check.positive(v, "conv_cfg.norm_eps", maximum: 1) }
         try check.width(t.dimHead, "transformer_cfg.dim_head")
         try check.positive(t.expandRatio, "transformer_cfg.expand_ratio", maximum: 64)
-        try check.rate(t.attnDrop, "transformer_cfg.attn_drop")
-        try check.rate(t.projDrop, "transformer_cfg.proj_drop")
+        try check.rates([(t.attnDrop, "transformer_cfg.attn_drop"), (t.projDrop, "transformer_cfg.proj_drop")])
         try check.width(t.relPosDim, "transformer_cfg.rel_pos_dim")
         try check.size(t.partitionRatio, "transformer_cfg.partition_ratio")
         for (pair, field) in [(t.windowSize, "transformer_cfg.window_size"), (t.gridSize, "transformer_cfg.grid_size")] {
@@ -546,10 +540,8 @@ extension PvtV2Config: ModelConfig {
         }
         try check.width(inChans, "in_chans")
         try check.classes(numClasses)
-        for (v, field) in [(dropRate, "drop_rate"), (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"),
-                           (dropPathRate, "drop_path_rate")] {
-            try check.rate(v, field)
-        }
+        try check.rates([(dropRate, "drop_rate"), (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"),
+                           (dropPathRate, "drop_path_rate")])
         var estimate = ConfigCheck.table(embedDims[n - 1], numClasses)
         for i in 0..<n {
             estimate += ConfigCheck.transformer(width: embedDims[i], depth: depths[i], mlpRatio: mlps[i])
@@ -586,9 +578,7 @@ extension P2TConfig: ModelConfig {
             }
         }
         if let v = qkScale { try check.finite(v, "qk_scale") }
-        for (v, field) in [(dropRate ?? 0, "drop_rate"), (attnDropRate ?? 0, "attn_drop_rate"), (dropPathRate, "drop_path_rate")] {
-            try check.rate(v, field)
-        }
+        try check.rates([(dropRate ?? 0, "drop_rate"), (attnDropRate ?? 0, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
         var estimate = ConfigCheck.table(embedDims[3], numClasses)
         for i in 0..<4 { estimate += ConfigCheck.transformer(width: embedDims[i], depth: depths[i], mlpRatio: mlpRatios[i]) }
         try check.parameters(estimate, "embed_dims, depths, mlp_ratios, num_classes")
@@ -610,9 +600,7 @@ extension CeiTConfig: ModelConfig {
         try check.positive(mlpRatio, "mlp_ratio")
         try check.size(leffLocalSize, "leff_local_size")
         if let v = qkScale { try check.finite(v, "qk_scale") }
-        for (v, field) in [(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")] {
-            try check.rate(v, field)
-        }
+        try check.rates([(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
         let tokens = (imgSize / patchSize) * (imgSize / patchSize) + 1
         let estimate = ConfigCheck.transformer(width: embedDim, depth: depth, mlpRatio: mlpRatio)
             + Double(depth) * Double(embedDim) * mlpRatio * Double(leffLocalSize * leffLocalSize)
@@ -663,9 +651,7 @@ extension DATConfig: ModelConfig {
         for (list, field) in [(srRatios, "sr_ratios"), (nsPerPts, "ns_per_pts")] {
             if let list { try check.perStage(list, field, stages: 4, as: "the reference's four stages") }
         }
-        for (v, field) in [(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")] {
-            try check.rate(v, field)
-        }
+        try check.rates([(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
         var estimate = ConfigCheck.table(dims[3], numClasses)
         for i in 0..<4 {
             estimate += ConfigCheck.transformer(width: dims[i], depth: depths[i], mlpRatio: Double(expansion))
@@ -701,9 +687,7 @@ extension CMTConfig: ModelConfig {
             try check.size(srRatios[i], "sr_ratios[\(i)]")
         }
         if let v = qkScale { try check.finite(v, "qk_scale") }
-        for (v, field) in [(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate"), (dp, "dp")] {
-            try check.rate(v, field)
-        }
+        try check.rates([(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate"), (dp, "dp")])
         var estimate = ConfigCheck.table(embedDims[3], fcDim) + ConfigCheck.table(fcDim, numClasses)
         for i in 0..<4 {
             estimate += ConfigCheck.transformer(width: embedDims[i], depth: depths[i], mlpRatio: mlpRatios[i])
