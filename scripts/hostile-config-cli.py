@@ -133,6 +133,8 @@ def cli_cases(root):
             else:
                 cases.append((args + [f"{option}={v}"], option))
     cases += [
+        (["train", "--model", "vit_nano", "--data", "shapetex:train=64,test=32", "--out", out, "--img-size=64"], "--img-size"),
+        (["eval", "--model", "swin_nano", "--weights", "w", "--data", "shapetex", "--img-size=48"], "--img-size"),
         (train[:-1] + [a_file], "--out"), (train[:-1] + [a_file + "/sub"], "--out"), (train[:-1] + [""], "--out"),
         (["eval", "--model", "resnet_nano", "--weights", "w", "--data", "shapetex", "--batch-size=0"], "--batch-size"),
         (["eval", "--model", "resnet_nano", "--weights", "w", "--data", "shapetex", "--img-size=-3"], "--img-size"),

@@ -40,9 +40,16 @@ enum OptionCheck {
         do { _ = try Models.variant(name) } catch { throw ValidationError("\(option): \(error)") }
     }
 
-    /// An image side the commands resize to: 1 ... 4096 (a batch of 64 such RGB images is already 12 GB).
-    static func imageSize(_ value: Int?, _ option: String = "--img-size") throws {
-        if let value { try integer(value, option, atLeast: 1, atMost: 4096) }
+    /// An image side the commands resize to, for `model`: 1 ... 4096 (a batch of 64 such RGB images
+    /// is already 12 GB), and the variant's own side unless its family runs on any side.
+    static func imageSize(_ value: Int?, model: String, _ option: String = "--img-size") throws {
+        guard let value else { return }
+        try integer(value, option, atLeast: 1, atMost: 4096)
+        let variant = try Models.variant(model)
+        guard value == variant.inputSize || Models.anyInputSizeFamilies.contains(variant.family) else {
+            throw ValidationError("\(option) \(value): \(model) is built for \(variant.inputSize)×\(variant.inputSize) inputs "
+                                  + "(a \(variant.family) model's position embeddings, attention biases or windows fix the side)")
+        }
     }
 
     /// A folder the command will create (with its parents) or write into: it is a writable

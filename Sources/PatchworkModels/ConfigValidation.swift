@@ -166,6 +166,10 @@ struct ConfigCheck {
 }
 
 extension Models {
+    /// The families whose models run on any input side (their `ModelConfig.expectedInput` has
+    /// none); the others' position embeddings, attention biases or windows are built for one.
+    public static let anyInputSizeFamilies: Set<String> = ["resnet", "pvt_v2", "cvt"]
+
     /// The typed, validated config of `family` for a reference config (a fixture's
     /// `config`): what `ModelFamily.build(config:)` checks first, without building.
     public static func validatedConfig(family: String, config json: JSONValue) throws -> any ModelConfig {

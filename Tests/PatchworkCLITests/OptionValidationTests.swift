@@ -29,6 +29,7 @@ final class OptionValidationTests: XCTestCase {
     func testTrainOptions() throws {
         let base = ["train", "--model", "resnet_nano", "--data", "shapetex", "--out", root + "/run"]
         XCTAssertNoThrow(try PatchworkCommand.parseAsRoot(base + ["--epochs", "1", "--clip-norm", "1", "--mixup", "0.2", "--lr", "0.01"]))
+        XCTAssertNoThrow(try PatchworkCommand.parseAsRoot(base + ["--img-size", "64"]), "a ResNet runs on any side")
         assertRefused([
             (base + ["--epochs", "0"], "--epochs"), (base + ["--epochs=-3"], "--epochs"), (base + ["--batch-size", "0"], "--batch-size"),
             (base + ["--batch-size", "100000000"], "--batch-size"), (base + ["--lr=-1"], "--lr"), (base + ["--lr", "0"], "--lr"),
@@ -40,6 +41,7 @@ final class OptionValidationTests: XCTestCase {
             (base + ["--weight-decay=-1"], "--weight-decay"), (base + ["--weight-decay", "nan"], "--weight-decay"),
             (base + ["--optimizer", "lion"], "--optimizer"), (base + ["--augment", "rotate"], "--augment"),
             (base + ["--img-size", "0"], "--img-size"), (base + ["--img-size", "1000000"], "--img-size"),
+            (["train", "--model", "vit_nano", "--data", "shapetex", "--out", root, "--img-size", "64"], "built for 32×32"),
             (["train", "--model", "resnet_999", "--data", "shapetex", "--out", root], "--model"),
         ])
     }
@@ -96,6 +98,8 @@ final class OptionValidationTests: XCTestCase {
             (["analyze", "attention-maps"] + analysis + ["--scale", "100000"], "--scale"),
             (["analyze", "cka"] + analysis + ["--model-b", "resnet_nano", "--weights-b", "w", "--cka-batch", "2"], "--cka-batch"),
             (["analyze", "cka"] + analysis + ["--model-b", "nonet", "--weights-b", "w"], "--model-b"),
+            (["analyze", "cka"] + analysis + ["--model-b", "resnet50", "--weights-b", "w", "--img-size", "224"], "--img-size"),
+            (["analyze", "attention-distance"] + analysis + ["--img-size", "48"], "--img-size"),
             (["analyze", "cka"] + analysis + ["--model-b", "resnet_nano", "--weights-b", "w", "--samples", "10"], "--samples"),
             (["analyze", "landscape"] + analysis + ["--dimensions", "3"], "--dimensions"),
             (["analyze", "landscape"] + analysis + ["--range", "nan"], "--range"),

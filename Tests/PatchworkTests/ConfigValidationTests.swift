@@ -222,6 +222,15 @@ final class ConfigValidationTests: XCTestCase {
         }
     }
 
+    /// `Models.anyInputSizeFamilies` (what the CLI's --img-size check uses) are the families whose config fixes no side.
+    func testTheFamiliesThatTakeAnyInputSizeAreThoseWhoseConfigFixesNone() throws {
+        for family in Models.families {
+            let config = try XCTUnwrap(fixtureCase(family.name)["config"])
+            let input = try Models.validatedConfig(family: family.name, config: config).expectedInput
+            XCTAssertEqual(input.height == nil, Models.anyInputSizeFamilies.contains(family.name), family.name)
+        }
+    }
+
     /// Every registered variant passes its own validation (the limits refuse none of them).
     func testEveryRegisteredVariantIsValid() throws {
         for family in Models.families where family.name != "vit_hybrid" {

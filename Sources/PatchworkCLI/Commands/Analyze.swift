@@ -36,7 +36,7 @@ struct AnalysisOptions: ParsableArguments {
     func validate() throws {
         try OptionCheck.model(model)
         try OptionCheck.integer(batchSize, "--batch-size", atLeast: 1, atMost: 65_536)
-        try OptionCheck.imageSize(imgSize)
+        try OptionCheck.imageSize(imgSize, model: model)
         if let n = normalize, AnalysisModel.Normalization(rawValue: n) == nil {
             throw ValidationError("--normalize must be patchwork or imagenet, not \(n)")
         }
@@ -340,6 +340,7 @@ struct CKACommand: ParsableCommand {
 
     func validate() throws {
         try OptionCheck.model(modelB, "--model-b")
+        try OptionCheck.imageSize(options.imgSize, model: modelB, "--img-size (for --model-b)")
         try OptionCheck.integer(ckaBatch, "--cka-batch", atLeast: 4, atMost: 65_536)
         try OptionCheck.integer(samples, "--samples", atLeast: ckaBatch, atMost: 1_000_000)
     }

@@ -18,7 +18,7 @@ struct EvalCommand: ParsableCommand {
 
     func validate() throws {
         try OptionCheck.model(model)
-        try OptionCheck.imageSize(imgSize)
+        try OptionCheck.imageSize(imgSize, model: model)
         try OptionCheck.integer(batchSize, "--batch-size", atLeast: 1, atMost: 65_536)
     }
 

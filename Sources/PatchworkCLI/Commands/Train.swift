@@ -48,7 +48,7 @@ struct TrainCommand: ParsableCommand {
         try OptionCheck.nonNegative(mixup, "--mixup")
         try OptionCheck.nonNegative(cutmix, "--cutmix")
         if let augment { try OptionCheck.oneOf(augment, "--augment", ["none", "crop", "crop-flip"]) }
-        try OptionCheck.imageSize(imgSize)
+        try OptionCheck.imageSize(imgSize, model: model)
         try OptionCheck.outputFolder(out)
     }
 
