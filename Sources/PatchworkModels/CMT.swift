@@ -265,6 +265,7 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
     public let srRatios: [Int]
 
     public init(_ c: CMTConfig) throws {
+        try c.validate()
         let imgSize = c.imgSize
         let dims = c.embedDims
         let heads = c.numHeads

@@ -291,6 +291,7 @@ public final class CeiT: Module, ImageClassifier {
     public var grid: (Int, Int) { i2t.grid }
 
     public init(_ c: CeiTConfig) throws {
+        try c.validate()
         guard let hb = c.hybridBackbone else {
             throw ModelError("ceit: hybrid_backbone is required (the authors' CeIT asserts an nn.Module; their factories pass Image2Tokens)")
         }

@@ -235,6 +235,7 @@ public final class ConViT: Module, ImageClassifier, CheckpointFiltering {
     public let grid: (Int, Int)
 
     public init(_ c: ConViTConfig) throws {
+        try c.validate()
         if let hb = c.hybridBackbone, hb != .null { throw ModelError("convit: hybrid_backbone is not supported") }
         let pool = c.globalPool
         guard ["token", "avg", ""].contains(pool) else { throw ModelError("convit: global_pool \(pool) is not supported (token, avg, \"\")") }

@@ -344,9 +344,10 @@ public struct CvTConfig: Codable, Sendable {
     }
 
     /// Throws for what the reference cannot build or run.
-    func validate() throws {
+    public func validate() throws {
+        let check = ConfigCheck(family: "cvt")
         let n = depth.count
-        guard n > 0 else { throw ModelError("cvt: depth is empty") }
+        guard (1...8).contains(n) else { throw check.error("depth", depth, "must have 1 to 8 stages") }
         let lists: [(String, Int)] = [
             ("patch_sizes", patchSizes.count), ("patch_stride", patchStride.count), ("patch_padding", patchPadding.count),
             ("embed_dim", embedDim.count), ("num_heads", numHeads.count), ("mlp_ratio", mlpRatio.count),
@@ -357,6 +358,30 @@ public struct CvTConfig: Codable, Sendable {
         for (name, count) in lists where count < n {
             throw ModelError("cvt: \(name) has \(count) entries for \(n) stages (depth \(depth))")
         }
+        try check.width(numChannels, "num_channels")
+        try check.classes(numLabels, "num_labels")
+        try check.depths(depth, "depth")
+        try check.finite(initializerRange, "initializer_range")
+        try check.positive(layerNormEps, "layer_norm_eps", maximum: 1)
+        var estimate = ConfigCheck.table(embedDim[n - 1], numLabels)
+        for s in 0..<n {
+            try check.width(embedDim[s], "embed_dim[\(s)]")
+            try check.width(numHeads[s], "num_heads[\(s)]")
+            try check.size(patchSizes[s], "patch_sizes[\(s)]")
+            try check.size(patchStride[s], "patch_stride[\(s)]")
+            try check.nonNegative(patchPadding[s], "patch_padding[\(s)]")
+            try check.size(kernelQkv[s], "kernel_qkv[\(s)]")
+            try check.size(strideKv[s], "stride_kv[\(s)]")
+            try check.nonNegative(paddingKv[s], "padding_kv[\(s)]")
+            try check.nonNegative(paddingQ[s], "padding_q[\(s)]")
+            try check.positive(mlpRatio[s], "mlp_ratio[\(s)]")
+            try check.rate(attentionDropRate[s], "attention_drop_rate[\(s)]")
+            try check.rate(dropRate[s], "drop_rate[\(s)]")
+            try check.rate(dropPathRate[s], "drop_path_rate[\(s)]")
+            estimate += ConfigCheck.transformer(width: embedDim[s], depth: depth[s], mlpRatio: mlpRatio[s])
+                + ConfigCheck.table(patchSizes[s] * patchSizes[s] * (s == 0 ? numChannels : embedDim[s - 1]), embedDim[s])
+        }
+        try check.parameters(estimate, "embed_dim, depth, mlp_ratio, patch_sizes, num_labels")
         for s in 0..<n {
             guard depth[s] > s else {
                 throw ModelError("cvt: depth[\(s)] = \(depth[s]) must be > \(s): Hugging Face's CvtStage indexes its drop-path rates (one per layer) with the stage index")

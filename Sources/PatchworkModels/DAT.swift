@@ -330,6 +330,7 @@ public final class DAT: Module, ImageClassifier, CheckpointFiltering {
     let width: Int
 
     public init(_ c: DATConfig) throws {
+        try c.validate()
         let dims = c.dims
         let depths = c.depths
         let heads = c.heads

@@ -80,6 +80,7 @@ struct HybridEmbedArgs: Codable {
 public enum HybridVisionTransformer {
     /// Builds the ViT of `config` on a ResNetV2 backbone (the embed layer in `config` is ignored).
     public static func make(_ config: ViTConfig, backbone: ResNetV2Config, proj: Bool = true) throws -> VisionTransformer {
+        try config.validate()
         if config.inChans != backbone.inChans {
             throw ModelError("vit_hybrid: in_chans \(config.inChans) differs from the backbone's \(backbone.inChans)")
         }
@@ -91,6 +92,7 @@ public enum HybridVisionTransformer {
 
     /// Builds the ViT of `config` on a built backbone.
     static func make(_ config: ViTConfig, backbone net: HybridBackbone, proj: Bool) throws -> VisionTransformer {
+        try config.validate()
         let embed = try HybridEmbed(backbone: net, imgSize: (config.imgSize, config.imgSize), patchSize: config.patchSize,
                                     embedDim: config.embedDim, bias: !config.preNorm, proj: proj)
         var c = config
@@ -102,6 +104,7 @@ public enum HybridVisionTransformer {
     /// `embed_layer` is a partial HybridEmbed with a ResNetV2 instance as `backbone`.
     static func build(_ json: JSONValue) throws -> ImageClassifier {
         let config = try json.decode(ViTConfig.self)
+        try config.validate()
         guard let embed = config.embedLayer, embed.shortName == "HybridEmbed" else {
             throw ModelError("vit_hybrid: embed_layer must be timm.layers.hybrid_embed.HybridEmbed, got \(config.embedLayer?.name ?? "none")")
         }

@@ -56,7 +56,32 @@ public enum JSONValue: Codable, Equatable, Sendable {
         let data = try JSONEncoder().encode(self)
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
-        return try decoder.decode(T.self, from: data)
+        do { return try decoder.decode(T.self, from: data) } catch let error as DecodingError {
+            throw ModelError(JSONValue.describe(error))
+        }
+    }
+
+    /// A decoding error as one line naming the field (under the reference's snake_case name) and what was wrong.
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ keys: [CodingKey]) -> String {
+            let names = keys.map { key -> String in
+                if let i = key.intValue { return "[\(i)]" }
+                // camelCase back to the reference's snake_case.
+                return "." + key.stringValue.reduce(into: "") { s, c in s += c.isUppercase ? "_" + c.lowercased() : String(c) }
+            }
+            let text = names.joined()
+            return text.hasPrefix(".") ? String(text.dropFirst()) : text
+        }
+        switch error {
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            return "config field \(path(context.codingPath)): expected \(type) (\(context.debugDescription))"
+        case .keyNotFound(let key, let context):
+            return "config field \(path(context.codingPath + [key])) is required"
+        case .dataCorrupted(let context):
+            return "config field \(path(context.codingPath)): \(context.debugDescription)"
+        @unknown default:
+            return "config: \(error)"
+        }
     }
 }
 

@@ -456,6 +456,7 @@ public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
     let dropRate: Float
 
     public init(_ c: LeViTConfig) throws {
+        try c.validate()
         if let b = c.stemBackbone, b != .null { throw ModelError("levit: stem_backbone is not supported (only the s16/s8 conv stems)") }
         guard c.stemStride == nil else { throw ModelError("levit: stem_stride is only used with a stem_backbone, which is not supported") }
         guard ["s16", "s8"].contains(c.stemType) else { throw ModelError("levit: stem_type \"\(c.stemType)\" is not supported (s16, s8)") }

@@ -58,7 +58,10 @@ extension KeyedDecodingContainer {
     /// A nested config given plainly or as a tagged instance.
     func config<T: Decodable>(_ key: Key, _ current: T) throws -> T {
         guard contains(key), try !decodeNil(forKey: key) else { return current }
-        if let tagged = try? decode(TaggedInstance<T>.self, forKey: key) { return tagged.kwargs }
+        // A tagged instance's kwargs are decoded strictly: a bad field is an error, not a fallback to the defaults.
+        if (try? decode([String: JSONValue].self, forKey: key))?["$type"] != nil {
+            return try decode(TaggedInstance<T>.self, forKey: key).kwargs
+        }
         return try decode(T.self, forKey: key)
     }
 }
@@ -746,6 +749,7 @@ public final class MaxxVit: Module, ImageClassifier, CheckpointFiltering {
 
     /// Builds the model; `allowedBlocks` restricts the block types (per family).
     public init(_ config: MaxxVitConfig, allowedBlocks: Set<String> = ["C", "T", "M"], family: String = "maxxvit") throws {
+        try config.validate(family: family)
         let cfg = config.cfg
         let t = cfg.transformerCfg, c = cfg.convCfg
         let stages = cfg.embedDim.count

@@ -232,6 +232,7 @@ public final class P2T: Module, ImageClassifier {
     public let poolRatios: [[Int]]
 
     public init(_ c: P2TConfig) throws {
+        try c.validate()
         let imgSize = c.imgSize
         let dims = c.embedDims
         let heads = c.numHeads

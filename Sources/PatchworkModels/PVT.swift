@@ -395,6 +395,7 @@ public final class PVT: Module, ImageClassifier, CheckpointFiltering {
     public let hiddenSize: Int
 
     public init(_ config: PvtConfig) throws {
+        try config.validate()
         let c = try config.resolved()
         _pvt.wrappedValue = PvtModel(c)
         hiddenSize = c.hiddenSizes[c.numEncoderBlocks - 1]

@@ -252,6 +252,7 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
     public let numFeatures: Int
 
     public init(_ c: PvtV2Config) throws {
+        try c.validate()
         let depths = c.depths
         let n = depths.count
         // to_ntuple: a single entry is repeated for every stage.

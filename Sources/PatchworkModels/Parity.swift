@@ -57,6 +57,18 @@ public enum Parity {
         do { spec = try decoder.decode(Case.self, from: data) } catch {
             throw ModelError("\(casePath): not a parity case (\(error))")
         }
+        // The config and the case's shapes are checked before anything is read or built.
+        let config: any ModelConfig
+        do { config = try Models.validatedConfig(family: spec.family, config: spec.config) } catch {
+            throw ModelError("\(casePath): config: \(error)")
+        }
+        guard spec.numClasses >= 1 else {
+            throw ModelError("\(casePath): num_classes \(spec.numClasses): a parity case compares logits and a loss, so it needs at least 1 class")
+        }
+        guard config.classCount == spec.numClasses else {
+            throw ModelError("\(casePath): the config builds \(config.classCount) classes, num_classes is \(spec.numClasses)")
+        }
+        do { try config.expectedInput.check(nchw: spec.inputShape) } catch { throw ModelError("\(casePath): \(error)") }
         let weightsPath = url.deletingPathExtension().appendingPathExtension("safetensors").path
         let file = try Safetensors(contentsOf: weightsPath)
         let model: ImageClassifier
@@ -70,8 +82,15 @@ public enum Parity {
         try model.load(from: weightsPath, ignoringPrefixes: ["fixture."])
 
         // Input NCHW → NHWC once, at the boundary.
-        let input = try file.tensor("fixture.input").permuted([0, 2, 3, 1]).contiguous()
+        let inputNCHW = try file.tensor("fixture.input")
+        guard inputNCHW.shape == spec.inputShape else {
+            throw ModelError("\(casePath): fixture.input has shape \(inputNCHW.shape), input_shape is \(spec.inputShape)")
+        }
+        let input = inputNCHW.permuted([0, 2, 3, 1]).contiguous()
         let labels = try file.integers("fixture.labels")
+        guard labels.count == spec.inputShape[0], labels.allSatisfy({ (0..<spec.numClasses).contains($0) }) else {
+            throw ModelError("\(casePath): fixture.labels \(labels.prefix(8)) must be \(spec.inputShape[0]) labels in 0..<num_classes \(spec.numClasses)")
+        }
         let tol = spec.tolerance
 
         // Eval first: training mode updates batch-norm running statistics.

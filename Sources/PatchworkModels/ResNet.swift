@@ -158,6 +158,7 @@ public final class ResNet: Module, ImageClassifier {
     public let numFeatures: Int
 
     public init(_ config: ResNetConfig) throws {
+        try config.validate()
         let blockName = config.block.shortName
         guard blockName == "BasicBlock" || blockName == "Bottleneck" else {
             throw ModelError("resnet: block \(config.block.name) is not supported (BasicBlock, Bottleneck)")

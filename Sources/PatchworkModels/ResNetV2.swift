@@ -343,6 +343,7 @@ final class ResNetV2Stem: Module, HybridBackbone {
     /// timm's `create_resnetv2_stem(...)` on its own, the backbone of `vit_tiny_r_s16_p8_*`
     /// (`_resnetv2(layers=())`); keys are the stem's own (`conv`, `norm`).
     convenience init(_ c: ResNetV2StemConfig) throws {
+        try c.validate()
         if c.preact { throw ModelError("resnetv2 stem: only preact=False is supported (the hybrid-ViT backbone)") }
         let type = c.stemType
         guard ["", "fixed", "same", "deep", "deep_fixed", "deep_same", "tiered"].contains(type) else {
@@ -493,6 +494,7 @@ public final class ResNetV2: Module, ImageClassifier {
     let dropRate: Float
 
     public init(_ c: ResNetV2Config) throws {
+        try c.validate()
         if c.preact { throw ModelError("resnetv2: only preact=False is supported (the hybrid-ViT backbone)") }
         if c.basic == true { throw ModelError("resnetv2: basic blocks need preact=True, which is not supported") }
         if let act = c.actLayer, act.shortName != "ReLU" { throw ModelError("resnetv2: act_layer \(act.name) is not supported (ReLU)") }

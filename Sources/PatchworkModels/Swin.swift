@@ -305,6 +305,7 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
     public let imageSize: (Int, Int)
 
     public init(_ c: SwinConfig) throws {
+        try c.validate()
         if c.dynamicImgSize == true || c.strictImgSize == false {
             throw ModelError("swin: dynamic_img_size / strict_img_size false is not supported (fixed input size)")
         }

@@ -263,6 +263,7 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
     public let usesClassToken: Bool
 
     public init(_ c: ViTCConfig) throws {
+        try c.validate()
         guard c.patchSize > 0, c.imageSize % c.patchSize == 0 else {
             throw ModelError("vitc: image_size \(c.imageSize) is not divisible by patch_size \(c.patchSize)")
         }

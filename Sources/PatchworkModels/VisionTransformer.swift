@@ -154,6 +154,7 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
 
     /// Builds a ViT around `embedding` (which maps images to `grid` tokens of width `embedDim`).
     public init(_ c: ViTConfig, embedding: TokenEmbedding, grid: (Int, Int)) throws {
+        try c.validate()
         if c.qkNorm == true { throw ModelError("vit: qk_norm is not supported") }
         if (c.posEmbed ?? "learn") != "learn" { throw ModelError("vit: pos_embed \(c.posEmbed!) is not supported (learn)") }
         if (c.patchDropRate) != 0 { throw ModelError("vit: patch_drop_rate is not supported") }
@@ -214,6 +215,7 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
 
     /// A plain ViT with a patch embedding.
     public convenience init(_ c: ViTConfig) throws {
+        try c.validate()
         if let e = c.embedLayer, e.shortName != "PatchEmbed" { throw ModelError("vit: embed_layer \(e.name) is not supported here (PatchEmbed)") }
         let size = c.imgSize, patch = c.patchSize
         guard size % patch == 0 else { throw ModelError("vit: img_size \(size) is not divisible by patch_size \(patch)") }

@@ -57,7 +57,7 @@ final class CommandTests: XCTestCase {
             (["analyze", "fourier-heatmap", "--model", "vit_nano", "--weights", "w", "--out", "o", "--norm", "2"], FourierHeatmapCommand.self),
             (["analyze", "frequency-noise", "--model", "vit_nano", "--weights", "w", "--out", "o", "--cutoffs", "1,2"], FrequencyNoiseCommand.self),
             (["analyze", "feature-frequency", "--model", "vit_nano", "--weights", "w", "--out", "o"], FeatureFrequencyCommand.self),
-            (["analyze", "corruptions", "--model", "vit_nano", "--weights", "w", "--out", "o", "--only", "fog"], CorruptionsCommand.self),
+            (["analyze", "corruptions", "--model", "vit_nano", "--weights", "w", "--out", "o", "--only", "contrast"], CorruptionsCommand.self),
             (["analyze", "adversarial", "--model", "vit_nano", "--weights", "w", "--out", "o", "--steps", "2"], AdversarialCommand.self),
             (["analyze", "attention-distance", "--model", "vit_nano", "--weights", "w", "--out", "o"], AttentionDistanceCommand.self),
             (["analyze", "attention-maps", "--model", "vit_nano", "--weights", "w", "--out", "o", "--scale", "2"], AttentionMapsCommand.self),

@@ -34,11 +34,18 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: "Input standardisation: patchwork or imagenet (default: from the weights).") var normalize: String?
 
     func validate() throws {
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1, got \(batchSize)") }
-        if let s = imgSize, s < 1 { throw ValidationError("--img-size must be positive, got \(s)") }
+        try OptionCheck.model(model)
+        try OptionCheck.integer(batchSize, "--batch-size", atLeast: 1, atMost: 65_536)
+        try OptionCheck.imageSize(imgSize, model: model)
         if let n = normalize, AnalysisModel.Normalization(rawValue: n) == nil {
             throw ValidationError("--normalize must be patchwork or imagenet, not \(n)")
         }
+        try OptionCheck.outputFolder(out)
+    }
+
+    /// A subcommand's `--samples` (and similar image counts): 1 ... 1 000 000.
+    static func samples(_ value: Int, _ option: String = "--samples") throws {
+        try OptionCheck.integer(value, option, atLeast: 1, atMost: 1_000_000)
     }
 
     var imageSize: Int { get throws { try imgSize ?? Models.variant(model).inputSize } }
@@ -88,6 +95,11 @@ struct ShapeBiasCommand: ParsableCommand {
     @Option(help: "Cue-conflict images on ShapeTex (every 90 cycle through all class pairs).") var samples: Int = 900
     @Option(help: "Shape-only and texture-only images on ShapeTex.") var singleCueSamples: Int = 500
 
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        try AnalysisOptions.samples(singleCueSamples, "--single-cue-samples")
+    }
+
     func run() throws {
         guard samples >= 1, singleCueSamples >= 1 else { throw ValidationError("--samples and --single-cue-samples must be at least 1") }
         let report: ShapeBias.Report
@@ -121,6 +133,11 @@ struct FourierHeatmapCommand: ParsableCommand {
     @Option(help: "Test images.") var samples: Int = 100
     @Option(help: "L2 norm of the noise per channel, in [0, 1] pixel units.") var norm: Double = 4
 
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        try OptionCheck.positive(norm, "--norm")
+    }
+
     func run() throws {
         let (m, set, source) = try options.load(samples: samples)
         let report = try FourierHeatmap.run(m, images: set, norm: norm, seed: options.seed, source: source, command: commandLineText,
@@ -141,15 +158,28 @@ struct FrequencyNoiseCommand: ParsableCommand {
     @Option(help: "L2 norm of the noise per channel, in [0, 1] pixel units.") var norm: Double = 4
     @Option(help: "Cut-off radii for the filters, comma-separated (default: 17 from 0 to the corner).") var cutoffs: String?
 
-    func run() throws {
-        let radii = try cutoffs.map { text in
-            try text.split(separator: ",").map { s -> Double in
-                guard let v = Double(s.trimmingCharacters(in: .whitespaces)), v >= 0 else {
-                    throw ValidationError("--cutoffs: \"\(s)\" is not a radius ≥ 0")
+    var radii: [Double]? {
+        get throws {
+            try cutoffs.map { text in
+                try text.split(separator: ",").map { s -> Double in
+                    guard let v = Double(s.trimmingCharacters(in: .whitespaces)), v.isFinite, v >= 0 else {
+                        throw ValidationError("--cutoffs: \"\(s)\" is not a radius ≥ 0")
+                    }
+                    return v
                 }
-                return v
             }
         }
+    }
+
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        try OptionCheck.integer(bands, "--bands", atLeast: 1, atMost: 1024)
+        try OptionCheck.positive(norm, "--norm")
+        if let r = try radii, r.isEmpty { throw ValidationError("--cutoffs must list at least one radius") }
+    }
+
+    func run() throws {
+        let radii = try self.radii
         let (m, set, source) = try options.load(samples: samples)
         let report = try FrequencyNoise.run(m, images: set, bands: bands, norm: norm, cutoffs: radii, seed: options.seed, source: source,
                                             command: commandLineText, progress: printProgress)
@@ -165,6 +195,8 @@ struct FeatureFrequencyCommand: ParsableCommand {
         abstract: "Relative log amplitude of high frequencies in each block's feature maps (Park & Kim 2022, Fig. 2).")
     @OptionGroup var options: AnalysisOptions
     @Option(help: "Test images.") var samples: Int = 200
+
+    func validate() throws { try AnalysisOptions.samples(samples) }
 
     func run() throws {
         let (m, set, source) = try options.load(samples: samples)
@@ -185,16 +217,27 @@ struct CorruptionsCommand: ParsableCommand {
     @Option(help: "Test images.") var samples: Int = 500
     @Option(help: "Comma-separated subset of the corruptions (default: all).") var only: String?
 
-    func run() throws {
-        let chosen = try only.map { text in
-            try text.split(separator: ",").map { s -> Corruption in
-                let name = s.trimmingCharacters(in: .whitespaces)
-                guard let c = Corruption(rawValue: name) else {
-                    throw ValidationError("--only: unknown corruption \"\(name)\"; known: \(Corruption.allCases.map(\.rawValue).joined(separator: ", "))")
+    var chosen: [Corruption] {
+        get throws {
+            try only.map { text in
+                try text.split(separator: ",").map { s -> Corruption in
+                    let name = s.trimmingCharacters(in: .whitespaces)
+                    guard let c = Corruption(rawValue: name) else {
+                        throw ValidationError("--only: unknown corruption \"\(name)\"; known: \(Corruption.allCases.map(\.rawValue).joined(separator: ", "))")
+                    }
+                    return c
                 }
-                return c
-            }
-        } ?? Corruption.allCases
+            } ?? Corruption.allCases
+        }
+    }
+
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        if try chosen.isEmpty { throw ValidationError("--only must name at least one corruption") }
+    }
+
+    func run() throws {
+        let chosen = try self.chosen
         let (m, set, source) = try options.load(samples: samples)
         let report = try Corruptions.run(m, images: set, corruptions: chosen, seed: options.seed, source: source, command: commandLineText,
                                          progress: printProgress)
@@ -216,13 +259,26 @@ struct AdversarialCommand: ParsableCommand {
     @Option(help: "PGD step size as a multiple of ε.") var stepSize: Double = 0.25
     @Option(help: "PGD random start in the ε-ball: true or false.") var randomStart: Bool = true
 
-    func run() throws {
-        let eps = try epsilons.split(separator: ",").map { s -> Double in
-            let text = s.trimmingCharacters(in: .whitespaces)
-            guard let v = Double(text) else { throw ValidationError("--epsilons: \"\(text)\" is not a number") }
-            guard v >= 0 else { throw ValidationError("--epsilons: ε must be ≥ 0 (in [0, 1] pixel units), got \(text)") }
-            return v
+    var eps: [Double] {
+        get throws {
+            try epsilons.split(separator: ",").map { s -> Double in
+                let text = s.trimmingCharacters(in: .whitespaces)
+                guard let v = Double(text) else { throw ValidationError("--epsilons: \"\(text)\" is not a number") }
+                guard v.isFinite, v >= 0, v <= 1 else { throw ValidationError("--epsilons: ε must be in [0, 1] (pixel units), got \(text)") }
+                return v
+            }
         }
+    }
+
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        if try eps.isEmpty { throw ValidationError("--epsilons must list at least one ε") }
+        try OptionCheck.integer(steps, "--steps", atLeast: 1, atMost: 10_000)
+        try OptionCheck.positive(stepSize, "--step-size")
+    }
+
+    func run() throws {
+        let eps = try self.eps
         let (m, set, source) = try options.load(samples: samples)
         let report = try Adversarial.run(m, images: set, epsilons: eps, steps: steps, stepSizeOverEpsilon: stepSize, randomStart: randomStart,
                                          seed: options.seed, source: source, command: commandLineText, progress: printProgress)
@@ -236,6 +292,8 @@ struct AttentionDistanceCommand: ParsableCommand {
         abstract: "Mean attention distance per layer and head, in input pixels (Dosovitskiy et al. 2021, Fig. 7).")
     @OptionGroup var options: AnalysisOptions
     @Option(help: "Test images.") var samples: Int = 200
+
+    func validate() throws { try AnalysisOptions.samples(samples) }
 
     func run() throws {
         let (m, set, source) = try options.load(samples: samples)
@@ -257,8 +315,12 @@ struct AttentionMapsCommand: ParsableCommand {
     @Option(help: "Test images to overlay.") var samples: Int = 8
     @Option(help: "Upscaling of the written overlays.") var scale: Int = 4
 
+    func validate() throws {
+        try OptionCheck.integer(samples, "--samples", atLeast: 1, atMost: 1000)
+        try OptionCheck.integer(scale, "--scale", atLeast: 1, atMost: 64)
+    }
+
     func run() throws {
-        guard scale >= 1 else { throw ValidationError("--scale must be at least 1, got \(scale)") }
         let (m, set, source) = try options.load(samples: samples)
         let report = try AttentionRollout.run(m, images: set, source: source, command: commandLineText, directory: options.out, scale: scale)
         print("wrote \(report.data.files.count) overlays (\(report.data.gridHeight)×\(report.data.gridWidth) tokens) into \(options.out)")
@@ -275,6 +337,13 @@ struct CKACommand: ParsableCommand {
     @Option(help: "The second model's weights.") var weightsB: String
     @Option(help: "Test images.") var samples: Int = 512
     @Option(help: "Images per CKA minibatch (≥ 4).") var ckaBatch: Int = 64
+
+    func validate() throws {
+        try OptionCheck.model(modelB, "--model-b")
+        try OptionCheck.imageSize(options.imgSize, model: modelB, "--img-size (for --model-b)")
+        try OptionCheck.integer(ckaBatch, "--cka-batch", atLeast: 4, atMost: 65_536)
+        try OptionCheck.integer(samples, "--samples", atLeast: ckaBatch, atMost: 1_000_000)
+    }
 
     func run() throws {
         let (a, set, sourceA) = try options.load(samples: samples)
@@ -303,6 +372,13 @@ struct LandscapeCommand: ParsableCommand {
     @Option(help: "The grid spans −range…range along each direction.") var range: Double = 1
     @Option(help: "Grid points along each direction.") var points: Int = 11
 
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        try OptionCheck.integer(dimensions, "--dimensions", atLeast: 1, atMost: 2)
+        try OptionCheck.positive(range, "--range")
+        try OptionCheck.integer(points, "--points", atLeast: 2, atMost: 1001)
+    }
+
     func run() throws {
         let (m, set, source) = try options.load(samples: samples)
         let report = try LossLandscape.run(m, images: set, source: source, dimensions: dimensions, range: range, points: points,
@@ -324,6 +400,14 @@ struct HessianCommand: ParsableCommand {
     @Option(help: "Hutchinson samples for the trace.") var traceSamples: Int = 10
     @Option(help: "Lanczos runs for the density.") var lanczosRuns: Int = 2
     @Option(help: "Lanczos steps per run.") var lanczosSteps: Int = 24
+
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        for (value, option) in [(eigenvalues, "--eigenvalues"), (iterations, "--iterations"), (traceSamples, "--trace-samples"),
+                                (lanczosRuns, "--lanczos-runs"), (lanczosSteps, "--lanczos-steps")] {
+            try OptionCheck.integer(value, option, atLeast: 1, atMost: 10_000)
+        }
+    }
 
     func run() throws {
         let (m, set, source) = try options.load(samples: samples)
@@ -348,8 +432,15 @@ struct CostCommand: ParsableCommand {
     @Option(help: "Seconds per timed mode.") var seconds: Double = 2
     @Option(help: "Classes of the classifier head (when no run gives them).") var classes: Int = 10
 
+    func validate() throws {
+        for name in (models ?? "").split(separator: ",") { try OptionCheck.model(name.trimmingCharacters(in: .whitespaces), "--models") }
+        try OptionCheck.integer(batch, "--batch", atLeast: 1, atMost: 65_536)
+        try OptionCheck.between(seconds, "--seconds", 0.001, 3600, highIncluded: true)
+        try OptionCheck.integer(classes, "--classes", atLeast: 1, atMost: ConfigLimits.maxClasses)
+        try OptionCheck.outputFolder(out)
+    }
+
     func run() throws {
-        guard batch >= 1, seconds > 0 else { throw ValidationError("--batch must be ≥ 1 and --seconds > 0") }
         var todo: [(name: String, accuracy: Double?, classes: Int)] = []
         for folder in runs {
             let path = (folder as NSString).appendingPathComponent("summary.json")

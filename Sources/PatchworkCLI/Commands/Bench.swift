@@ -50,6 +50,7 @@ struct BenchRun: ParsableCommand {
     func validate() throws {
         if let group, !["small", "imagenet"].contains(group) { throw ValidationError("--group must be small or imagenet, got \(group)") }
         if let mode, !["train", "infer"].contains(mode) { throw ValidationError("--mode must be train or infer, got \(mode)") }
+        if let json { try OptionCheck.outputFile(json, "--json") }
     }
 
     func run() throws {
@@ -99,6 +100,10 @@ struct BenchGemm: ParsableCommand {
 
     @Option(help: "Seconds to spend timing each measurement.")
     var seconds: Double = 1.0
+
+    func validate() throws {
+        try OptionCheck.between(seconds, "--seconds", 0.001, 3600, highIncluded: true)
+    }
 
     func run() throws {
         let sizes = [256, 1024, 2048]
@@ -179,6 +184,10 @@ struct BenchCompare: ParsableCommand {
 
     @Option(help: "Also write the table as Markdown to this file.")
     var markdown: String?
+
+    func validate() throws {
+        if let markdown { try OptionCheck.outputFile(markdown, "--markdown") }
+    }
 
     struct Row { let ips: Double; let min: Double; let max: Double; let rss: Double?; let gflops: Double? }
 

@@ -41,6 +41,11 @@ struct DemoCommand: ParsableCommand {
                                 costSeconds: 0.3)
     }
 
+    func validate() throws {
+        try OptionCheck.outputFolder(out)
+        for name in models.split(separator: ",") { try OptionCheck.model(name.trimmingCharacters(in: .whitespaces), "--models") }
+    }
+
     func run() throws {
         let started = Date()
         let plan = quick ? Plan.quick : Plan.full

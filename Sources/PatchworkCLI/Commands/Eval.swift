@@ -18,6 +18,12 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
     var maxImagePixels: Int = ImageIO.defaultMaxPixels
 
+    func validate() throws {
+        try OptionCheck.model(model)
+        try OptionCheck.imageSize(imgSize, model: model)
+        try OptionCheck.integer(batchSize, "--batch-size", atLeast: 1, atMost: 65_536)
+    }
+
     func run() throws {
         let variant = try Models.variant(model)
         let test = try DatasetSpec.open(data, split: .test, imageSize: imgSize ?? variant.inputSize, channels: 3,

@@ -16,6 +16,10 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
     var maxImagePixels: Int = ImageIO.defaultMaxPixels
 
+    func validate() throws {
+        try OptionCheck.model(model)
+    }
+
     func run() throws {
         let variant = try Models.variant(model)
         let (net, names) = try loadTrainedModel(model, weights: weights, classes: nil)

@@ -11,6 +11,10 @@ struct ReportCommand: ParsableCommand {
     @Option(help: "The HTML file to write.") var out: String = "report.html"
     @Option(help: "The page title.") var title: String = "Patchwork: CNN vs ViT vs hybrids"
 
+    func validate() throws {
+        try OptionCheck.outputFile(out, "--out")
+    }
+
     func run() throws {
         let (entries, runs, claims) = try HTMLReport.collect(folders)
         let html = HTMLReport.render(title: title, entries: entries, runs: runs, claims: claims)

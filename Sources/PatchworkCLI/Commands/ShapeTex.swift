@@ -34,6 +34,10 @@ struct ShapeTexCommand: ParsableCommand {
 
     func validate() throws {
         guard count >= 0 else { throw ValidationError("--count must not be negative") }
+        try OptionCheck.integer(count, "--count", atLeast: 0, atMost: 1_000_000)
+        try OptionCheck.integer(size, "--size", atLeast: 8, atMost: 4096)
+        try OptionCheck.nonNegative(noise, "--noise")
+        try OptionCheck.outputFolder(out)
         guard split == "all" || ShapeTex.Split(rawValue: split) != nil else {
             throw ValidationError("--split must be one of \(ShapeTex.Split.allCases.map(\.rawValue).joined(separator: ", ")) or all, not \(split)")
         }

@@ -37,6 +37,23 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Random seed (weights, data order, augmentation, dropout).") var seed: UInt64 = 0
     @Flag(help: "Continue from OUT/checkpoint.safetensors.") var resume = false
 
+    func validate() throws {
+        try OptionCheck.model(model)
+        if let epochs { try OptionCheck.integer(epochs, "--epochs", atLeast: 1, atMost: 100_000) }
+        try OptionCheck.integer(batchSize, "--batch-size", atLeast: 1, atMost: 65_536)
+        if let lr { try OptionCheck.positive(lr, "--lr") }
+        try OptionCheck.oneOf(optimizer, "--optimizer", ["sgd", "adamw"])
+        if let weightDecay { try OptionCheck.nonNegative(weightDecay, "--weight-decay") }
+        try OptionCheck.nonNegative(warmupEpochs, "--warmup-epochs")
+        try OptionCheck.between(labelSmoothing, "--label-smoothing", 0, 1, highIncluded: false)
+        if let clipNorm { try OptionCheck.positive(clipNorm, "--clip-norm") }
+        try OptionCheck.nonNegative(mixup, "--mixup")
+        try OptionCheck.nonNegative(cutmix, "--cutmix")
+        if let augment { try OptionCheck.oneOf(augment, "--augment", ["none", "crop", "crop-flip"]) }
+        try OptionCheck.imageSize(imgSize, model: model)
+        try OptionCheck.outputFolder(out)
+    }
+
     func run() throws {
         do {
             try train()
