@@ -23,7 +23,7 @@ BIN=.build/release/patchwork
 [ -x "$BIN" ] || { echo "build first: swift build -c release" >&2; exit 2; }
 WORK=$(mktemp -d /tmp/kill-resume.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
-ARGS=(--model resnet_nano --data shapetex:size=16,train=512,test=64 --img-size 16 --epochs 3 --batch-size 32
+ARGS=(--model resnet_nano --data shapetex:size=16,train=192,test=32 --img-size 16 --epochs 3 --batch-size 32
       --checkpoint-every 2 --seed 5)
 
 start=$(date +%s.%N)
@@ -51,10 +51,30 @@ for trial in $(seq 1 "$TRIALS"); do
         attempt=$((attempt + 1))
         "$BIN" train "${ARGS[@]}" --out "$out" "${resume[@]}" > "$out.log.$attempt" 2>&1 &
         pid=$!
-        # Up to 4 kills per trial, each after a random part of the reference run's time.
+        # Up to 4 kills per trial. Trials take turns: a kill after a random part of the reference
+        # run's time; one early in the first epoch (the first tenth); one while a file is being
+        # written (as soon as a temporary file appears, after a random number of writes).
         if [ "$attempt" -le 4 ]; then
-            delay_ms=$((RANDOM % (reference_ms + 1)))
-            sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+            case $((trial % 3)) in
+                0) delay_ms=$((RANDOM % (reference_ms + 1))) ;;
+                1) delay_ms=$((RANDOM % (reference_ms / 10 + 1))) ;;
+                2) delay_ms=-1 ;;
+            esac
+            if [ "$delay_ms" -ge 0 ]; then
+                sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+            else
+                writes=$((RANDOM % 6))
+                shopt -s nullglob dotglob
+                while kill -0 "$pid" 2>/dev/null; do
+                    temporaries=("$out"/.*.tmp-*)
+                    if [ ${#temporaries[@]} -gt 0 ]; then
+                        [ "$writes" -eq 0 ] && break
+                        writes=$((writes - 1))
+                        while [ -e "${temporaries[0]}" ]; do :; done
+                    fi
+                done
+                shopt -u nullglob dotglob
+            fi
             if kill -9 "$pid" 2>/dev/null; then
                 wait "$pid" 2>/dev/null || true
                 kills=$((kills + 1))

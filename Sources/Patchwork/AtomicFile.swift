@@ -14,8 +14,10 @@ public enum AtomicFile {
     /// Writes `data` to `path` atomically.
     public static func write(_ data: Data, to path: String) throws {
         try write(to: path) { temporary in
-            guard FileManager.default.createFile(atPath: temporary, contents: data) else {
-                throw AtomicFileError(path: path, reason: "cannot write (is the folder writable, is there space?)")
+            // Written in place, not with FileManager.createFile or `.atomic`: those write to a
+            // temporary of their own (`.dat.nosync…`), which a kill would leave behind unnamed.
+            do { try data.write(to: URL(fileURLWithPath: temporary)) } catch {
+                throw AtomicFileError(path: path, reason: "cannot write (is the folder writable, is there space?): \(error.localizedDescription)")
             }
         }
     }
@@ -42,8 +44,10 @@ public enum AtomicFile {
     /// What a temporary file's name carries: `.<name>.tmp-<pid>-<random>`.
     static let temporaryMarker = ".tmp-"
 
-    /// Whether `name` is one of this helper's temporary files (`.<name>.tmp-<pid>-<random>`).
+    /// Whether `name` is one of this helper's temporary files (`.<name>.tmp-<pid>-<random>`), or one
+    /// that Foundation's own atomic writes leave (`.dat.nosync<hex>.<random>`).
     public static func isTemporaryName(_ name: String) -> Bool {
+        if name.hasPrefix(".dat.nosync") { return true }
         guard name.hasPrefix("."), let marker = name.range(of: temporaryMarker, options: .backwards) else { return false }
         let parts = name[marker.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
         return parts.count == 2 && parts.allSatisfy { !$0.isEmpty && $0.allSatisfy(\.isASCII) && $0.allSatisfy(\.isNumber) }

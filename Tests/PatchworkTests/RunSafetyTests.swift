@@ -90,7 +90,7 @@ extension TrainingTests {
         let trainer = try makeTrainer("stale", epochs: 1)
         let folder = trainer.outDirectory
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        let stale = [".checkpoint.safetensors.tmp-123-4567", ".metrics.jsonl.tmp-9-0"]
+        let stale = [".checkpoint.safetensors.tmp-123-4567", ".metrics.jsonl.tmp-9-0", ".dat.nosync7BAB.0122FE"]
         let kept = [".tmp-notes", "x.tmp-1-2", ".notes.tmp-1", ".a.tmp-1-2-3", "notes.txt"]
         for name in stale + kept { XCTAssertTrue(FileManager.default.createFile(atPath: folder + "/" + name, contents: Data("x".utf8))) }
         try trainer.run()
@@ -98,6 +98,15 @@ extension TrainingTests {
         XCTAssertTrue(now.isDisjoint(with: stale), "\(now)")
         XCTAssertTrue(Set(kept).isSubset(of: now), "\(now)")
         XCTAssertTrue(AtomicFile.isTemporaryName(".weights.safetensors.tmp-1-2"))
+
+        // A write leaves no file but its target: its temporary is its own, named as above.
+        let target = folder + "/x.bin"
+        try AtomicFile.write(Data([1, 2, 3]), to: target)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: target)), Data([1, 2, 3]))
+        XCTAssertEqual(Set(try FileManager.default.contentsOfDirectory(atPath: folder)).subtracting(now), ["x.bin"])
+        XCTAssertThrowsError(try AtomicFile.write(Data(), to: folder + "/missing/x.bin")) {
+            XCTAssertTrue("\($0)".contains(folder + "/missing/x.bin"), "\($0)")
+        }
     }
 
     func testANonFiniteLossStopsNamingTheStepAndLeavesValidFiles() throws {
