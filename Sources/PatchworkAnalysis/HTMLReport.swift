@@ -16,7 +16,9 @@ public enum HTMLReport {
         public let model: String
         public let folder: String
         public let summary: [String: Any]
+        /// The picture's text as read; the report places only its sanitised copy (`SVGSanitizer`).
         public let svg: String?
+        public let svgPath: String?
         public let pngs: [String]
     }
 
@@ -93,10 +95,10 @@ public enum HTMLReport {
                 guard let analysis = object["analysis"] as? String, let summary = object["summary"] as? [String: Any] else { continue }
                 let stem = String(file.dropLast(5))
                 let svgPath = (folder as NSString).appendingPathComponent(stem + ".svg")
-                let svg = fm.contents(atPath: svgPath).flatMap { String(data: $0, encoding: .utf8) }
+                let svg = readSVG(svgPath)
                 let pngs = files.filter { $0.hasPrefix(stem) && $0.hasSuffix(".png") }.map { (folder as NSString).appendingPathComponent($0) }
                 entries.append(Entry(analysis: analysis, model: modelName(object) ?? (folder as NSString).lastPathComponent,
-                                     folder: folder, summary: summary, svg: svg, pngs: pngs))
+                                     folder: folder, summary: summary, svg: svg, svgPath: svg == nil ? nil : svgPath, pngs: pngs))
             }
         }
         return (entries, runs, claims)
@@ -165,7 +167,7 @@ public enum HTMLReport {
                 html += "<figure><figcaption>\(escape(e.model))</figcaption>\n"
                 if let svg = e.svg {
                     figure += 1
-                    html += inlineSVG(svg, prefix: "f\(figure)-") + "\n"
+                    html += inlineSVG(svg, prefix: "f\(figure)-", path: e.svgPath ?? e.folder) + "\n"
                 }
                 for png in e.pngs {
                     if let data = FileManager.default.contents(atPath: png) {
@@ -207,17 +209,42 @@ public enum HTMLReport {
         }
     }
 
-    /// An SVG document placed inline: the XML prolog dropped and every id made unique
-    /// to this figure (several figures may use the same ids for gradients or clips).
-    static func inlineSVG(_ svg: String, prefix: String) -> String {
-        var s = svg
-        if let start = s.range(of: "<?xml"), let end = s.range(of: "?>", range: start.upperBound..<s.endIndex) {
-            s.removeSubrange(start.lowerBound..<end.upperBound)
+    /// A picture's text: a regular file of at most `SVGSanitizer.maxBytes` in UTF-8, else nil (with a
+    /// warning naming the file when it exists but is not read).
+    static func readSVG(_ path: String) -> String? {
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: path) else { return nil }
+        let why: String
+        if attributes[.type] as? FileAttributeType != .typeRegular {
+            why = "not a regular file"
+        } else if let size = (attributes[.size] as? NSNumber)?.intValue, size > SVGSanitizer.maxBytes {
+            why = "larger than \(SVGSanitizer.maxBytes >> 20) MB"
+        } else if let text = FileManager.default.contents(atPath: path).flatMap({ String(data: $0, encoding: .utf8) }) {
+            return text
+        } else {
+            why = "not readable as UTF-8 text"
         }
-        s = s.replacingOccurrences(of: "id=\"", with: "id=\"\(prefix)")
-        s = s.replacingOccurrences(of: "url(#", with: "url(#\(prefix)")
-        s = s.replacingOccurrences(of: "href=\"#", with: "href=\"#\(prefix)")
-        return s
+        warn("\(path): left out of the report: \(why)")
+        return nil
+    }
+
+    /// An SVG document placed inline: its sanitised copy (no script, event attribute or external
+    /// reference; see `SVGSanitizer`) with every id made unique to this figure (several figures may
+    /// use the same ids for gradients or clips). One that is refused is left out, with a warning.
+    static func inlineSVG(_ svg: String, prefix: String, path: String) -> String {
+        do {
+            let safe = try SVGSanitizer.sanitize(svg, idPrefix: prefix)
+            if !safe.removed.isEmpty {
+                warn("\(path): removed from the report's copy: \(safe.removed.joined(separator: ", "))")
+            }
+            return safe.svg
+        } catch {
+            warn("\(path): left out of the report: \(error)")
+            return "<p class=\"caption\">(picture left out: \(escape("\(error)")))</p>"
+        }
+    }
+
+    static func warn(_ message: String) {
+        FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
     }
 
     static func escape(_ s: String) -> String {

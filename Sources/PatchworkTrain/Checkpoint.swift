@@ -4,18 +4,22 @@ import PatchworkNN
 
 /// A resumable training checkpoint: model weights and buffers (reference keys,
 /// prefixed "model."), optimizer state ("optimizer."), and the position in
-/// the run (epoch and batch done, global step, seed) in the metadata.
+/// the run (epoch and batch done, global step, seed, the unfinished epoch's
+/// running train metrics) in the metadata.
 /// Written to a temporary file and renamed, so an interrupted write never
 /// damages the previous checkpoint.
 public struct TrainingCheckpoint {
     public var epoch: Int          // epochs fully done
-    public var batch: Int          // batches done in the next epoch (non-zero after Ctrl-C)
+    public var batch: Int          // batches done in the next epoch (non-zero for a step or Ctrl-C checkpoint)
     public var step: Int           // optimizer steps done
     public var seed: UInt64
     public var modelName: String
     public var classNames: [String]
     public var optimizerName: String
     public var elapsedSeconds: Double
+    /// The train loss and accuracy so far of the unfinished epoch (empty at an epoch's end), so that
+    /// the epoch's line in metrics.jsonl covers all its batches after a mid-epoch resume.
+    public var epochMetrics = ClassificationMetrics()
 
     static let modelPrefix = "model.", optimizerPrefix = "optimizer."
 
@@ -32,6 +36,8 @@ public struct TrainingCheckpoint {
             "format": "patchwork-checkpoint", "epoch": String(epoch), "batch": String(batch), "step": String(step),
             "seed": String(seed), "model": modelName, "class_names": classes, "optimizer": optimizerName,
             "elapsed_seconds": String(elapsedSeconds), "patchwork": PatchworkVersion.string,
+            "epoch_samples": String(epochMetrics.samples), "epoch_loss_sum": String(epochMetrics.lossSum),
+            "epoch_top1_hits": String(epochMetrics.top1Hits), "epoch_top5_hits": String(epochMetrics.top5Hits),
         ]
         try Safetensors.write(tensors, dtypes: dtypes, metadata: metadata, to: path)
     }
@@ -57,9 +63,14 @@ public struct TrainingCheckpoint {
         do { try optimizer.loadStateDict(state) } catch {
             throw TrainingError("\(path): optimizer state does not match (\(error))")
         }
+        // Checkpoints written before the running metrics were saved start the epoch's metrics afresh.
+        let epochMetrics = ClassificationMetrics(
+            samples: meta["epoch_samples"].flatMap(Int.init) ?? 0, lossSum: meta["epoch_loss_sum"].flatMap(Double.init) ?? 0,
+            top1Hits: meta["epoch_top1_hits"].flatMap(Int.init) ?? 0, top5Hits: meta["epoch_top5_hits"].flatMap(Int.init) ?? 0)
         return TrainingCheckpoint(epoch: epoch, batch: batch, step: step, seed: seed, modelName: modelName,
                                   classNames: classes, optimizerName: optimizerName,
-                                  elapsedSeconds: meta["elapsed_seconds"].flatMap(Double.init) ?? 0)
+                                  elapsedSeconds: meta["elapsed_seconds"].flatMap(Double.init) ?? 0,
+                                  epochMetrics: epochMetrics)
     }
 }
 

@@ -6,11 +6,16 @@ import PatchworkModels
 /// Running loss and top-1/top-5 accuracy over batches.
 public struct ClassificationMetrics {
     public private(set) var samples = 0
-    private var lossSum = 0.0
-    private var top1Hits = 0
-    private var top5Hits = 0
+    public private(set) var lossSum = 0.0
+    public private(set) var top1Hits = 0
+    public private(set) var top5Hits = 0
 
     public init() {}
+
+    /// Running totals as saved in a mid-epoch checkpoint.
+    public init(samples: Int, lossSum: Double, top1Hits: Int, top5Hits: Int) {
+        self.samples = samples; self.lossSum = lossSum; self.top1Hits = top1Hits; self.top5Hits = top5Hits
+    }
 
     /// Adds a batch: its mean loss and logits [B, classes] against labels.
     public mutating func add(loss: Float, logits: Tensor, labels: [Int]) {

@@ -59,8 +59,9 @@ public func standardize(_ images: Tensor) -> Tensor { (images - 0.5) * 4 }
 nonisolated(unsafe) var interruptRequested = false
 
 /// The training loop: SGD/AdamW with warmup + cosine, metrics per epoch as
-/// JSON lines, an atomic resumable checkpoint after every epoch (and on
-/// Ctrl-C), final weights and summary.json.
+/// JSON lines, an atomic resumable checkpoint after every epoch, every
+/// `checkpointEvery` steps (or every 10 minutes) and on Ctrl-C, final weights
+/// and summary.json. The run holds its folder's lock (`RunLock`) throughout.
 public final class Trainer {
     public let model: ImageClassifier
     public let modelName: String
@@ -71,6 +72,12 @@ public final class Trainer {
     public let outDirectory: String
     /// Print progress and epoch lines (tests turn it off).
     public var verbose = true
+    /// A step checkpoint after every this many optimizer steps; nil: one whenever
+    /// `defaultCheckpointSeconds` have passed since the last checkpoint. Where the
+    /// checkpoints fall does not change the result: a resume from any step is bit-identical.
+    public var checkpointEvery: Int?
+    /// Ten minutes: the most work a kill loses by default, for a few seconds of writing per checkpoint.
+    public static let defaultCheckpointSeconds = 600.0
     /// Test hook: stop (as if killed, without saving) after this many optimizer steps in total.
     public var stopAfterSteps: Int?
     /// Test hook: behave as if Ctrl-C was pressed after this many steps.
@@ -78,6 +85,8 @@ public final class Trainer {
 
     public var checkpointPath: String { outDirectory + "/checkpoint.safetensors" }
     public var weightsPath: String { outDirectory + "/weights.safetensors" }
+    public var metricsPath: String { outDirectory + "/metrics.jsonl" }
+    public var summaryPath: String { outDirectory + "/summary.json" }
 
     public init(model: ImageClassifier, modelName: String, dataName: String, train: any Dataset, test: any Dataset,
                 options: TrainingOptions, outDirectory: String) throws {
@@ -120,16 +129,30 @@ public final class Trainer {
     }
 
     /// Trains (from scratch, or from DIR/checkpoint.safetensors with `resume`) and returns the summary.
+    /// `lock` is the folder's lock when the caller took it already (the CLI does, before loading
+    /// data); otherwise the run takes it, and a folder another run holds stops it at once.
     @discardableResult
-    public func run(resume: Bool = false) throws -> TrainingSummary {
-        try FileManager.default.createDirectory(atPath: outDirectory, withIntermediateDirectories: true)
+    public func run(resume: Bool = false, lock: RunLock? = nil) throws -> TrainingSummary {
+        if let lock, lock.folder != outDirectory {
+            throw TrainingError("the run folder's lock is for \(lock.folder), not \(outDirectory)")
+        }
+        let ownLock = lock == nil ? try RunLock(folder: outDirectory) : nil
+        defer { ownLock?.release() }
+        if let every = checkpointEvery, every < 1 {
+            throw TrainingError("--checkpoint-every must be at least 1 step (got \(every))")
+        }
+        // Under the lock no other process writes here, so any temporary file is a killed writer's.
+        let stale = AtomicFile.removeStaleTemporaries(in: outDirectory)
+        if verbose, !stale.isEmpty { print("removed \(stale.count) unfinished file(s) a killed run left: \(stale.joined(separator: ", "))") }
+
         let optimizer = makeOptimizer()
         let classes = train.classNames
+        let metricsLog = MetricsLog(path: metricsPath)
         var start = TrainingCheckpoint(epoch: 0, batch: 0, step: 0, seed: options.seed, modelName: modelName,
                                        classNames: classes, optimizerName: options.optimizer, elapsedSeconds: 0)
         if resume {
             guard FileManager.default.fileExists(atPath: checkpointPath) else {
-                throw TrainingError("--resume: no checkpoint at \(checkpointPath)")
+                throw TrainingError("--resume: no checkpoint at \(checkpointPath) (a run stopped before its first checkpoint starts again without --resume)")
             }
             let saved = try TrainingCheckpoint.load(from: checkpointPath, model: model, optimizer: optimizer)
             guard saved.modelName == modelName else {
@@ -139,7 +162,11 @@ public final class Trainer {
                 throw TrainingError("\(checkpointPath) was trained on \(saved.classNames.count) classes; the data has \(classes.count)")
             }
             start = saved
+            // Epochs after the checkpoint are trained again: their lines go.
+            try metricsLog.truncate(toEpochs: saved.epoch)
             if verbose { print("resuming \(modelName) at epoch \(saved.epoch + 1), batch \(saved.batch)") }
+        } else {
+            try metricsLog.reset()
         }
 
         let trainLoader = try DataLoader(dataset: train, batchSize: options.batchSize, shuffle: true, dropLast: true,
@@ -154,8 +181,6 @@ public final class Trainer {
                                     warmupSteps: Int(options.warmupEpochs * Double(stepsPerEpoch)),
                                     totalSteps: options.epochs * stepsPerEpoch)
         let progress = ProgressReporter()
-        let metricsPath = outDirectory + "/metrics.jsonl"
-        if !resume { try? FileManager.default.removeItem(atPath: metricsPath) }
 
         interruptRequested = false
         signal(SIGINT) { _ in
@@ -168,11 +193,20 @@ public final class Trainer {
         var elapsed = start.elapsedSeconds
         var trainImages = 0, trainSeconds = 0.0
         var lastTest = ClassificationMetrics()
+        var lastCheckpoint = Date()
+        /// The position after `batch` batches of `epoch` (0-based), with that epoch's running metrics.
+        func saveCheckpoint(epoch: Int, batch: Int, metrics: ClassificationMetrics, elapsed: Double) throws {
+            let checkpoint = TrainingCheckpoint(epoch: epoch, batch: batch, step: step, seed: options.seed, modelName: modelName,
+                                                classNames: classes, optimizerName: options.optimizer,
+                                                elapsedSeconds: elapsed, epochMetrics: metrics)
+            try checkpoint.save(model: model, optimizer: optimizer, to: checkpointPath)
+            lastCheckpoint = Date()
+        }
         for epoch in start.epoch..<options.epochs {
             let epochStart = Date()
             let firstBatch = epoch == start.epoch ? start.batch : 0
             model.train()
-            var metrics = ClassificationMetrics()
+            var metrics = epoch == start.epoch ? start.epochMetrics : ClassificationMetrics()
             let iterator = trainLoader.batches(epoch: epoch, startingAt: firstBatch).makeIterator()
             var batchIndex = firstBatch
             while let batch = try iterator.nextBatch() {
@@ -180,11 +214,8 @@ public final class Trainer {
                 if interruptAfterSteps == step { interruptRequested = true }
                 if interruptRequested {
                     progress.finishLine()
-                    let checkpoint = TrainingCheckpoint(epoch: epoch, batch: batchIndex, step: step, seed: options.seed,
-                                                        modelName: modelName, classNames: classes,
-                                                        optimizerName: options.optimizer,
-                                                        elapsedSeconds: elapsed + Date().timeIntervalSince(epochStart))
-                    try checkpoint.save(model: model, optimizer: optimizer, to: checkpointPath)
+                    try saveCheckpoint(epoch: epoch, batch: batchIndex, metrics: metrics,
+                                       elapsed: elapsed + Date().timeIntervalSince(epochStart))
                     throw TrainingError("interrupted: checkpoint saved to \(checkpointPath) (epoch \(epoch + 1), batch \(batchIndex)); continue with --resume")
                 }
                 let t0 = Date()
@@ -199,17 +230,29 @@ public final class Trainer {
                     }
                     return crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: options.labelSmoothing)
                 }
+                // Checked before the step, so a non-finite loss never reaches the weights; the files
+                // written so far (checkpoint, metrics.jsonl) stay as they were.
+                let lossValue = loss.item()
+                guard lossValue.isFinite else {
+                    progress.finishLine()
+                    throw TrainingError("the training loss became \(lossValue) at epoch \(epoch + 1), step \(step + 1) (batch \(batchIndex + 1) of \(stepsPerEpoch)) with learning rate \(optimizer.learningRate); lower --lr or set --clip-norm. The last checkpoint, if any, is \(checkpointPath)")
+                }
                 if let maxNorm = options.clipNorm { _ = clipGradientNorm(&grads, maxNorm: maxNorm) }
                 optimizer.step(model, gradients: grads)
                 step += 1
                 batchIndex += 1
-                let lossValue = loss.item()
-                guard lossValue.isFinite else {
-                    throw TrainingError("the loss became \(lossValue) at epoch \(epoch + 1), step \(step); lower the learning rate (now \(optimizer.learningRate))")
-                }
                 metrics.add(loss: lossValue, logits: logits.detached(), labels: batch.labels)
                 trainSeconds += Date().timeIntervalSince(t0)
                 trainImages += batch.labels.count
+                // A step checkpoint, unless the epoch's own checkpoint follows right away.
+                if batchIndex < stepsPerEpoch {
+                    let due = checkpointEvery.map { step % $0 == 0 }
+                        ?? (Date().timeIntervalSince(lastCheckpoint) >= Self.defaultCheckpointSeconds)
+                    if due {
+                        try saveCheckpoint(epoch: epoch, batch: batchIndex, metrics: metrics,
+                                           elapsed: elapsed + Date().timeIntervalSince(epochStart))
+                    }
+                }
                 if verbose {
                     let rate = Double(trainImages) / max(trainSeconds, 1e-9)
                     let remaining = Double((options.epochs - epoch) * stepsPerEpoch - batchIndex) * Double(options.batchSize) / rate
@@ -221,22 +264,22 @@ public final class Trainer {
             progress.finishLine()
             lastTest = try evaluate(model, loader: testLoader, preprocess: standardize)
             elapsed += Date().timeIntervalSince(epochStart)
-            let line: [String: Any] = [
-                "epoch": epoch + 1, "step": step, "lr": Double(optimizer.learningRate),
-                "train_loss": metrics.loss, "train_top1": metrics.top1,
-                "test_loss": lastTest.loss, "test_top1": lastTest.top1, "test_top5": lastTest.top5,
-                "seconds": elapsed, "images_per_second": Double(trainImages) / max(trainSeconds, 1e-9),
-            ]
-            try appendJSONLine(line, to: metricsPath)
+            try metricsLog.append(EpochRecord(
+                epoch: epoch + 1, step: step, lr: Double(optimizer.learningRate),
+                trainLoss: metrics.loss, trainTop1: metrics.top1,
+                testLoss: lastTest.loss, testTop1: lastTest.top1, testTop5: lastTest.top5,
+                seconds: elapsed, imagesPerSecond: Double(trainImages) / max(trainSeconds, 1e-9)))
             if verbose {
                 print(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%% top-5 %.2f%%  %.0fs",
                              epoch + 1, options.epochs, metrics.loss, 100 * metrics.top1, lastTest.loss,
                              100 * lastTest.top1, 100 * lastTest.top5, elapsed))
                 fflush(stdout)
             }
-            let checkpoint = TrainingCheckpoint(epoch: epoch + 1, batch: 0, step: step, seed: options.seed, modelName: modelName,
-                                                classNames: classes, optimizerName: options.optimizer, elapsedSeconds: elapsed)
-            try checkpoint.save(model: model, optimizer: optimizer, to: checkpointPath)
+            // The last step left finite losses but weights that are not: stop before they are saved.
+            guard lastTest.samples == 0 || lastTest.loss.isFinite else {
+                throw TrainingError("the test loss became \(lastTest.loss) after epoch \(epoch + 1) (step \(step)): the weights are no longer finite; lower --lr or set --clip-norm. The last checkpoint, if any, is \(checkpointPath)")
+            }
+            try saveCheckpoint(epoch: epoch + 1, batch: 0, metrics: ClassificationMetrics(), elapsed: elapsed)
         }
         if start.epoch >= options.epochs { lastTest = try evaluate(model, loader: testLoader, preprocess: standardize) }
 
@@ -248,10 +291,7 @@ public final class Trainer {
             imagesPerSecond: trainSeconds > 0 ? Double(trainImages) / trainSeconds : 0,
             parameters: model.parameterCount, seed: options.seed,
             weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: options)
-        let encoder = JSONEncoder()
-        encoder.keyEncodingStrategy = .convertToSnakeCase
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(summary), to: outDirectory + "/summary.json")
+        try RunJSON.write(summary, to: summaryPath)
         return summary
     }
 
@@ -260,17 +300,5 @@ public final class Trainer {
         TrainingSummary(model: modelName, data: dataName, epochs: options.epochs, trainSeconds: 0, testAccuracy: .nan,
                         testTop5: .nan, testLoss: .nan, imagesPerSecond: 0, parameters: model.parameterCount,
                         seed: options.seed, weightsSha256: "", options: options)
-    }
-
-    private func appendJSONLine(_ object: [String: Any], to path: String) throws {
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
-        data.append(0x0A)
-        if let handle = FileHandle(forWritingAtPath: path) {
-            defer { try? handle.close() }
-            try handle.seekToEnd()
-            try handle.write(contentsOf: data)
-        } else {
-            try data.write(to: URL(fileURLWithPath: path))
-        }
     }
 }

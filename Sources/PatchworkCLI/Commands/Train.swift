@@ -12,8 +12,10 @@ struct TrainCommand: ParsableCommand {
         discussion: """
         DATA is one of: shapetex (built in), shapetex:size=64, cifar10:PATH, cifar100:PATH, mnist:PATH, \
         fashion-mnist:PATH, folder:PATH (PATH/train and PATH/test with one subfolder per class).
-        A checkpoint is written atomically after every epoch and on Ctrl-C; --resume continues from it \
-        with the settings it was started with.
+        A checkpoint is written atomically after every epoch, every --checkpoint-every steps (by default \
+        whenever 10 minutes have passed since the last one) and on Ctrl-C; --resume continues from it \
+        with the settings it was started with, to the same weights bit for bit. One run at a time may \
+        use a folder (OUT/.lock); a second one stops at once.
         """)
 
     @Option(help: "Model variant (see `patchwork models`).") var model: String
@@ -36,6 +38,8 @@ struct TrainCommand: ParsableCommand {
     var maxImagePixels: Int = ImageIO.defaultMaxPixels
     @Option(help: "Random seed (weights, data order, augmentation, dropout).") var seed: UInt64 = 0
     @Flag(help: "Continue from OUT/checkpoint.safetensors.") var resume = false
+    @Option(help: "Also write the checkpoint every N optimizer steps (default: whenever 10 minutes have passed since the last one).")
+    var checkpointEvery: Int?
 
     func validate() throws {
         try OptionCheck.model(model)
@@ -78,6 +82,11 @@ struct TrainCommand: ParsableCommand {
         options.cutmix = cutmix
         options.augment = augment ?? (isShapeTex ? "none" : "crop-flip")
         options.seed = seed
+        if let checkpointEvery, checkpointEvery < 1 {
+            throw ValidationError("--checkpoint-every must be at least 1 step (got \(checkpointEvery))")
+        }
+        // Taken before the data and model are built, so a busy folder stops the run at once.
+        let lock = try RunLock(folder: out)
         let variant = try Models.variant(model)
         let (train, test) = try DatasetSpec.openSplits(data, imageSize: imgSize ?? variant.inputSize, channels: 3,
                                                         maxImagePixels: maxImagePixels)
@@ -87,7 +96,8 @@ struct TrainCommand: ParsableCommand {
         fflush(stdout)
         let trainer = try Trainer(model: net, modelName: model, dataName: data, train: train, test: test,
                                   options: options, outDirectory: out)
-        let summary = try trainer.run(resume: resume)
+        trainer.checkpointEvery = checkpointEvery
+        let summary = try trainer.run(resume: resume, lock: lock)
         print(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %d epochs in %.0f s, %.0f img/s; weights: %@",
                      100 * summary.testAccuracy, 100 * summary.testTop5, summary.epochs, summary.trainSeconds,
                      summary.imagesPerSecond, trainer.weightsPath))
