@@ -39,23 +39,33 @@ public struct ModelVariant: Sendable {
     /// fixture's `config`. The variant is built from them, and so is `timm.create_model(name, **overrides)`
     /// (the benchmark's cases). Nil for a variant built by code of its own (most `_nano` variants).
     public let arguments: [String: JSONValue]?
+    /// The argument that holds the class count (`num_classes`; Hugging Face configs call it `num_labels`).
+    let classesKey: String
     let make: @Sendable (_ numClasses: Int) throws -> ImageClassifier
 
     /// One of Patchwork's own variants, built by `make`.
     public init(_ name: String, family: String, inputSize: Int, make: @escaping @Sendable (Int) throws -> ImageClassifier) {
-        self.name = name; self.family = family; self.inputSize = inputSize; self.arguments = nil; self.make = make
+        self.name = name; self.family = family; self.inputSize = inputSize; self.arguments = nil; self.classesKey = "num_classes"
+        self.make = make
     }
 
-    /// A reference's named model: `build` (the family's) of `arguments` with the class count set
-    /// under `classesKey` (`num_classes`; Hugging Face configs call it `num_labels`).
+    /// A reference's named model: `build` (the family's) of `arguments` with the class count set.
     public init(_ name: String, family: String, inputSize: Int, arguments: [String: JSONValue],
                 classesKey: String = "num_classes", build: @escaping @Sendable (JSONValue) throws -> ImageClassifier) {
-        self.name = name; self.family = family; self.inputSize = inputSize; self.arguments = arguments
-        self.make = { classes in
-            var config = arguments
-            config[classesKey] = .number(Double(classes))
-            return try build(.object(config))
-        }
+        self.name = name; self.family = family; self.inputSize = inputSize; self.arguments = arguments; self.classesKey = classesKey
+        self.make = { classes in try build(Self.config(arguments, classesKey, classes)) }
+    }
+
+    /// The family config that builds this variant with `numClasses` classes: its reference arguments
+    /// with the class count set; nil for a variant built by code of its own.
+    public func referenceConfig(numClasses: Int) -> JSONValue? {
+        arguments.map { Self.config($0, classesKey, numClasses) }
+    }
+
+    private static func config(_ arguments: [String: JSONValue], _ classesKey: String, _ numClasses: Int) -> JSONValue {
+        var config = arguments
+        config[classesKey] = .number(Double(numClasses))
+        return .object(config)
     }
 
     public func create(numClasses: Int = 1000) throws -> ImageClassifier { try make(numClasses) }
