@@ -218,6 +218,42 @@ public struct CMTConfig: Codable, Sendable {
     }
 }
 
+extension CMTConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "cmt")
+        try check.size(imgSize, "img_size")
+        try check.divisible(imgSize, "img_size", by: 32, "32 (the stem and four 2x2 patch embeddings halve it five times)")
+        if let c = inChans { try check.width(c, "in_chans") }
+        try check.classes(numClasses)
+        for (list, field) in [(embedDims, "embed_dims"), (numHeads, "num_heads"), (depths, "depths"), (srRatios, "sr_ratios")] {
+            try check.perStage(list, field, stages: 4, as: "the reference's four stages")
+        }
+        try check.perStage(mlpRatios, "mlp_ratios", stages: 4, as: "the reference's four stages")
+        try check.depths(depths, "depths")
+        try check.width(stemChannel, "stem_channel")
+        try check.width(fcDim, "fc_dim")
+        try check.width(qkRatio, "qk_ratio")
+        for i in 0..<4 {
+            try check.width(embedDims[i], "embed_dims[\(i)]")
+            try check.heads(numHeads[i], "num_heads[\(i)]", divide: embedDims[i], "embed_dims[\(i)]")
+            try check.positive(mlpRatios[i], "mlp_ratios[\(i)]")
+            try check.size(srRatios[i], "sr_ratios[\(i)]")
+        }
+        if let v = qkScale { try check.finite(v, "qk_scale") }
+        try check.rates([(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate"), (dp, "dp")])
+        var estimate = ConfigCheck.table(embedDims[3], fcDim) + ConfigCheck.table(fcDim, numClasses)
+        for i in 0..<4 {
+            estimate += ConfigCheck.transformer(width: embedDims[i], depth: depths[i], mlpRatio: mlpRatios[i])
+                + Double(depths[i]) * Double(srRatios[i] * srRatios[i]) * Double(embedDims[i] * embedDims[i])
+            let side = imgSize / (4 << i)
+            estimate += Double(numHeads[i]) * Double(side * side) * Double((side / srRatios[i]) * (side / srRatios[i]))
+        }
+        try check.parameters(estimate, "embed_dims, depths, mlp_ratios, sr_ratios, img_size, fc_dim, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans ?? 3, side: imgSize) }
+    public var classCount: Int { numClasses }
+}
+
 /// The eps of a block-norm argument: nil/null gives `defaultEps`; a tagged
 /// torch LayerNorm (callable, or partial with kwargs eps) gives its eps.
 func cmtLayerNormEps(_ value: JSONValue?, defaultEps: Float, family: String) throws -> Float {

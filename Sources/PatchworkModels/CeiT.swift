@@ -275,6 +275,30 @@ public struct CeiTConfig: Codable, Sendable {
     }
 }
 
+extension CeiTConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "ceit")
+        try check.size(imgSize, "img_size")
+        try check.size(patchSize, "patch_size")
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        try check.width(embedDim, "embed_dim")
+        try check.depth(depth, "depth", minimum: 1)
+        try check.heads(numHeads, "num_heads", divide: embedDim, "embed_dim")
+        try check.positive(mlpRatio, "mlp_ratio")
+        try check.size(leffLocalSize, "leff_local_size")
+        if let v = qkScale { try check.finite(v, "qk_scale") }
+        try check.rates([(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
+        let tokens = (imgSize / patchSize) * (imgSize / patchSize) + 1
+        let estimate = ConfigCheck.transformer(width: embedDim, depth: depth, mlpRatio: mlpRatio)
+            + Double(depth) * Double(embedDim) * mlpRatio * Double(leffLocalSize * leffLocalSize)
+            + ConfigCheck.table(tokens, embedDim) + ConfigCheck.table(embedDim, numClasses)
+        try check.parameters(estimate, "embed_dim, depth, mlp_ratio, leff_local_size, img_size / patch_size, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: imgSize) }
+    public var classCount: Int { numClasses }
+}
+
 /// The authors' CeIT: I2T tokens + class token + position embedding → LeFF blocks →
 /// stacked class tokens + pos_layer_embed → LCA → LayerNorm → head.
 public final class CeiT: Module, ImageClassifier {

@@ -218,6 +218,31 @@ public struct ConViTConfig: Codable, Sendable {
     }
 }
 
+extension ConViTConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "convit")
+        try check.size(imgSize, "img_size")
+        try check.size(patchSize, "patch_size")
+        try check.divisible(imgSize, "img_size", by: patchSize, "patch_size")
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        try check.width(embedDim, "embed_dim")
+        try check.width(numHeads, "num_heads")
+        try check.width(embedDim * numHeads, "embed_dim × num_heads")
+        try check.depth(depth, "depth", minimum: 1)
+        try check.finite(localityStrength, "locality_strength")
+        try check.positive(mlpRatio, "mlp_ratio")
+        try check.rates([(dropRate, "drop_rate"), (posDropRate, "pos_drop_rate"), (projDropRate, "proj_drop_rate"),
+                           (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
+        let width = embedDim * numHeads, tokens = (imgSize / patchSize) * (imgSize / patchSize)
+        let estimate = ConfigCheck.transformer(width: width, depth: depth, mlpRatio: mlpRatio) + ConfigCheck.table(tokens + 1, width)
+            + ConfigCheck.table(patchSize * patchSize * inChans, width) + ConfigCheck.table(width, numClasses)
+        try check.parameters(estimate, "embed_dim × num_heads, depth, mlp_ratio, img_size / patch_size, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: imgSize) }
+    public var classCount: Int { numClasses }
+}
+
 /// timm's ConVit: patch embedding + position embedding (patches only) → GPSA blocks →
 /// class token → MHSA blocks → LayerNorm → head on the class token (or the patch mean).
 public final class ConViT: Module, ImageClassifier, CheckpointFiltering {

@@ -402,6 +402,11 @@ public struct CvTConfig: Codable, Sendable {
     }
 }
 
+extension CvTConfig: ModelConfig {
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: numChannels, side: nil) }
+    public var classCount: Int { numLabels }
+}
+
 /// Hugging Face's CvtForImageClassification: `cvt` (the stages), `layernorm` and `classifier`.
 /// Head: LayerNorm on the last stage's class token (or on all its tokens without one), mean
 /// over those tokens, Linear.

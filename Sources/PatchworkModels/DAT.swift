@@ -318,6 +318,60 @@ public struct DATConfig: Codable, Sendable {
     }
 }
 
+extension DATConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "dat")
+        try check.size(imgSize, "img_size")
+        try check.size(patchSize, "patch_size")
+        try check.classes(numClasses)
+        try check.width(expansion, "expansion")
+        try check.width(dimStem, "dim_stem")
+        for (list, field) in [(dims, "dims"), (depths, "depths"), (heads, "heads"), (windowSizes, "window_sizes"),
+                              (strides, "strides"), (groups, "groups")] {
+            try check.perStage(list, field, stages: 4, as: "the reference's four stages")
+        }
+        try check.perStage(offsetRangeFactor, "offset_range_factor", stages: 4, as: "the reference's four stages")
+        try check.depths(depths, "depths")
+        for i in 0..<4 {
+            try check.width(dims[i], "dims[\(i)]")
+            try check.heads(heads[i], "heads[\(i)]", divide: dims[i], "dims[\(i)]")
+            try check.size(windowSizes[i], "window_sizes[\(i)]")
+            try check.finite(offsetRangeFactor[i], "offset_range_factor[\(i)]")
+            // -1 marks a value the stage does not use (its local-attention stages), as in the reference.
+            guard strides[i] == -1 || (1...ConfigLimits.maxImageSize).contains(strides[i]) else {
+                throw check.error("strides[\(i)]", strides[i], "must be -1 (unused) or at least 1")
+            }
+            guard groups[i] == -1 || (groups[i] >= 1 && heads[i] % groups[i] == 0) else {
+                throw check.error("groups[\(i)]", groups[i], "must be -1 (unused) or divide heads[\(i)] \(heads[i])")
+            }
+        }
+        // The reference's default stage_spec fits only the default depths (2, 2, 6, 2).
+        let specs = stageSpec
+        try check.perStage(specs, "stage_spec", stages: 4, as: "the reference's four stages")
+        for i in 0..<4 where specs[i].count != depths[i] {
+            throw check.error("stage_spec[\(i)]", specs[i], "must name one block per layer of depths[\(i)] \(depths[i])")
+        }
+        for (list, field) in [(usePes, "use_pes"), (dwcPes, "dwc_pes"), (fixedPes, "fixed_pes"), (noOffs, "no_offs"),
+                              (useDwcMlps, "use_dwc_mlps")] {
+            try check.perStage(list, field, stages: 4, as: "the reference's four stages")
+        }
+        for (list, field) in [(srRatios, "sr_ratios"), (nsPerPts, "ns_per_pts")] {
+            try check.perStage(list, field, stages: 4, as: "the reference's four stages")
+        }
+        try check.rates([(dropRate, "drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
+        var estimate = ConfigCheck.table(dims[3], numClasses)
+        for i in 0..<4 {
+            estimate += ConfigCheck.transformer(width: dims[i], depth: depths[i], mlpRatio: Double(expansion))
+                + Double(depths[i] * heads[i]) * Double((2 * windowSizes[i] - 1) * (2 * windowSizes[i] - 1))
+        }
+        let side = imgSize / patchSize
+        estimate += Double(heads.max()!) * Double(side) * Double(side) * 4  // deformable stages' position tables
+        try check.parameters(estimate, "dims, depths, expansion, heads, window_sizes, img_size / patch_size, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: 3, side: imgSize) }
+    public var classCount: Int { numClasses }
+}
+
 /// The authors' DAT: conv stem + LN, four stages of L / S / D blocks, 2x2/s2 conv + LN between stages,
 /// LN, average pool, Linear.
 public final class DAT: Module, ImageClassifier, CheckpointFiltering {

@@ -441,6 +441,55 @@ public struct LeViTConfig: Codable, Sendable {
     }
 }
 
+extension LeViTConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "levit")
+        let n = embedDim.count
+        guard n >= 1 else { throw check.error("embed_dim", embedDim, "must have at least one stage") }
+        try check.perStage(depth, "depth", stages: n, as: "embed_dim")
+        for (i, w) in embedDim.enumerated() { try check.width(w, "embed_dim[\(i)]") }
+        try check.depths(depth, "depth")
+        try check.width(keyDim, "key_dim")
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        let sizes: [Int]
+        switch imgSize {
+        case .all(let s): sizes = [s, s]
+        case .each(let s): sizes = s
+        }
+        guard sizes.count == 2 else { throw check.error("img_size", sizes, "must be one side or [height, width]") }
+        for s in sizes { try check.size(s, "img_size") }
+        for (list, field) in [(numHeads, "num_heads")] {
+            if case .each(let v) = list { try check.perStage(v, field, stages: n, as: "embed_dim") }
+            for (i, h) in try list.values(n, field).enumerated() { try check.width(h, "\(field)[\(i)]") }
+        }
+        for (list, field) in [(attnRatio, "attn_ratio"), (mlpRatio, "mlp_ratio")] {
+            if case .each(let v) = list { try check.perStage(v, field, stages: n, as: "embed_dim") }
+            for (i, r) in try list.values(n, field).enumerated() { try check.positive(r, "\(field)[\(i)]") }
+        }
+        try check.rates([(dropRate, "drop_rate"), (dropPathRate, "drop_path_rate")])
+        let heads = try numHeads.values(n, "num_heads"), mlps = try mlpRatio.values(n, "mlp_ratio")
+        let attn = try attnRatio.values(n, "attn_ratio")
+        var estimate = ConfigCheck.table(embedDim.last!, numClasses * 2)
+        for i in 0..<n {
+            let inner = Double(keyDim * heads[i]) * (2 + attn[i])
+            estimate += Double(depth[i]) * (Double(embedDim[i]) * inner * 2 + Double(embedDim[i] * embedDim[i]) * 2 * mlps[i])
+        }
+        // Attention biases: one per head and pair of positions of the stage's resolution.
+        let side = Double(sizes.max()!) / 16
+        estimate += Double(heads.max()!) * side * side * Double(n)
+        try check.parameters(estimate, "embed_dim, depth, key_dim, num_heads, attn_ratio, mlp_ratio, img_size, num_classes")
+    }
+    public var expectedInput: ExpectedInput {
+        switch imgSize {
+        case .all(let s): return ExpectedInput(channels: inChans, side: s)
+        case .each(let s): return s.count == 2 ? ExpectedInput(channels: inChans, height: s[0], width: s[1])
+                                               : ExpectedInput(channels: inChans, side: nil)
+        }
+    }
+    public var classCount: Int { numClasses }
+}
+
 /// timm's LevitDistilled: stem → tokens → stages → mean over tokens → (head + head_dist) / 2
 /// (distilled_training is False, so training mode averages the two heads as well);
 /// with `distilled` false timm's Levit, whose only head is `head`.

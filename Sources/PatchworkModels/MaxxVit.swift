@@ -200,6 +200,54 @@ public struct MaxxVitConfig: Codable, Sendable {
     }
 }
 
+extension MaxxVitConfig: ModelConfig {
+    public func validate() throws { try validate(family: "maxxvit") }
+
+    func validate(family: String) throws {
+        let check = ConfigCheck(family: family)
+        let n = cfg.embedDim.count
+        guard n >= 1 else { throw check.error("embed_dim", cfg.embedDim, "must have at least one stage") }
+        try check.perStage(cfg.depths, "depths", stages: n, as: "embed_dim")
+        try check.perStage(cfg.blockType, "block_type", stages: n, as: "embed_dim")
+        for (i, w) in cfg.embedDim.enumerated() { try check.width(w, "embed_dim[\(i)]") }
+        try check.depths(cfg.depths, "depths", minimum: 1)
+        try check.width(cfg.stemWidth.values.0, "stem_width")
+        try check.width(cfg.stemWidth.values.1, "stem_width")
+        if let h = cfg.headHiddenSize { try check.width(h, "head_hidden_size") }
+        try check.size(imgSize.values.0, "img_size")
+        try check.size(imgSize.values.1, "img_size")
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        try check.rates([(dropRate, "drop_rate"), (dropPathRate, "drop_path_rate")])
+        let conv = cfg.convCfg, t = cfg.transformerCfg
+        try check.positive(conv.expandRatio, "conv_cfg.expand_ratio", maximum: 64)
+        try check.size(conv.kernelSize, "conv_cfg.kernel_size")
+        guard conv.groupSize >= 0 else { throw check.error("conv_cfg.group_size", conv.groupSize, "must not be negative") }
+        try check.positive(conv.attnRatio, "conv_cfg.attn_ratio", maximum: 64)
+        if let v = conv.initValues { try check.finite(v, "conv_cfg.init_values") }
+        if let v = conv.normEps { try check.positive(v, "conv_cfg.norm_eps", maximum: 1) }
+        try check.width(t.dimHead, "transformer_cfg.dim_head")
+        try check.positive(t.expandRatio, "transformer_cfg.expand_ratio", maximum: 64)
+        try check.rates([(t.attnDrop, "transformer_cfg.attn_drop"), (t.projDrop, "transformer_cfg.proj_drop")])
+        try check.width(t.relPosDim, "transformer_cfg.rel_pos_dim")
+        try check.size(t.partitionRatio, "transformer_cfg.partition_ratio")
+        for (pair, field) in [(t.windowSize, "transformer_cfg.window_size"), (t.gridSize, "transformer_cfg.grid_size")] {
+            if let p = pair { try check.size(p.values.0, field); try check.size(p.values.1, field) }
+        }
+        if let v = t.initValues { try check.finite(v, "transformer_cfg.init_values") }
+        try check.positive(t.normEps, "transformer_cfg.norm_eps", maximum: 1)
+        for (i, w) in cfg.embedDim.enumerated() where cfg.blockType[i].types.contains(where: { $0 != "C" }) {
+            try check.divisible(w, "embed_dim[\(i)]", by: t.dimHead, "transformer_cfg.dim_head")
+        }
+        let ratio = max(conv.expandRatio, t.expandRatio)
+        var estimate = ConfigCheck.table(cfg.embedDim.last!, max(numClasses, cfg.headHiddenSize ?? 0))
+        for i in 0..<n { estimate += ConfigCheck.transformer(width: cfg.embedDim[i], depth: cfg.depths[i], mlpRatio: ratio) * 2 }
+        try check.parameters(estimate, "embed_dim, depths, expand_ratio, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, height: imgSize.values.0, width: imgSize.values.1) }
+    public var classCount: Int { numClasses }
+}
+
 // MARK: - Layers
 
 /// timm's `make_divisible` (divisor 8, round limit 0.9).

@@ -212,6 +212,40 @@ public struct P2TConfig: Codable, Sendable {
     }
 }
 
+extension P2TConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "p2t")
+        try check.size(imgSize, "img_size")
+        try check.divisible(imgSize, "img_size", by: 32, "32 (four 2x2 patch embeddings after a 4x4 one)")
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        for (list, field) in [(embedDims, "embed_dims"), (numHeads, "num_heads"), (depths, "depths")] {
+            try check.perStage(list, field, stages: 4, as: "the reference's four stages")
+        }
+        try check.perStage(mlpRatios, "mlp_ratios", stages: 4, as: "the reference's four stages")
+        try check.depths(depths, "depths")
+        for i in 0..<4 {
+            try check.width(embedDims[i], "embed_dims[\(i)]")
+            try check.heads(numHeads[i], "num_heads[\(i)]", divide: embedDims[i], "embed_dims[\(i)]")
+            try check.positive(mlpRatios[i], "mlp_ratios[\(i)]")
+        }
+        if let pools = poolRatios {
+            try check.perStage(pools, "pool_ratios", stages: 4, as: "the reference's four stages")
+            for (i, stage) in pools.enumerated() {
+                guard !stage.isEmpty else { throw check.error("pool_ratios[\(i)]", stage, "must not be empty") }
+                for r in stage { try check.size(r, "pool_ratios[\(i)]") }
+            }
+        }
+        if let v = qkScale { try check.finite(v, "qk_scale") }
+        try check.rates([(dropRate ?? 0, "drop_rate"), (attnDropRate ?? 0, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
+        var estimate = ConfigCheck.table(embedDims[3], numClasses)
+        for i in 0..<4 { estimate += ConfigCheck.transformer(width: embedDims[i], depth: depths[i], mlpRatio: mlpRatios[i]) }
+        try check.parameters(estimate, "embed_dims, depths, mlp_ratios, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: imgSize) }
+    public var classCount: Int { numClasses }
+}
+
 /// The authors' PyramidPoolingTransformer. Any input size whose every stage pools to at
 /// least 1x1 runs (the reference derives H, W from the input).
 public final class P2T: Module, ImageClassifier {

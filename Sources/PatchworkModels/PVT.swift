@@ -387,6 +387,43 @@ public struct PvtConfig: Codable, Sendable {
     }
 }
 
+extension PvtConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "pvt")
+        if let n = numEncoderBlocks, !(1...8).contains(n) { throw check.error("num_encoder_blocks", n, "must be in 1...8") }
+        if let v = imageSize { try check.size(v, "image_size") }
+        if let v = numChannels { try check.width(v, "num_channels") }
+        if let v = numLabels { try check.classes(v, "num_labels") }
+        for (list, field) in [(hiddenSizes, "hidden_sizes"), (numAttentionHeads, "num_attention_heads")] {
+            for (i, v) in (list ?? []).enumerated() { try check.width(v, "\(field)[\(i)]") }
+        }
+        for (list, field) in [(patchSizes, "patch_sizes"), (strides, "strides"), (sequenceReductionRatios, "sequence_reduction_ratios")] {
+            for (i, v) in (list ?? []).enumerated() { try check.size(v, "\(field)[\(i)]") }
+        }
+        if let d = depths { try check.depths(d, "depths") }
+        for (i, r) in (mlpRatios ?? []).enumerated() { try check.positive(r, "mlp_ratios[\(i)]") }
+        for (v, field) in [(hiddenDropoutProb, "hidden_dropout_prob"), (attentionProbsDropoutProb, "attention_probs_dropout_prob"),
+                           (dropPathRate, "drop_path_rate")] {
+            if let v { try check.rate(v, field) }
+        }
+        if let v = layerNormEps { try check.positive(v, "layer_norm_eps", maximum: 1) }
+        try check.finite(initializerRange, "initializer_range")
+        let r = try resolved()
+        var estimate = ConfigCheck.table(r.hiddenSizes[r.numEncoderBlocks - 1], r.numLabels)
+        var side = r.imageSize
+        for i in 0..<r.numEncoderBlocks {
+            let w = r.hiddenSizes[i]
+            side /= r.strides[i]
+            estimate += ConfigCheck.transformer(width: w, depth: r.depths[i], mlpRatio: r.mlpRatios[i])
+                + ConfigCheck.table(side * side + 1, w)
+                + Double(r.depths[i]) * Double(r.sequenceReductionRatios[i] * r.sequenceReductionRatios[i]) * Double(w * w)
+        }
+        try check.parameters(estimate, "hidden_sizes, depths, mlp_ratios, sequence_reduction_ratios, image_size, num_labels")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: numChannels ?? 3, side: imageSize ?? 224) }
+    public var classCount: Int { numLabels ?? 1000 }
+}
+
 /// PvtForImageClassification: `pvt` (the model), then `classifier` on token 0 after
 /// the encoder's final LayerNorm.
 public final class PVT: Module, ImageClassifier, CheckpointFiltering {

@@ -242,6 +242,42 @@ public struct PvtV2Config: Codable, Sendable {
     }
 }
 
+extension PvtV2Config: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "pvt_v2")
+        let n = depths.count
+        guard (1...8).contains(n) else { throw check.error("depths", depths, "must have 1 to 8 stages") }
+        try check.depths(depths, "depths")
+        // timm's to_ntuple: one value for every stage, or one per stage.
+        func perStage<T>(_ list: [T], _ field: String) throws -> [T] {
+            if list.count == 1 { return Array(repeating: list[0], count: n) }
+            try check.perStage(list, field, stages: n, as: "depths")
+            return list
+        }
+        try check.perStage(embedDims, "embed_dims", stages: n, as: "depths")
+        let heads = try perStage(numHeads, "num_heads"), srs = try perStage(srRatios, "sr_ratios")
+        let mlps = try perStage(mlpRatios, "mlp_ratios")
+        for i in 0..<n {
+            try check.width(embedDims[i], "embed_dims[\(i)]")
+            try check.heads(heads[i], "num_heads[\(i)]", divide: embedDims[i], "embed_dims[\(i)]")
+            try check.size(srs[i], "sr_ratios[\(i)]")
+            try check.positive(mlps[i], "mlp_ratios[\(i)]")
+        }
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        try check.rates([(dropRate, "drop_rate"), (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"),
+                           (dropPathRate, "drop_path_rate")])
+        var estimate = ConfigCheck.table(embedDims[n - 1], numClasses)
+        for i in 0..<n {
+            estimate += ConfigCheck.transformer(width: embedDims[i], depth: depths[i], mlpRatio: mlps[i])
+                + Double(depths[i]) * Double(srs[i] * srs[i]) * Double(embedDims[i] * embedDims[i])
+        }
+        try check.parameters(estimate, "embed_dims, depths, mlp_ratios, sr_ratios, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: nil) }
+    public var classCount: Int { numClasses }
+}
+
 /// PyramidVisionTransformerV2: overlapping patch embedding (7x7/s4), stages with a
 /// 3x3/s2 overlapping downsample, per-stage LayerNorm, global average pool, head.
 public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {

@@ -142,6 +142,40 @@ public struct ResNetConfig: Codable, Sendable {
     }
 }
 
+extension ResNetConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "resnet")
+        try check.perStage(layers, "layers", stages: 4, as: "timm's ResNet")
+        try check.depths(layers, "layers", minimum: 1)
+        let widths = channels
+        try check.perStage(widths, "channels", stages: 4, as: "timm's ResNet")
+        for (i, w) in widths.enumerated() { try check.width(w, "channels[\(i)]") }
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        try check.width(cardinality, "cardinality")
+        try check.width(baseWidth, "base_width")
+        try check.width(stemWidth, "stem_width")
+        if stemType == "deep_tiered" && stemWidth < 4 { throw check.error("stem_width", stemWidth, "must be at least 4 for stem_type deep_tiered") }
+        try check.width(blockReduceFirst, "block_reduce_first")
+        try check.rates([(dropRate, "drop_rate"), (dropPathRate, "drop_path_rate")])
+        let bottleneck = block.shortName == "Bottleneck"
+        if !bottleneck && (cardinality != 1 || baseWidth != 64) {
+            throw check.error("cardinality/base_width", "\(cardinality)/\(baseWidth)", "must be 1/64 for BasicBlock (timm asserts it)")
+        }
+        if bottleneck {
+            for (i, w) in widths.enumerated() where w * baseWidth / 64 < 1 {
+                throw check.error("channels[\(i)]", w, "gives a bottleneck of width 0 at base_width \(baseWidth)")
+            }
+        }
+        let groupWidth = bottleneck ? max(4, cardinality * baseWidth / 64) : 1
+        let estimate = zip(layers, widths).reduce(0) { $0 + ConfigCheck.conv(width: $1.1 * groupWidth, depth: $1.0) }
+            + ConfigCheck.table(widths[3] * 4, numClasses)
+        try check.parameters(estimate, "layers, channels, cardinality, base_width, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: nil) }
+    public var classCount: Int { numClasses }
+}
+
 /// timm's ResNet with BasicBlock or Bottleneck; stems "", "deep", "deep_tiered".
 public final class ResNet: Module, ImageClassifier {
     @Child(key: "conv1") var conv1: Module

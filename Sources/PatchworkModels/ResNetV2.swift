@@ -408,6 +408,14 @@ public struct ResNetV2StemConfig: Codable, Sendable {
     }
 }
 
+extension ResNetV2StemConfig {
+    func validate() throws {
+        let check = ConfigCheck(family: "resnetv2 stem")
+        try check.width(inChs, "in_chs")
+        try check.width(outChs, "out_chs")
+    }
+}
+
 /// timm's make_divisible (divisor 8, at most 10% below the value).
 func makeDivisible(_ v: Double, divisor: Int = 8) -> Int {
     var n = max(divisor, Int(v + Double(divisor) / 2) / divisor * divisor)
@@ -480,6 +488,27 @@ public struct ResNetV2Config: Codable, Sendable {
         dropPathRate = try c.value(.dropPathRate, dropPathRate)
         zeroInitLast = try c.value(.zeroInitLast, zeroInitLast)
     }
+}
+
+extension ResNetV2Config: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "resnetv2")
+        guard (1...channels.count).contains(layers.count) else {
+            throw check.error("layers", layers, "must have 1 to \(channels.count) entries (one per entry of channels \(channels))")
+        }
+        try check.depths(layers, "layers", minimum: 1)
+        for (i, w) in channels.enumerated() { try check.width(w, "channels[\(i)]") }
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        try check.width(widthFactor, "width_factor")
+        try check.width(stemChs, "stem_chs")
+        try check.positive(bottleRatio, "bottle_ratio", maximum: 4)
+        try check.rates([(dropRate, "drop_rate"), (dropPathRate, "drop_path_rate")])
+        let estimate = zip(layers, channels).reduce(0) { $0 + ConfigCheck.conv(width: $1.1 * widthFactor, depth: $1.0) }
+        try check.parameters(estimate, "layers, channels, width_factor")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: nil) }
+    public var classCount: Int { numClasses }
 }
 
 /// timm's ResNetV2 with preact=False (non-pre-activation bottlenecks, the

@@ -293,6 +293,47 @@ public struct SwinConfig: Codable, Sendable {
     }
 }
 
+extension SwinConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "swin")
+        try check.size(imgSize, "img_size")
+        try check.size(patchSize, "patch_size")
+        try check.divisible(imgSize, "img_size", by: patchSize, "patch_size")
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        try check.width(embedDim, "embed_dim")
+        guard (1...8).contains(depths.count) else { throw check.error("depths", depths, "must have 1 to 8 stages") }
+        try check.depths(depths, "depths")
+        try check.perStage(numHeads, "num_heads", stages: depths.count, as: "depths")
+        try check.size(windowSize, "window_size")
+        try check.positive(mlpRatio, "mlp_ratio")
+        if let h = headDim { try check.width(h, "head_dim") }
+        var estimate = 0.0
+        var grid = imgSize / patchSize
+        for i in 0..<depths.count {
+            let width = embedDim << i
+            try check.width(width, "embed_dim × 2^\(i) (stage \(i)'s width)")
+            if headDim == nil {
+                try check.heads(numHeads[i], "num_heads[\(i)]", divide: width, "embed_dim × 2^\(i)")
+            } else {
+                try check.width(numHeads[i], "num_heads[\(i)]")
+            }
+            let window = min(windowSize, grid)
+            // Blocks, relative-position tables and the shifted windows' attention mask (grid² · window²).
+            estimate += ConfigCheck.transformer(width: width, depth: depths[i], mlpRatio: mlpRatio)
+                + Double(depths[i] * numHeads[i]) * Double((2 * window - 1) * (2 * window - 1))
+                + Double(grid) * Double(grid) * Double(window) * Double(window)
+            if i > 0 { grid = (grid + 1) / 2 }
+        }
+        estimate += ConfigCheck.table(embedDim << (depths.count - 1), numClasses)
+        try check.parameters(estimate, "embed_dim, depths, num_heads, mlp_ratio, img_size / patch_size, window_size, num_classes")
+        try check.rates([(dropRate, "drop_rate"), (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"),
+                           (dropPathRate, "drop_path_rate")])
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: imgSize) }
+    public var classCount: Int { numClasses }
+}
+
 /// timm's SwinTransformer: patch embedding (conv + LayerNorm, NHWC), stages of (shifted-)window
 /// blocks with patch merging between them, final LayerNorm, average pool, Linear.
 public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering {

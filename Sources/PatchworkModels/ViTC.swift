@@ -247,6 +247,35 @@ public struct ViTCConfig: Codable, Sendable {
     }
 }
 
+extension ViTCConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "vitc")
+        try check.size(imageSize, "image_size")
+        try check.size(patchSize, "patch_size")
+        try check.divisible(imageSize, "image_size", by: patchSize, "patch_size")
+        try check.depth(nLayers, "n_layers")
+        try check.width(hiddenD, "hidden_d")
+        try check.heads(nHeads, "n_heads", divide: hiddenD, "hidden_d")
+        try check.width(mlpD, "mlp_d")
+        try check.classes(numClasses)
+        for (list, field) in [(cStemKernels, "c_stem_kernels"), (cStemStrides, "c_stem_strides")] {
+            for (i, v) in (list ?? []).enumerated() { try check.size(v, "\(field)[\(i)]") }
+        }
+        for (i, v) in (cStemDims ?? []).enumerated() { try check.width(v, "c_stem_dims[\(i)]") }
+        try check.positive(lnEps, "LN.EPS", maximum: 1)
+        try check.positive(bnEps, "BN.EPS", maximum: 1)
+        try check.rate(bnMom, "BN.MOM")
+        let tokens = (imageSize / patchSize) * (imageSize / patchSize) + 1
+        let stem = (cStemDims ?? []).reduce(0.0) { $0 + ConfigCheck.conv(width: $1, depth: 1) }
+        let estimate = Double(nLayers) * (4 * Double(hiddenD) * Double(hiddenD) + 2 * Double(hiddenD) * Double(mlpD))
+            + ConfigCheck.table(tokens, hiddenD) + ConfigCheck.table(patchSize * patchSize * 3, hiddenD) + stem
+            + ConfigCheck.table(hiddenD, numClasses)
+        try check.parameters(estimate, "hidden_d, mlp_d, n_layers, image_size / patch_size, c_stem_dims, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: 3, side: imageSize) }
+    public var classCount: Int { numClasses }
+}
+
 /// pycls's ViT: conv (or patchify) stem → tokens (+ class token) + position
 /// embedding → pre-norm encoder blocks → LayerNorm → head on the class token
 /// (`cls_type` "token") or on the mean token ("pooled").

@@ -129,6 +129,34 @@ public struct ViTConfig: Codable, Sendable {
     }
 }
 
+extension ViTConfig: ModelConfig {
+    public func validate() throws {
+        let check = ConfigCheck(family: "vit")
+        try check.size(imgSize, "img_size")
+        try check.size(patchSize, "patch_size")
+        if embedLayer?.shortName != "HybridEmbed" {  // a hybrid's patches tile the backbone's feature map instead
+            try check.divisible(imgSize, "img_size", by: patchSize, "patch_size")
+        }
+        try check.width(inChans, "in_chans")
+        try check.classes(numClasses)
+        try check.width(embedDim, "embed_dim")
+        try check.depth(depth, "depth")
+        try check.heads(numHeads, "num_heads", divide: embedDim, "embed_dim")
+        try check.positive(mlpRatio, "mlp_ratio")
+        try check.nonNegative(regTokens, "reg_tokens")
+        if let v = initValues { try check.finite(v, "init_values") }
+        try check.rates([(dropRate, "drop_rate"), (posDropRate, "pos_drop_rate"), (patchDropRate, "patch_drop_rate"),
+                           (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
+        let tokens = (imgSize / patchSize) * (imgSize / patchSize) + 1 + regTokens
+        let estimate = ConfigCheck.transformer(width: embedDim, depth: depth, mlpRatio: mlpRatio)
+            + ConfigCheck.table(tokens, embedDim) + ConfigCheck.table(patchSize * patchSize * inChans, embedDim)
+            + ConfigCheck.table(embedDim, numClasses)
+        try check.parameters(estimate, "embed_dim, depth, mlp_ratio, img_size / patch_size, num_classes")
+    }
+    public var expectedInput: ExpectedInput { ExpectedInput(channels: inChans, side: imgSize) }
+    public var classCount: Int { numClasses }
+}
+
 /// timm's VisionTransformer: patch (or hybrid) embedding, class token,
 /// learned position embedding, pre-norm blocks, final norm, head.
 public final class VisionTransformer: Module, ImageClassifier, CheckpointFiltering {
