@@ -504,7 +504,7 @@ public final class CMT: Module, ImageClassifier, CheckpointFiltering {
 // MARK: variants
 
 extension CMT {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try CMT(config.decode(CMTConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try CMT(config.decode(CMTConfig.self)) }
 
     /// One of the authors' factories: its `model_kwargs`, at the img_size 224 `_create_cmt_model` gives every variant.
     static func variant(_ name: String, _ modelKwargs: [String: JSONValue]) -> ModelVariant {

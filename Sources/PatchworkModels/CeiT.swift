@@ -442,7 +442,7 @@ public final class CeiT: Module, ImageClassifier {
 }
 
 extension CeiT {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try CeiT(config.decode(CeiTConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try CeiT(config.decode(CeiTConfig.self)) }
 
     /// One of the authors' `ceit_*` factories: `CeIT(hybrid_backbone=Image2Tokens(), patch_size=4, embed_dim, depth=12,
     /// num_heads, mlp_ratio=4, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6))`.

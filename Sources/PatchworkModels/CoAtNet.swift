@@ -63,7 +63,7 @@ public enum CoAtNet {
         return cfg
     }
 
-    static func build(_ config: JSONValue) throws -> ImageClassifier {
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier {
         try MaxxVit.build(config, family: "coatnet", allowedBlocks: ["C", "T"])
     }
 

@@ -388,7 +388,7 @@ public final class ConViT: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension ConViT {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try ConViT(config.decode(ConViTConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try ConViT(config.decode(ConViTConfig.self)) }
 
     /// A timm entrypoint: `model_args` as `convit.py` registers it (`embed_dim` is per head there).
     static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {

@@ -505,7 +505,7 @@ public final class CvT: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension CvT {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try CvT(config.decode(CvTConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try CvT(config.decode(CvTConfig.self)) }
 
     /// A hub checkpoint's `config.json`: the `CvtConfig` fields that differ from its defaults (which are cvt-13's).
     static func variant(_ name: String, inputSize: Int, _ arguments: [String: JSONValue]) -> ModelVariant {

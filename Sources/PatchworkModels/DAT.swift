@@ -593,7 +593,7 @@ extension DAT {
         return c
     }
 
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try DAT(config.decode(DATConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try DAT(config.decode(DATConfig.self)) }
 
     /// The DAT arguments of one of the authors' configs/*.yaml.
     static func variant(_ name: String, _ config: DATConfig) -> ModelVariant {

@@ -102,7 +102,7 @@ public enum HybridVisionTransformer {
 
     /// Builds from a reference config: a VisionTransformer config whose
     /// `embed_layer` is a partial HybridEmbed with a ResNetV2 instance as `backbone`.
-    static func build(_ json: JSONValue) throws -> ImageClassifier {
+    @Sendable static func build(_ json: JSONValue) throws -> ImageClassifier {
         let config = try json.decode(ViTConfig.self)
         try config.validate()
         guard let embed = config.embedLayer, embed.shortName == "HybridEmbed" else {

@@ -611,7 +611,7 @@ public final class LeViT: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension LeViT {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try LeViT(config.decode(LeViTConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try LeViT(config.decode(LeViTConfig.self)) }
 
     /// A timm entrypoint: its `model_cfgs` entry as `levit.py` registers it.
     static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {

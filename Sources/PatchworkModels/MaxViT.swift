@@ -52,7 +52,7 @@ public enum MaxViT {
         return cfg
     }
 
-    static func build(_ config: JSONValue) throws -> ImageClassifier {
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier {
         try MaxxVit.build(config, family: "maxvit", allowedBlocks: ["M"])
     }
 

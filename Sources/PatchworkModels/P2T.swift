@@ -390,7 +390,7 @@ public final class P2T: Module, ImageClassifier {
 // MARK: variants
 
 extension P2T {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try P2T(config.decode(P2TConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try P2T(config.decode(P2TConfig.self)) }
 
     /// One of p2t.py's factories: `PyramidPoolingTransformer(patch_size=4, embed_dims, num_heads, mlp_ratios=[8, 8, 4, 4],
     /// qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6), depths)`.

@@ -512,7 +512,7 @@ public final class PVT: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension PVT {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try PVT(config.decode(PvtConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try PVT(config.decode(PvtConfig.self)) }
 
     /// A hub checkpoint's `config.json`: the `PvtConfig` fields that differ from its defaults.
     static func variant(_ name: String, depths: JSONValue) -> ModelVariant {

@@ -427,7 +427,7 @@ public final class PvtV2: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension PvtV2 {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try PvtV2(config.decode(PvtV2Config.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try PvtV2(config.decode(PvtV2Config.self)) }
 
     /// A timm entrypoint: `model_args` as `pvt_v2.py` registers it.
     static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {

@@ -326,7 +326,7 @@ final class ReLU: Module {
 }
 
 extension ResNet {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try ResNet(config.decode(ResNetConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try ResNet(config.decode(ResNetConfig.self)) }
 
     /// A timm entrypoint: `model_args` as `resnet.py` registers it.
     static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {

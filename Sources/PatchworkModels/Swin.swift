@@ -471,7 +471,7 @@ public final class SwinTransformer: Module, ImageClassifier, CheckpointFiltering
 // MARK: - Variants
 
 extension SwinTransformer {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try SwinTransformer(config.decode(SwinConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try SwinTransformer(config.decode(SwinConfig.self)) }
 
     /// A timm entrypoint: `model_args` as `swin_transformer.py` registers it.
     static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {

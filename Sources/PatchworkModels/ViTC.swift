@@ -416,7 +416,7 @@ public final class ViTC: Module, ImageClassifier, CheckpointFiltering {
 }
 
 extension ViTC {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try ViTC(ViTCConfig.fromReference(config)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try ViTC(ViTCConfig.fromReference(config)) }
 
     /// A pycls ViT_C: the `params` its config file gives `ViT`, at 224x224 with 16x16 patches, a conv
     /// stem and a class token.

@@ -323,7 +323,7 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
 }
 
 extension VisionTransformer {
-    static func build(_ config: JSONValue) throws -> ImageClassifier { try VisionTransformer(config.decode(ViTConfig.self)) }
+    @Sendable static func build(_ config: JSONValue) throws -> ImageClassifier { try VisionTransformer(config.decode(ViTConfig.self)) }
 
     /// A timm entrypoint: `model_args` as `vision_transformer.py` registers it.
     static func variant(_ name: String, _ arguments: [String: JSONValue]) -> ModelVariant {
