@@ -6,11 +6,14 @@ import PatchworkModels
 struct ModelsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "models",
-        abstract: "List every model variant with its parameter count and GFLOPs (with --json, its reference arguments).",
+        abstract: "List every model variant with its parameter count and GFLOPs (with --json, its reference arguments and pretrained configurations).",
         discussion: """
         Parameters are counted with 1000 classes, as the references publish them. GFLOPs are per image at the \
         variant's default input size, counting matrix products and convolutions only, with one multiply-add = \
-        2 FLOPs (so twice the "GMACs" that timm and papers quote).
+        2 FLOPs (so twice the "GMACs" that timm and papers quote). A variant is named as Patchwork or its reference \
+        names it, with a pretrained tag (`vit_tiny_patch16_224.augreg_in21k_ft_in1k`) or as a hub repository \
+        (`timm/...`, `microsoft/cvt-13`); --json lists each variant's published tags with their evaluation settings \
+        (input size, interpolation, crop, mean, std, classes, label set) and where to download them.
         """)
 
     @Flag(help: "Print JSON.")
@@ -35,6 +38,10 @@ struct ModelsCommand: ParsableCommand {
             if let arguments = v.arguments {
                 row["arguments"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(JSONValue.object(arguments)))
             }
+            let pretrained = Pretrained.configs(for: v.name)
+            if !pretrained.isEmpty {
+                row["pretrained"] = try JSONSerialization.jsonObject(with: JSONEncoder().encode(pretrained))
+            }
             rows.append(row)
             if !json {
                 let params = model.parameterCount.formatted()
@@ -46,7 +53,7 @@ struct ModelsCommand: ParsableCommand {
             }
         }
         if json {
-            let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys])
+            let data = try JSONSerialization.data(withJSONObject: rows, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
         }
     }
