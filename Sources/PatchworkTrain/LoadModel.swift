@@ -24,11 +24,12 @@ public func loadTrainedModel(_ name: String, weights: String, classes expected: 
             if let found = file.shape(isCheckpoint ? "model." + slot : slot), found.count == 2 { classes = found[0] }
         }
     }
-    guard let classes else { throw TrainingError("\(weights): cannot tell how many classes these weights were trained for") }
-    if let expected, expected != classes {
+    if let classes, let expected, expected != classes {
         throw TrainingError("the data has \(expected) classes but \(weights) was trained for \(classes)\(names.map { ": \($0.joined(separator: ", "))" } ?? "")")
     }
-    let model = try variant.create(numClasses: classes)
+    // No classifier of the model's in the file: these weights are not this model's (or not under its
+    // keys). The strict load below names the keys that do not fit, which says more than a class count.
+    let model = try variant.create(numClasses: classes ?? expected ?? 1000)
     if isCheckpoint {
         var dict: [String: Tensor] = [:]
         for n in file.names where n.hasPrefix("model.") { dict[String(n.dropFirst(6))] = try file.tensor(n) }

@@ -170,7 +170,6 @@ struct BenchLoad: ParsableCommand {
 
     func validate() throws {
         try OptionCheck.between(seconds, "--seconds", 0.001, 3600, highIncluded: true)
-        if files.isEmpty { throw ValidationError("give at least one weights file") }
     }
 
     func run() throws {
