@@ -5,7 +5,7 @@
 #
 # ITERATIONS mutated inputs per format (default 5000) from SEED (default: the date, printed so a
 # run can be repeated), for the formats of Tests/PatchworkTests/FuzzTests.swift (default: all of
-# Safetensors PNG JPEG BMP IDXImages IDXLabels GzipIDX CIFAR10 CIFAR100). Each format runs in a child
+# Safetensors PNG JPEG BMP IDXImages IDXLabels GzipIDX CIFAR10 CIFAR100 TorchCheckpoint). Each format runs in a child
 # process (the release test binary), under `timeout` and `/usr/bin/time -v`: when the child dies of
 # a signal or hangs, the input it was trying is kept as
 # Tests/PatchworkTests/Fixtures/fuzz-regressions/<format>--seed<SEED>-case<N>.bin (replayed by
@@ -16,7 +16,7 @@
 #   scripts/fuzz.sh replay FORMAT FILE...
 #
 # Loads each FILE as FORMAT (safetensors, png, jpeg, bmp, idx_images, idx_labels, idx_images_gz,
-# cifar10, cifar100) in its own child process and prints the outcome and the child's peak RSS.
+# cifar10, cifar100, torch) in its own child process and prints the outcome and the child's peak RSS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,7 +40,7 @@ iterations=${1:-5000}
 seed=${2:-$(date +%Y%m%d)}
 shift $(( $# < 2 ? $# : 2 ))
 formats=("$@")
-[ ${#formats[@]} -eq 0 ] && formats=(Safetensors PNG JPEG BMP IDXImages IDXLabels GzipIDX CIFAR10 CIFAR100)
+[ ${#formats[@]} -eq 0 ] && formats=(Safetensors PNG JPEG BMP IDXImages IDXLabels GzipIDX CIFAR10 CIFAR100 TorchCheckpoint)
 hang_seconds=${FUZZ_HANG_SECONDS:-30}   # a case this slow counts as a hang (the suite's own check is 10 s)
 
 # Builds the release test binary as `swift test` does (with testable imports) and replays the kept inputs.

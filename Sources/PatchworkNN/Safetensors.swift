@@ -194,22 +194,7 @@ public struct Safetensors {
     public func tensor(_ name: String) throws -> Tensor {
         let e = try entry(name)
         let count = e.shape.reduce(1, *)
-        var values = [Float](repeating: 0, count: count)
-        bytes.withUnsafeBytes { raw in
-            let base = raw.baseAddress! + dataStart + e.range.lowerBound
-            for i in 0..<count {
-                switch e.dtype {
-                case .F32: values[i] = Float(bitPattern: UInt32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self)))
-                case .F64: values[i] = Float(Double(bitPattern: UInt64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: UInt64.self))))
-                case .F16: values[i] = HalfPrecision.float(fromHalf: UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
-                case .BF16: values[i] = Float(bitPattern: UInt32(UInt16(littleEndian: base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) << 16)
-                case .I64: values[i] = Float(Int64(littleEndian: base.loadUnaligned(fromByteOffset: 8 * i, as: Int64.self)))
-                case .I32: values[i] = Float(Int32(littleEndian: base.loadUnaligned(fromByteOffset: 4 * i, as: Int32.self)))
-                case .I8: values[i] = Float(base.load(fromByteOffset: i, as: Int8.self))
-                case .U8, .BOOL: values[i] = Float(base.load(fromByteOffset: i, as: UInt8.self))
-                }
-            }
-        }
+        let values = bytes.withUnsafeBytes { raw in e.dtype.decode(raw.baseAddress! + dataStart + e.range.lowerBound, count: count) }
         return Tensor(values, shape: e.shape)
     }
 
@@ -268,6 +253,51 @@ public struct Safetensors {
             }
         }
         return data
+    }
+}
+
+extension Safetensors.DType {
+    /// Element `index` of the array at `base` (little-endian, or big-endian when `bigEndian`) as
+    /// Float32; integers convert exactly up to 2^24. Bounds are the caller's to check.
+    @inline(__always)
+    func float(_ base: UnsafeRawPointer, _ index: Int, bigEndian: Bool = false) -> Float {
+        switch self {
+        case .F32:
+            let raw = base.loadUnaligned(fromByteOffset: 4 * index, as: UInt32.self)
+            return Float(bitPattern: bigEndian ? UInt32(bigEndian: raw) : UInt32(littleEndian: raw))
+        case .F64:
+            let raw = base.loadUnaligned(fromByteOffset: 8 * index, as: UInt64.self)
+            return Float(Double(bitPattern: bigEndian ? UInt64(bigEndian: raw) : UInt64(littleEndian: raw)))
+        case .F16:
+            let raw = base.loadUnaligned(fromByteOffset: 2 * index, as: UInt16.self)
+            return HalfPrecision.float(fromHalf: bigEndian ? UInt16(bigEndian: raw) : UInt16(littleEndian: raw))
+        case .BF16:
+            let raw = base.loadUnaligned(fromByteOffset: 2 * index, as: UInt16.self)
+            return Float(bitPattern: UInt32(bigEndian ? UInt16(bigEndian: raw) : UInt16(littleEndian: raw)) << 16)
+        case .I64:
+            let raw = base.loadUnaligned(fromByteOffset: 8 * index, as: Int64.self)
+            return Float(bigEndian ? Int64(bigEndian: raw) : Int64(littleEndian: raw))
+        case .I32:
+            let raw = base.loadUnaligned(fromByteOffset: 4 * index, as: Int32.self)
+            return Float(bigEndian ? Int32(bigEndian: raw) : Int32(littleEndian: raw))
+        case .I8: return Float(base.load(fromByteOffset: index, as: Int8.self))
+        case .U8, .BOOL: return Float(base.load(fromByteOffset: index, as: UInt8.self))
+        }
+    }
+
+    /// The first `count` elements of the array at `base` as Float32 (see `float(_:_:bigEndian:)`).
+    func decode(_ base: UnsafeRawPointer, count: Int, bigEndian: Bool = false) -> [Float] {
+        // Little-endian Float32 on a little-endian machine is a copy (most checkpoints).
+        if self == .F32 && !bigEndian && 1.littleEndian == 1 {
+            return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+                if count > 0 { memcpy(buffer.baseAddress!, base, 4 * count) }
+                initialized = count
+            }
+        }
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            for i in 0..<count { buffer[i] = float(base, i, bigEndian: bigEndian) }
+            initialized = count
+        }
     }
 }
 

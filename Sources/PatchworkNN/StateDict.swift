@@ -76,17 +76,20 @@ extension Module {
         try Safetensors.write(stateDict(), dtypes: dtypes, metadata: metadata.merging(["format": "pt"]) { a, _ in a }, to: path)
     }
 
-    /// Loads a safetensors checkpoint, through the model's checkpoint filter
-    /// when it has one. Extra tensors whose keys start with `ignoringPrefixes`
-    /// (e.g. "fixture.") are skipped.
-    public func load(from path: String, strict: Bool = true, ignoringPrefixes: [String] = []) throws {
-        let file = try Safetensors(contentsOf: path)
-        var dict: [String: Tensor] = [:]
-        for name in file.names where !ignoringPrefixes.contains(where: { name.hasPrefix($0) }) {
-            dict[name] = try file.tensor(name)
-        }
+    /// Loads a weights file (safetensors or a torch checkpoint, see `WeightsFile`), through the
+    /// model's checkpoint filter when it has one. Extra tensors whose keys start with
+    /// `ignoringPrefixes` (e.g. "fixture.") are skipped; `key` picks a torch checkpoint's state dict.
+    public func load(from path: String, strict: Bool = true, ignoringPrefixes: [String] = [], key: String? = nil) throws {
+        let file = try WeightsFile(contentsOf: path, key: key)
+        try load(file.tensors { name in !ignoringPrefixes.contains { name.hasPrefix($0) } }, strict: strict, source: path)
+    }
+
+    /// Loads a state dict read from a file (reference keys), through the model's checkpoint
+    /// filter when it has one, so foreign checkpoints map onto the model's keys.
+    public func load(_ stateDict: [String: Tensor], strict: Bool = true, source: String) throws {
+        var dict = stateDict
         if let filtering = self as? CheckpointFiltering { dict = filtering.checkpointFilter(dict) }
-        try loadStateDict(dict, strict: strict, source: path)
+        try loadStateDict(dict, strict: strict, source: source)
     }
 }
 

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import XCTest
 import PatchworkAnalysis
+import PatchworkModels
+import PatchworkNN
 @testable import PatchworkCLI
 
 /// The command line, in-process: every command's arguments parsed (valid and
@@ -72,6 +74,8 @@ final class CommandTests: XCTestCase {
             (["bench", "gemm", "--json"], BenchGemm.self),
             (["bench", "compare", "--patchwork", "a.json", "--torch", "b.json"], BenchCompare.self),
             (["version"], Version.self),
+            (["convert", "a.pth", "b.safetensors", "--key", "model", "--model", "resnet_nano"], ConvertCommand.self),
+            (["bench", "load", "a.pth", "b.safetensors", "--seconds", "0.5"], BenchLoad.self),
         ]
         for (arguments, type) in valid {
             let command = try parse(arguments)
@@ -115,6 +119,9 @@ final class CommandTests: XCTestCase {
             (["bench", "--mode", "sideways"], "--mode must be train or infer"),
             (["bench", "compare", "--torch", "b.json"], "--patchwork"),
             (["version", "--verbose"], "--verbose"),
+            (["convert", "a.pth"], "output"),
+            (["convert", "a.pth", "b.safetensors", "--model", "resnet_nope"], "resnet_nope"),
+            (["bench", "load"], "<files>"),
             (["transmogrify"], "transmogrify"),
         ]
         for (arguments, fragment) in invalid {
@@ -158,6 +165,34 @@ final class CommandTests: XCTestCase {
         XCTAssertThrowsError(try self.run(["eval", "--model", "resnet_nano", "--weights", root + "/none.safetensors", "--data", data])) {
             XCTAssertTrue("\($0)".contains("none.safetensors"), "\($0)")
         }
+    }
+
+    /// A torch.save training checkpoint (Tests/PatchworkTests/Fixtures/torch) to safetensors, and
+    /// with --model, through the family's filter and a strict load.
+    func testConvertWritesSafetensorsAndChecksAgainstAModel() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("PatchworkTests/Fixtures/torch").path
+        let out = root + "/training.safetensors"
+        let printed = try run(["convert", fixtures + "/training.pth", out])
+        XCTAssertTrue(printed.contains("state dict under \"model\""), printed)
+        XCTAssertTrue(printed.contains("9 tensors"), printed)
+        XCTAssertTrue(printed.contains("placeholders (never called): ") && printed.contains("argparse.Namespace"), printed)
+        let written = try Safetensors(contentsOf: out), expected = try Safetensors(contentsOf: fixtures + "/training.expected.safetensors")
+        XCTAssertEqual(written.names.sorted(), expected.names.sorted())
+        for name in expected.names { XCTAssertEqual(try written.tensor(name).scalars, try expected.tensor(name).scalars, name) }
+        XCTAssertEqual(written.entries["1.num_batches_tracked"]?.dtype, .I64, "dtypes are kept")
+
+        // Weights that are not the model's: the keys that do not fit are named.
+        XCTAssertThrowsError(try run(["convert", fixtures + "/training.pth", root + "/no.safetensors", "--model", "resnet_nano"])) { error in
+            XCTAssertTrue("\(error)".contains("missing keys") && "\(error)".contains("unused keys"), "\(error)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: root + "/no.safetensors"))
+        // A model's own weights pass the strict check.
+        let net = try Models.create("resnet_nano", numClasses: 5)
+        try net.save(to: root + "/nano.safetensors")
+        let checked = try run(["convert", root + "/nano.safetensors", root + "/nano2.safetensors", "--model", "resnet_nano"])
+        XCTAssertTrue(checked.contains("loads strictly into resnet_nano"), checked)
+        XCTAssertEqual(try Safetensors(contentsOf: root + "/nano2.safetensors").names.count, net.stateDict().count)
     }
 
     func testModelsListsAFamilysVariants() throws {

@@ -28,6 +28,7 @@ final class FuzzTests: XCTestCase {
     func testFuzzGzipIDX() throws { try fuzz(.idxImagesGzip) }
     func testFuzzCIFAR10() throws { try fuzz(.cifar10) }
     func testFuzzCIFAR100() throws { try fuzz(.cifar100) }
+    func testFuzzTorchCheckpoint() throws { try fuzz(.torch) }
 
     /// Every input in Fixtures/fuzz-regressions loads or gives a clean error.
     func testKeptRegressionInputs() throws {
@@ -156,9 +157,9 @@ let interestingNumbers = ["0", "-1", "1", "2147483648", "4294967296", "450359962
 
 enum FuzzFormat: String {
     case safetensors, png, jpeg, bmp, idxImages = "idx_images", idxLabels = "idx_labels", idxImagesGzip = "idx_images_gz"
-    case cifar10, cifar100
+    case cifar10, cifar100, torch
 
-    var hashSeed: Int { ["safetensors", "png", "jpeg", "bmp", "idx_images", "idx_labels", "idx_images_gz", "cifar10", "cifar100"].firstIndex(of: rawValue)! }
+    var hashSeed: Int { ["safetensors", "png", "jpeg", "bmp", "idx_images", "idx_labels", "idx_images_gz", "cifar10", "cifar100", "torch"].firstIndex(of: rawValue)! }
 
     // MARK: Loading
 
@@ -193,6 +194,8 @@ enum FuzzFormat: String {
             _ = try put(bytes, self == .cifar10 ? "test_batch.bin" : "test.bin")
             let cifar = try CIFAR(directory: folder, variant: variant, split: .test)
             for i in 0..<min(cifar.count, 3) { _ = try cifar.sample(i) }
+        case .torch:
+            _ = try WeightsFile(contentsOf: try put(bytes, "weights.pth")).tensors()
         }
     }
 
@@ -210,6 +213,12 @@ enum FuzzFormat: String {
         case .idxImagesGzip: return [gzip(FuzzFormat.mnistFiles().images)]
         case .cifar10: return [FuzzFormat.cifarRecords(labels: [[0], [3], [9]])]
         case .cifar100: return [FuzzFormat.cifarRecords(labels: [[0, 5], [19, 99]])]
+        case .torch:
+            // Written by torch.save (Fixtures/torch/make_fixtures.py): zip with every dtype and views, a training
+            // checkpoint with placeholders, and the legacy format.
+            return ["dtypes.pth", "training.pth", "legacy.pth"].map { name in
+                [UInt8](try! Data(contentsOf: Bundle.module.url(forResource: "Fixtures/torch/\(name)", withExtension: nil)!))
+            }
         }
     }
 
@@ -314,6 +323,7 @@ enum FuzzFormat: String {
     func formatMutation(_ bytes: [UInt8], _ random: inout FuzzRandom) -> ([UInt8], String)? {
         switch self {
         case .safetensors: return FuzzFormat.mutateSafetensorsHeader(bytes, &random)
+        case .torch: return FuzzFormat.mutateTorchPickle(bytes, &random)
         case .png:
             // A generic mutation with every chunk's CRC then made right, so the change reaches the decoder.
             let (mutated, what) = genericMutation(bytes, &random)
@@ -354,6 +364,31 @@ enum FuzzFormat: String {
             let r = random.below(out.count / record)
             out[r * record + random.below(self == .cifar10 ? 1 : 2)] = UInt8(random.below(256))
             return (out, "label of record \(r) changed")
+        }
+    }
+
+    /// Changes the pickle of a zip checkpoint (data.pkl, the first entry torch writes) in one
+    /// place: an opcode's byte or an argument set to a value that makes sizes, indices or
+    /// lengths lie. The zip's CRCs are not checked, so the change reaches the pickle machine.
+    static func mutateTorchPickle(_ bytes: [UInt8], _ random: inout FuzzRandom) -> ([UInt8], String)? {
+        guard bytes.count > 30, bytes.starts(with: [0x50, 0x4B, 0x03, 0x04]) else { return nil }
+        func le(_ at: Int, _ n: Int) -> Int { (0..<n).reduce(0) { $0 | Int(bytes[at + $1]) << (8 * $1) } }
+        let start = 30 + le(26, 2) + le(28, 2), size = le(18, 4)
+        guard size > 0, start + size <= bytes.count else { return nil }
+        var out = bytes
+        let at = start + random.below(size)
+        switch random.below(3) {
+        case 0:
+            let v = random.pick([0x00, 0x28, 0x2E, 0x4B, 0x4A, 0x58, 0x68, 0x71, 0x74, 0x75, 0x85, 0x8A, 0x51, 0x52, 0x62, 0xFF] as [UInt8])
+            out[at] = v
+            return (out, "data.pkl byte \(at - start) set to \(v)")
+        case 1:
+            let v = random.pick(interesting32)
+            for k in 0..<4 where at + k < start + size { out[at + k] = UInt8(truncatingIfNeeded: v >> (8 * k)) }
+            return (out, "data.pkl word at \(at - start) set to \(v)")
+        default:
+            out[at] ^= UInt8(1 << random.below(8))
+            return (out, "data.pkl bit flip at \(at - start)")
         }
     }
 

@@ -8,7 +8,7 @@ import PatchworkNN
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the benchmark suite's models (train and infer), side by side with PyTorch's numbers.",
-        subcommands: [BenchRun.self, BenchGemm.self, BenchCompare.self],
+        subcommands: [BenchRun.self, BenchGemm.self, BenchCompare.self, BenchLoad.self],
         defaultSubcommand: BenchRun.self)
 }
 
@@ -151,6 +151,37 @@ struct BenchGemm: ParsableCommand {
         }
         print("element-wise on 16M floats (bytes read + written per second):")
         print(String(format: "  add  %7.1f GB/s\n  gelu %7.1f GB/s\n  copy %7.1f GB/s (memcpy)", addGBps, geluGBps, copyGBps))
+    }
+}
+
+/// Time to read a weights file's whole state dict into tensors (the way `--weights` reads it),
+/// for comparing a torch checkpoint with the same weights as safetensors
+/// (scripts/bench-load.sh makes the pair and runs this).
+struct BenchLoad: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "load",
+        abstract: "Milliseconds to read each weights file's state dict (safetensors or torch checkpoint), best of repeats.")
+
+    @Argument(help: "Weights files.")
+    var files: [String]
+
+    @Option(help: "Seconds to spend timing each file.")
+    var seconds: Double = 2.0
+
+    func validate() throws {
+        try OptionCheck.between(seconds, "--seconds", 0.001, 3600, highIncluded: true)
+    }
+
+    func run() throws {
+        for path in files {
+            // Read once for real, so a bad file is an error rather than a fast time.
+            let first = try WeightsFile(contentsOf: path)
+            let tensors = try first.tensors()
+            let bytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+            let best = bestTime(seconds) { _ = try? WeightsFile(contentsOf: path).tensors() }
+            print(String(format: "%9.1f ms  %@  (%@, %d tensors, %.1f MB)", 1000 * best, path, first.format.rawValue,
+                         tensors.count, Double(bytes) / 1e6))
+        }
     }
 }
 
