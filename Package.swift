@@ -37,10 +37,14 @@ let package = Package(
         // GELU, SiLU, sigmoid, tanh, erf, exp and softmax, compiled for AVX-512, AVX2 and baseline
         // x86-64 and chosen at run time (Sources/CPatchworkKernels/kernels.c says why in C).
         .target(name: "CPatchworkKernels"),
+        // Debian's libjpeg-turbo (libjpeg62-turbo-dev) through its libjpeg API, with Pillow's
+        // decoding settings, and an error handler that returns instead of calling exit()
+        // (a C target rather than a module map: the handler needs setjmp/longjmp in C).
+        .target(name: "CPatchworkJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
         .target(name: "Patchwork", dependencies: ["CDNNL", "CPatchworkKernels"], swiftSettings: engineFlags),
         .target(name: "PatchworkNN", dependencies: ["Patchwork"], swiftSettings: engineFlags),
         .target(name: "PatchworkModels", dependencies: ["Patchwork", "PatchworkNN"], swiftSettings: engineFlags),
-        .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB", "CZlib"], swiftSettings: engineFlags),
+        .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB", "CZlib", "CPatchworkJPEG"], swiftSettings: engineFlags),
         .target(name: "PatchworkTrain", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData"],
                 swiftSettings: engineFlags),
         .target(name: "PatchworkAnalysis",

@@ -54,7 +54,7 @@ public enum ImageIO {
         try checkedSize(try read(path), path: path, maxPixels: maxPixels)
     }
 
-    private static func read(_ path: String) throws -> [UInt8] {
+    static func read(_ path: String) throws -> [UInt8] {
         do { return try BoundedFile.read(path, limit: maxFileBytes, what: "image file") } catch let error as FileReadError {
             throw Error(path: path, reason: error.reason)
         }
@@ -63,6 +63,20 @@ public enum ImageIO {
     /// Validates the file's structure for its format, then reads its size from
     /// the header and checks it against `maxPixels`.
     static func checkedSize(_ bytes: [UInt8], path: String, maxPixels: Int) throws -> (width: Int, height: Int) {
+        try validateStructure(bytes, path: path, maxPixels: maxPixels)
+        var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
+        guard bytes.withUnsafeBufferPointer({ stbi_info_from_memory($0.baseAddress, Int32($0.count), &w, &h, &c) }) != 0 else {
+            let why = stbi_failure_reason().map { String(cString: $0) } ?? "unknown error"
+            throw Error(path: path, reason: "cannot decode image: cannot read its header (\(why))")
+        }
+        // stb_image's info gives a top-down BMP's height as the header's negative number.
+        let (width, height) = (Int(w), abs(Int(h)))
+        try checkPixelCount(width: width, height: height, maxPixels: maxPixels, path: path)
+        return (width, height)
+    }
+
+    /// The structural checks of `checkedSize` (PNG chunks, JPEG segments, BMP data), by the format's signature.
+    static func validateStructure(_ bytes: [UInt8], path: String, maxPixels: Int) throws {
         guard maxPixels >= 1 else { throw Error(path: path, reason: "the pixel limit (--max-image-pixels) must be at least 1, got \(maxPixels)") }
         do {
             switch ImageFormat(bytes) {
@@ -76,17 +90,13 @@ public enum ImageIO {
         } catch let error as ImageFormatError {
             throw Error(path: path, reason: error.reason)
         }
-        var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
-        guard bytes.withUnsafeBufferPointer({ stbi_info_from_memory($0.baseAddress, Int32($0.count), &w, &h, &c) }) != 0 else {
-            let why = stbi_failure_reason().map { String(cString: $0) } ?? "unknown error"
-            throw Error(path: path, reason: "cannot decode image: cannot read its header (\(why))")
-        }
-        // stb_image's info gives a top-down BMP's height as the header's negative number.
-        let (width, height) = (Int(w), abs(Int(h)))
-        do { try checkPixelCount(width: width, height: height, maxPixels: maxPixels) } catch let error as ImageFormatError {
+    }
+
+    /// `checkPixelCount`, its refusal naming the file.
+    static func checkPixelCount(width: Int, height: Int, maxPixels: Int, path: String) throws {
+        do { try PatchworkData.checkPixelCount(width: width, height: height, maxPixels: maxPixels) } catch let error as ImageFormatError {
             throw Error(path: path, reason: error.reason)
         }
-        return (width, height)
     }
 
     /// Writes an [H, W, C] tensor (C = 1, 3 or 4; values in [0, 1], clipped)

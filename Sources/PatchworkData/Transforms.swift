@@ -230,18 +230,26 @@ public struct CenterCrop: ImageTransform {
         self.height = height; self.width = width
     }
 
+    /// Where the window falls in an h × w image: the zero padding added first on each
+    /// side (none unless the image is smaller than the window), then the window's
+    /// top-left corner in the padded image (Python's round: halves to even).
+    public func placement(height h: Int, width w: Int)
+        -> (padTop: Int, padBottom: Int, padLeft: Int, padRight: Int, top: Int, left: Int) {
+        let dh = Swift.max(height - h, 0), dw = Swift.max(width - w, 0)
+        let (paddedH, paddedW) = (h + dh, w + dw)
+        let top = Int((Double(paddedH - height) / 2).rounded(.toNearestOrEven))
+        let left = Int((Double(paddedW - width) / 2).rounded(.toNearestOrEven))
+        return (dh / 2, (dh + 1) / 2, dw / 2, (dw + 1) / 2, top, left)
+    }
+
     public func callAsFunction(_ image: Tensor, generator: Generator) -> Tensor {
+        let (h, w, _) = imageSize(image, "CenterCrop")
+        let p = placement(height: h, width: w)
         var img = image
-        var (h, w, _) = imageSize(image, "CenterCrop")
-        if height > h || width > w {
-            let dh = Swift.max(height - h, 0), dw = Swift.max(width - w, 0)
-            img = img.padded([(dh / 2, (dh + 1) / 2), (dw / 2, (dw + 1) / 2), (0, 0)], value: 0)
-            (h, w) = (img.shape[0], img.shape[1])
-            if h == height && w == width { return img }
+        if p.padTop + p.padBottom + p.padLeft + p.padRight > 0 {
+            img = img.padded([(p.padTop, p.padBottom), (p.padLeft, p.padRight), (0, 0)], value: 0)
         }
-        let top = Int((Double(h - height) / 2).rounded(.toNearestOrEven))
-        let left = Int((Double(w - width) / 2).rounded(.toNearestOrEven))
-        return cropImage(img, top: top, left: left, height: height, width: width)
+        return cropImage(img, top: p.top, left: p.left, height: height, width: width)
     }
 }
 
