@@ -12,7 +12,7 @@ public enum Adversarial {
     public static func lossAndGradient(_ model: AnalysisModel, _ images: Tensor, labels: [Int]) -> (losses: [Double], predictions: [Int], gradient: Tensor) {
         var logits = Tensor(0)
         let (_, grads) = valueAndGradient(at: [images]) { xs in
-            logits = model.model.logits(model.normalization.apply(xs[0]))
+            logits = model.model.logits(model.input.normalized(xs[0]))
             return crossEntropy(logits: logits, labels: labels)
         }
         let detached = logits.detached()
@@ -132,7 +132,7 @@ public enum Adversarial {
                 let x = set.images.sliced(axis: 0, start: start, end: end).contiguous()
                 let y = Array(set.labels[start..<end])
                 let adv = fgsm(model, images: x, labels: y, epsilon: Float(eps))
-                let fl = withoutGrad { model.model.logits(model.normalization.apply(adv)) }
+                let fl = withoutGrad { model.model.logits(model.input.normalized(adv)) }
                 fgsmCorrect += zip(argmaxRows(fl), y).filter { $0 == $1 }.count
                 fgsmLoss += crossEntropyRows(fl, labels: y).reduce(0, +)
                 let g = Generator(seed: Generator.derivedSeed(seed, UInt64(k), UInt64(start)))

@@ -5,62 +5,50 @@ import PatchworkModels
 import PatchworkTrain
 
 /// A trained classifier as the analyses use it: the model (in eval mode),
-/// the input standardisation it was trained with, and a batch size. Images
+/// how its images are prepared (`ModelInput`: a run's own pipeline, or a
+/// published checkpoint's evaluation transform), and a batch size. Images
 /// given to it are [B, H, W, C] in [0, 1]; every perturbation an analysis
-/// makes happens in that pixel space, before `normalize`.
+/// makes happens in that pixel space, before `input.normalized`.
 public struct AnalysisModel {
-    public enum Normalization: String, CaseIterable, Sendable {
-        /// Patchwork's training standardisation, (x − 0.5)·4 (`standardize`).
-        case patchwork
-        /// torchvision's ImageNet mean/std, for reference (timm) checkpoints.
-        case imagenet
-
-        public func apply(_ images: Tensor) -> Tensor {
-            switch self {
-            case .patchwork: return standardize(images)
-            case .imagenet: return Normalize.imageNet.normalized(images)
-            }
-        }
-    }
-
     public let model: ImageClassifier
-    public let normalization: Normalization
+    public let input: ModelInput
     public var batchSize: Int
+    /// The classes the weights predict, when loaded from a file.
+    public let classCount: Int?
 
-    public init(_ model: ImageClassifier, normalization: Normalization = .patchwork, batchSize: Int = 100) {
+    public init(_ model: ImageClassifier, input: ModelInput, batchSize: Int = 100, classCount: Int? = nil) {
         model.eval()
-        self.model = model; self.normalization = normalization; self.batchSize = max(1, batchSize)
+        self.model = model; self.input = input; self.batchSize = max(1, batchSize); self.classCount = classCount
     }
 
     /// Variant `name` with `weights` (a run's weights or checkpoint, or a
-    /// reference checkpoint), through `loadTrainedModel`; `classes` is
-    /// checked against the weights when given. The normalisation defaults to
-    /// patchwork's when the file carries class names (trained here), else
-    /// ImageNet's. Any failure (weights of another model, another class
-    /// count, a missing file) throws an `AnalysisError` naming the weights
-    /// and the model.
-    public static func load(_ name: String, weights: String, classes: Int?, normalization: Normalization? = nil,
+    /// published checkpoint), through `loadTrainedModel`; `classes` is
+    /// checked against the weights when given. The input is the weights' own
+    /// (`TrainedModel.input`) unless `input` overrides it. Any failure (weights
+    /// of another model, another class count, a missing file) throws an
+    /// `AnalysisError` naming the weights and the model.
+    public static func load(_ name: String, weights: String, classes: Int?, imageSize: Int? = nil, input: ModelInput? = nil,
                             batchSize: Int = 100) throws -> AnalysisModel {
         _ = try Models.variant(name)
-        let net: ImageClassifier, names: [String]?
+        let loaded: TrainedModel
         do {
-            (net, names) = try loadTrainedModel(name, weights: weights, classes: classes)
+            loaded = try loadTrainedModel(name, weights: weights, classes: classes, imageSize: imageSize)
         } catch {
             throw AnalysisError("cannot use \(weights) as the weights of \(name): \(error)")
         }
-        return AnalysisModel(net, normalization: normalization ?? (names != nil ? .patchwork : .imagenet), batchSize: batchSize)
+        return AnalysisModel(loaded.model, input: input ?? loaded.input, batchSize: batchSize, classCount: loaded.classCount)
     }
 
     /// Logits [B, classes] of pixel-space images (no gradient).
     public func logits(_ images: Tensor) -> Tensor {
         let n = images.shape[0]
-        if n <= batchSize { return withoutGrad { model.logits(normalization.apply(images.contiguous())) } }
+        if n <= batchSize { return withoutGrad { model.logits(input.normalized(images.contiguous())) } }
         var parts: [Tensor] = []
         var start = 0
         while start < n {
             let end = min(n, start + batchSize)
             let batch = images.sliced(axis: 0, start: start, end: end).contiguous()
-            parts.append(withoutGrad { model.logits(normalization.apply(batch)) })
+            parts.append(withoutGrad { model.logits(input.normalized(batch)) })
             start = end
         }
         return concat(parts, axis: 0)
@@ -74,14 +62,6 @@ public struct AnalysisModel {
         guard !labels.isEmpty else { return .nan }
         let p = predictions(images)
         return Double(zip(p, labels).filter { $0 == $1 }.count) / Double(labels.count)
-    }
-}
-
-extension Normalize {
-    /// Normalises a batch [B, H, W, C] or an image [H, W, C] (the transform
-    /// itself broadcasts over the leading axes).
-    func normalized(_ images: Tensor) -> Tensor {
-        (images - Tensor(mean)) / Tensor(std)
     }
 }
 

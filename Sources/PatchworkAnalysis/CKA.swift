@@ -125,8 +125,8 @@ extension CKAAccumulator {
         while start + 4 <= set.count {
             let end = min(set.count, start + batchSize)
             let images = set.images.sliced(axis: 0, start: start, end: end).contiguous()
-            let fa = withoutGrad { a.model.forwardIntermediates(a.normalization.apply(images)) }
-            let fb = withoutGrad { b.model.forwardIntermediates(b.normalization.apply(images)) }
+            let fa = withoutGrad { a.model.forwardIntermediates(a.input.normalized(images)) }
+            let fb = withoutGrad { b.model.forwardIntermediates(b.input.normalized(images)) }
             if acc == nil {
                 names = (fa.map(\.name), fb.map(\.name))
                 acc = CKAAccumulator(layersA: fa.count, layersB: fb.count)

@@ -92,7 +92,7 @@ public enum FeatureFrequency {
         while start < set.count {
             let end = min(set.count, start + model.batchSize)
             let batch = set.images.sliced(axis: 0, start: start, end: end).contiguous()
-            let outputs = withoutGrad { model.model.forwardIntermediates(model.normalization.apply(batch)) }
+            let outputs = withoutGrad { model.model.forwardIntermediates(model.input.normalized(batch)) }
             for (name, value) in outputs {
                 guard let (map, prefix) = featureMap(value) else { continue }
                 let curve = relativeLogAmplitude(map).map { $0 * Double(end - start) }

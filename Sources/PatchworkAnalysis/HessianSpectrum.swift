@@ -205,7 +205,7 @@ extension HessianSpectrum {
         }
         let net = model.model
         net.eval()  // fixed batch statistics and no dropout: the Hessian of one deterministic function
-        let x = model.normalization.apply(set.images.contiguous())
+        let x = model.input.normalized(set.images.contiguous())
         let labels = set.labels
         let hvp = HessianVectorProduct(model: net) { crossEntropy(logits: net.logits(x), labels: labels) }
         let point = ParameterVector(of: net)

@@ -123,8 +123,9 @@ public enum ShapeBias {
 
     /// On a folder of Geirhos et al.'s cue-conflict stimuli with an
     /// ImageNet-1k model: 1000 probabilities → 16 categories by
-    /// `GeirhosCategories`.
-    public static func runGeirhosFolder(_ model: AnalysisModel, folder: String, imageSize: Int, source: RunSource, command: String,
+    /// `GeirhosCategories`. The stimuli go through the model's own input
+    /// pipeline (a published checkpoint's evaluation transform).
+    public static func runGeirhosFolder(_ model: AnalysisModel, folder: String, source: RunSource, command: String,
                                         progress: ProgressHandler? = nil) throws -> Report {
         let (stimuli, excluded) = try GeirhosCategories.stimuli(in: folder)
         progress?("shape-bias: \(stimuli.count) cue-conflict images in \(folder) (\(excluded) with shape = texture left out)")
@@ -134,9 +135,7 @@ public enum ShapeBias {
             let end = min(stimuli.count, start + model.batchSize)
             var images: [Tensor] = []
             for s in stimuli[start..<end] {
-                let image: Tensor
-                do { image = try ImageIO.load(s.path, channels: 3) } catch { throw AnalysisError("\(error)") }
-                images.append(resizedImage(image, to: (imageSize, imageSize)))
+                do { images.append(try model.input.pixels(contentsOf: s.path)) } catch { throw AnalysisError("\(error)") }
             }
             let logits = model.logits(stack(images, axis: 0))
             guard logits.shape[1] == 1000 else {

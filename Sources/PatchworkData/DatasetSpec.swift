@@ -12,16 +12,21 @@ import Patchwork
 /// | `mnist:PATH`                  | MNIST IDX files, plain or .gz |
 /// | `fashion-mnist:PATH`          | Fashion-MNIST (MNIST's format, clothing class names) |
 /// | `folder:PATH`                 | `PATH/train/<class>/…` and `PATH/test/<class>/…` image folders |
+/// | `imagenet:PATH`               | ImageNet-1k's validation layout, `PATH/<WordNet id>/…` (or `PATH/val/…`), labels by `ImageNet`'s index; one split, given for both |
 ///
 /// `imageSize` resizes to imageSize × imageSize (ShapeTex draws at that size
 /// unless its spec names one); `channels` converts between 1 and 3 channels.
 /// `maxImagePixels` is the pixel limit of each image of a folder dataset.
+/// With `preprocessing`, the images of image files (folder, imagenet) go through
+/// that evaluation transform instead (a published checkpoint's, on 8-bit pixels
+/// as PIL does it), to pixels in [0, 1] at its input size.
 public enum DatasetSpec {
-    public static let kinds = ["shapetex", "cifar10", "cifar100", "cifar100-coarse", "mnist", "fashion-mnist", "folder"]
+    public static let kinds = ["shapetex", "cifar10", "cifar100", "cifar100-coarse", "mnist", "fashion-mnist", "folder", "imagenet"]
     public static let shapeTexKeys = ["size", "seed", "train", "test", "noise", "cue-conflict", "shape-only", "texture-only"]
 
     public static func open(_ spec: String, split: DatasetSplit, imageSize: Int? = nil, channels: Int? = nil,
-                            maxImagePixels: Int = ImageIO.defaultMaxPixels) throws -> any Dataset {
+                            maxImagePixels: Int = ImageIO.defaultMaxPixels,
+                            preprocessing: ImagePreprocessing? = nil) throws -> any Dataset {
         if let s = imageSize, s <= 0 { throw DataError("image size must be positive, got \(s)") }
         if let c = channels, c != 1 && c != 3 { throw DataError("channels must be 1 or 3, got \(c)") }
         let (kind, argument) = parse(spec)
@@ -38,7 +43,13 @@ public enum DatasetSpec {
             dataset = try MNIST(directory: path, split: split, classNames: kind == "mnist" ? MNIST.digitNames : MNIST.fashionNames)
         case "folder":
             let path = try requirePath(argument, kind, spec)
-            dataset = try openFolder(path, split: split, imageSize: imageSize, maxImagePixels: maxImagePixels)
+            dataset = try openFolder(path, split: split, imageSize: imageSize, maxImagePixels: maxImagePixels,
+                                     preprocessing: preprocessing)
+        case "imagenet":
+            let path = try requirePath(argument, kind, spec)
+            let root = isFolder(joinPath(path, "val")) ? joinPath(path, "val") : path
+            dataset = try ImageFolder(root: root, height: imageSize, width: imageSize, classNames: ImageNet.wordNetIDs,
+                                      maxImagePixels: maxImagePixels, preprocessing: preprocessing)
         default:
             throw DataError("unknown dataset kind \"\(kind)\" in spec \"\(spec)\"; known kinds: \(kinds.joined(separator: ", ")) "
                 + "(e.g. shapetex, shapetex:size=64, cifar10:PATH, mnist:PATH, folder:PATH)")
@@ -110,16 +121,18 @@ public enum DatasetSpec {
 
     /// PATH/train or PATH/test; the test split takes the training split's
     /// classes (so labels agree) and, without `imageSize`, its image size.
-    static func openFolder(_ path: String, split: DatasetSplit, imageSize: Int?, maxImagePixels: Int) throws -> any Dataset {
+    static func openFolder(_ path: String, split: DatasetSplit, imageSize: Int?, maxImagePixels: Int,
+                           preprocessing: ImagePreprocessing?) throws -> any Dataset {
         let trainPath = joinPath(path, "train"), testPath = joinPath(path, "test")
         guard isFolder(trainPath) && isFolder(testPath) else {
             let missing = [trainPath, testPath].filter { !isFolder($0) }.joined(separator: " and ")
             throw DataError("folder dataset \(path): missing \(missing). Expected the layout PATH/train/<class>/<image> and "
                 + "PATH/test/<class>/<image> (PNG, JPEG or BMP; one subfolder per class, the same class names in both)")
         }
-        let train = try ImageFolder(root: trainPath, imageSize: imageSize, maxImagePixels: maxImagePixels)
+        let train = try ImageFolder(root: trainPath, height: imageSize, width: imageSize, maxImagePixels: maxImagePixels,
+                                    preprocessing: preprocessing)
         if split == .train { return train }
         return try ImageFolder(root: testPath, height: train.imageShape[0], width: train.imageShape[1], classNames: train.classNames,
-                               maxImagePixels: maxImagePixels)
+                               maxImagePixels: maxImagePixels, preprocessing: preprocessing)
     }
 }

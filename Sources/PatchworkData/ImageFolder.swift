@@ -13,6 +13,9 @@ import Patchwork
 /// channels and resized (bilinear, antialiased when shrinking) to
 /// `imageSize` × `imageSize`, or, without one, to the size of the first image.
 /// An image of more than `maxImagePixels` pixels is refused before it is decoded.
+/// With `preprocessing`, images are decoded to 8 bits and go through that
+/// evaluation transform (resize and centre crop as PIL and timm do them) to its
+/// input size instead, as pixels in [0, 1] (normalisation is the model's step).
 public struct ImageFolder: Dataset {
     public static let extensions: Set<String> = ["png", "jpg", "jpeg", "bmp"]
 
@@ -24,6 +27,8 @@ public struct ImageFolder: Dataset {
     public var count: Int { files.count }
     /// The pixel limit of each image (`ImageIO.load`'s `maxPixels`).
     public let maxImagePixels: Int
+    /// A published checkpoint's evaluation transform, applied instead of the plain resize.
+    public let preprocessing: ImagePreprocessing?
 
     /// Lists `root`. With `classNames`, those are the classes (in that
     /// order: pass a training set's names to give its test set the same
@@ -39,7 +44,7 @@ public struct ImageFolder: Dataset {
     /// As `init(root:imageSize:classNames:)`, resizing to `height` × `width`
     /// (both or neither).
     public init(root: String, height: Int?, width: Int?, classNames: [String]? = nil,
-                maxImagePixels: Int = ImageIO.defaultMaxPixels) throws {
+                maxImagePixels: Int = ImageIO.defaultMaxPixels, preprocessing: ImagePreprocessing? = nil) throws {
         guard FileManager.default.fileExists(atPath: root) else { throw DataError("\(root): no such folder") }
         guard isFolder(root) else { throw DataError("\(root): is a file, expected a folder with one subfolder per class") }
         if (height == nil) != (width == nil) { throw DataError("ImageFolder \(root): give both height and width, or neither") }
@@ -71,7 +76,9 @@ public struct ImageFolder: Dataset {
         if files.isEmpty { throw DataError("\(root): no images (PNG, JPEG or BMP files) in any class folder") }
 
         let side: (Int, Int)
-        if let h = height, let w = width {
+        if let preprocessing {
+            side = (preprocessing.inputHeight, preprocessing.inputWidth)
+        } else if let h = height, let w = width {
             side = (h, w)
         } else {
             do {
@@ -86,18 +93,23 @@ public struct ImageFolder: Dataset {
         self.files = files
         self.imageShape = [side.0, side.1, 3]
         self.maxImagePixels = maxImagePixels
+        self.preprocessing = preprocessing
     }
 
     public func sample(_ index: Int) throws -> (image: Tensor, label: Int) {
         guard index >= 0 && index < count else { throw DataError("ImageFolder \(root): sample \(index) is outside 0..<\(count)") }
         let (path, label) = files[index]
-        let image: Tensor
         do {
-            image = try ImageIO.load(path, channels: 3, maxPixels: maxImagePixels)
+            if let preprocessing {
+                return (try preprocessing.pixels(try ImageIO.decode(path, maxPixels: maxImagePixels)), label)
+            }
+            let image = try ImageIO.load(path, channels: 3, maxPixels: maxImagePixels)
+            return (resizedImage(image, to: (imageShape[0], imageShape[1])), label)
         } catch let error as ImageIO.Error {
             throw DataError("\(error.path): \(error.reason)")
+        } catch let error as ImagePreprocessing.Error {
+            throw DataError("\(path): \(error)")
         }
-        return (resizedImage(image, to: (imageShape[0], imageShape[1])), label)
     }
 
     static func imagePaths(below folder: String) -> [String] {

@@ -133,6 +133,13 @@ public struct ImagePreprocessing: Sendable, Codable, Equatable {
         return Tensor(storage: storage, shape: shape, strides: Tensor.contiguousStrides(shape))
     }
 
+    /// The crop as [H, W, 3] pixels v / 255 in [0, 1] (torchvision's ToTensor), before normalisation:
+    /// what the analyses perturb.
+    public func pixels(_ image: DecodedImage) throws -> Tensor {
+        let crop = try crop(image)
+        return Tensor(crop.pixels.map { Float($0) / 255 }, shape: [crop.height, crop.width, 3])
+    }
+
     /// The whole transform: the [H, W, 3] tensor for `image` (add a batch axis with `unsqueezed(axis: 0)`).
     public func tensor(_ image: DecodedImage) throws -> Tensor {
         normalized(try crop(image))

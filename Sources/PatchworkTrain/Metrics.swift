@@ -39,7 +39,8 @@ public struct ClassificationMetrics {
 }
 
 /// Loss and accuracy of `model` (in eval mode, without the tape) over a loader's epoch 0.
-public func evaluate(_ model: ImageClassifier, loader: DataLoader, preprocess: (Tensor) -> Tensor = { $0 }) throws -> ClassificationMetrics {
+public func evaluate(_ model: ImageClassifier, loader: DataLoader, preprocess: (Tensor) -> Tensor = { $0 },
+                     progress: ((ClassificationMetrics) -> Void)? = nil) throws -> ClassificationMetrics {
     model.eval()
     var metrics = ClassificationMetrics()
     let iterator = loader.batches(epoch: 0).makeIterator()
@@ -51,6 +52,7 @@ public func evaluate(_ model: ImageClassifier, loader: DataLoader, preprocess: (
             }
             metrics.add(loss: crossEntropy(logits: logits, labels: batch.labels).item(), logits: logits, labels: batch.labels)
         }
+        progress?(metrics)
     }
     return metrics
 }

@@ -306,7 +306,7 @@ final class AnalysisIITests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         Generator.global.reseed(1)
         let model = try Models.create("vit_nano", numClasses: 10)
-        let m = AnalysisModel(model, normalization: .patchwork, batchSize: 8)
+        let m = AnalysisModel(model, input: .patchwork(imageSize: 32), batchSize: 8)
         let set = try ImageSet(try ShapeTex(split: .test, count: 40, size: 32, seed: 1), count: 16)
         let source = RunSource(model: "vit_nano", weights: "-", data: "shapetex", imageSize: 32, normalization: "patchwork", seed: 0)
 
@@ -348,7 +348,7 @@ final class AnalysisIITests: XCTestCase {
         XCTAssertEqual(Set(entries.map(\.analysis)), ["attention-distance", "attention-maps", "cka", "landscape", "hessian"])
         XCTAssertEqual(entries.first { $0.analysis == "attention-maps" }?.pngs.count, 2)
 
-        let cnn = AnalysisModel(try Models.create("resnet_nano", numClasses: 10))
+        let cnn = AnalysisModel(try Models.create("resnet_nano", numClasses: 10), input: .patchwork(imageSize: 32))
         XCTAssertThrowsError(try AttentionDistance.run(cnn, images: four, source: source, command: "test")) {
             XCTAssertTrue("\($0)".contains("no attention layers"), "\($0)")
         }

@@ -14,7 +14,7 @@ final class AnalysisRobustnessTests: XCTestCase {
         if let t = Self.trained { return t }
         let model = try trainTinyCNN(on: ShapeTex(split: .train, count: 400, size: 16, seed: 31), epochs: 6)
         let set = try ImageSet(ShapeTex(split: .test, count: 40, size: 16, seed: 31), count: nil)
-        Self.trained = (AnalysisModel(model, batchSize: 40), set)
+        Self.trained = (AnalysisModel(model, input: .patchwork(imageSize: 16), batchSize: 40), set)
         return Self.trained!
     }
 

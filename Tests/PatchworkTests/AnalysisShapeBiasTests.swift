@@ -45,9 +45,9 @@ final class AnalysisShapeBiasTests: XCTestCase {
                                    learningRate: 5e-3)
         let spec = "shapetex:size=\(size),seed=9"
         let source = RunSource(model: "tiny", weights: "-", data: spec, imageSize: size, normalization: "patchwork", seed: 0)
-        let t = try ShapeBias.runShapeTex(AnalysisModel(textureModel), spec: spec, imageSize: size, conflictCount: 180, singleCueCount: 100,
+        let t = try ShapeBias.runShapeTex(AnalysisModel(textureModel, input: .patchwork(imageSize: size)), spec: spec, imageSize: size, conflictCount: 180, singleCueCount: 100,
                                           source: source, command: "test")
-        let s = try ShapeBias.runShapeTex(AnalysisModel(shapeModel), spec: spec, imageSize: size, conflictCount: 180, singleCueCount: 100,
+        let s = try ShapeBias.runShapeTex(AnalysisModel(shapeModel, input: .patchwork(imageSize: size)), spec: spec, imageSize: size, conflictCount: 180, singleCueCount: 100,
                                           source: source, command: "test")
         print("texture-trained: shape bias \(t.summary.shapeBias), cue match \(t.summary.cueMatchRate), texture-only acc \(t.summary.textureOnlyAccuracy!)")
         print("shape-trained: shape bias \(s.summary.shapeBias), cue match \(s.summary.cueMatchRate), shape-only acc \(s.summary.shapeOnlyAccuracy!)")
@@ -91,16 +91,16 @@ final class AnalysisShapeBiasTests: XCTestCase {
 
         // An ImageNet-1k model (random weights) runs through the 16-category mapping.
         Generator.global.reseed(3)
-        let model = AnalysisModel(try Models.create("resnet_nano", numClasses: 1000), normalization: .imagenet)
+        let model = AnalysisModel(try Models.create("resnet_nano", numClasses: 1000), input: .imageNetDefault(imageSize: 32))
         let source = RunSource(model: "resnet_nano", weights: "-", data: root, imageSize: 32, normalization: "imagenet", seed: 0)
-        let report = try ShapeBias.runGeirhosFolder(model, folder: root, imageSize: 32, source: source, command: "test")
+        let report = try ShapeBias.runGeirhosFolder(model, folder: root, source: source, command: "test")
         XCTAssertEqual(report.data.overall.images, 2)
         XCTAssertEqual(report.summary.excludedSameCategory, 1)
         XCTAssertEqual(report.data.perClass.count, 16)
 
         // A 10-class model is refused by name.
-        let small = AnalysisModel(try Models.create("resnet_nano", numClasses: 10))
-        XCTAssertThrowsError(try ShapeBias.runGeirhosFolder(small, folder: root, imageSize: 32, source: source, command: "test")) {
+        let small = AnalysisModel(try Models.create("resnet_nano", numClasses: 10), input: .imageNetDefault(imageSize: 32))
+        XCTAssertThrowsError(try ShapeBias.runGeirhosFolder(small, folder: root, source: source, command: "test")) {
             XCTAssertTrue("\($0)".contains("1000 classes"), "\($0)")
         }
     }

@@ -123,8 +123,11 @@ extension TrainingTests {
     func testWeightsForAnotherClassCountAreRejectedByName() throws {
         let trainer = try makeTrainer("classes", epochs: 1)
         try trainer.run()
-        let (model, names) = try loadTrainedModel("resnet_nano", weights: trainer.weightsPath, classes: 10)
-        XCTAssertEqual(names?.count, 10)
+        let loaded = try loadTrainedModel("resnet_nano", weights: trainer.weightsPath, classes: 10)
+        let model = loaded.model
+        XCTAssertEqual(loaded.fileClassNames?.count, 10)
+        // The run recorded its input pipeline: Patchwork's, at the side it trained on.
+        XCTAssertEqual(loaded.input, .patchwork(imageSize: 16))
         XCTAssertEqual(model.logits(Tensor.zeros([1, 16, 16, 3])).shape, [1, 10])
         XCTAssertThrowsError(try loadTrainedModel("resnet_nano", weights: trainer.weightsPath, classes: 100)) { error in
             XCTAssertTrue("\(error)".contains("100 classes") && "\(error)".contains(trainer.weightsPath), "\(error)")

@@ -13,8 +13,10 @@ struct AnalyzeCommand: ParsableCommand {
         discussion: """
         Each analysis writes OUT/<name>.json (a summary with the headline numbers, the settings that reproduce it, \
         and all the data) and OUT/<name>.svg (the picture). Perturbations happen on [0, 1] pixels, before the \
-        model's input standardisation (--normalize: patchwork for weights trained here, imagenet for reference \
-        checkpoints; by default chosen from the weights: class names in the file mean patchwork).
+        model's input standardisation. Weights trained here keep the preprocessing recorded in their files; a \
+        published checkpoint (safetensors or torch.save) gets its tag's evaluation transform, and image files (a \
+        folder: or imagenet: dataset, cue-conflict stimuli) are resized and cropped as its reference does it. \
+        --normalize patchwork or imagenet (timm's defaults) overrides that.
         """,
         subcommands: [ShapeBiasCommand.self, FourierHeatmapCommand.self, FrequencyNoiseCommand.self, FeatureFrequencyCommand.self,
                       CorruptionsCommand.self, AdversarialCommand.self, AttentionDistanceCommand.self, AttentionMapsCommand.self,
@@ -24,20 +26,20 @@ struct AnalyzeCommand: ParsableCommand {
 /// The options every analysis shares, and the one way they load a model and data.
 struct AnalysisOptions: ParsableArguments {
     @Option(help: "Model variant (see `patchwork models`).") var model: String
-    @Option(help: "Weights (weights.safetensors or checkpoint.safetensors of a run, or a reference checkpoint).") var weights: String
+    @Option(help: "Weights (weights.safetensors or checkpoint.safetensors of a run, or a published checkpoint: .safetensors, .pth, .bin).") var weights: String
     @Option(help: "Dataset spec, as for train (its test split is used); shape-bias also takes a cue-conflict image folder.")
     var data: String = "shapetex"
     @Option(help: "Output folder (created if missing).") var out: String
     @Option(help: "Image side (default: the model's).") var imgSize: Int?
     @Option(help: "Images per forward pass.") var batchSize: Int = 100
     @Option(help: "Random seed (noise draws, attack starts).") var seed: UInt64 = 0
-    @Option(help: "Input standardisation: patchwork or imagenet (default: from the weights).") var normalize: String?
+    @Option(help: "Input pipeline: patchwork or imagenet (default: the weights' own, or the checkpoint's pretrained configuration).") var normalize: String?
 
     func validate() throws {
         try OptionCheck.model(model)
         try OptionCheck.integer(batchSize, "--batch-size", atLeast: 1, atMost: 65_536)
         try OptionCheck.imageSize(imgSize, model: model)
-        if let n = normalize, AnalysisModel.Normalization(rawValue: n) == nil {
+        if let n = normalize, !["patchwork", "imagenet"].contains(n) {
             throw ValidationError("--normalize must be patchwork or imagenet, not \(n)")
         }
         try OptionCheck.outputFolder(out)
@@ -52,19 +54,28 @@ struct AnalysisOptions: ParsableArguments {
 
     /// The model with its weights; `classes` is checked against the weights when given.
     func loadModel(classes: Int?) throws -> (AnalysisModel, RunSource) {
-        let m = try AnalysisModel.load(model, weights: weights, classes: classes,
-                                       normalization: normalize.flatMap { AnalysisModel.Normalization(rawValue: $0) }, batchSize: batchSize)
-        let source = RunSource(model: model, weights: weights, data: data, imageSize: try imageSize,
-                               normalization: m.normalization.rawValue, seed: seed)
+        let size = try imageSize
+        let input: ModelInput? = switch normalize {
+        case "patchwork": .patchwork(imageSize: size)
+        case "imagenet": .imageNetDefault(imageSize: size)
+        default: nil
+        }
+        let m = try AnalysisModel.load(model, weights: weights, classes: classes, imageSize: imgSize, input: input, batchSize: batchSize)
+        let source = RunSource(model: model, weights: weights, data: data, imageSize: m.input.size.height,
+                               normalization: m.input.name, seed: seed)
         return (m, source)
     }
 
-    /// The model and `samples` images of the data's test split (spread evenly over it).
+    /// The model and `samples` images of the data's test split (a random subset), through the model's input pipeline.
     func load(samples: Int?) throws -> (AnalysisModel, ImageSet, RunSource) {
-        let test = try DatasetSpec.open(data, split: .test, imageSize: try imageSize, channels: 3)
-        let (m, source) = try loadModel(classes: test.classNames.count)
+        let (m, source) = try loadModel(classes: nil)
+        let test = try DatasetSpec.open(data, split: .test, imageSize: m.input.size.height, channels: 3,
+                                        preprocessing: m.input.preprocessing)
+        if let classes = m.classCount, classes != test.classNames.count {
+            throw ValidationError("\(data) has \(test.classNames.count) classes but \(weights) predicts \(classes)")
+        }
         let set = try ImageSet(test, count: samples, seed: seed)
-        print("\(model) on \(data): \(set.count) test images of \(set.height)×\(set.width), normalization \(m.normalization.rawValue)")
+        print("\(model) on \(data): \(set.count) test images of \(set.height)×\(set.width), input \(m.input.summary)")
         fflush(stdout)
         return (m, set, source)
     }
@@ -112,7 +123,7 @@ struct ShapeBiasCommand: ParsableCommand {
             let folder = options.data.hasPrefix("folder:") ? String(options.data.dropFirst(7)) : options.data
             _ = try GeirhosCategories.stimuli(in: (folder as NSString).expandingTildeInPath)   // layout errors before loading the model
             let (m, source) = try options.loadModel(classes: 1000)
-            report = try ShapeBias.runGeirhosFolder(m, folder: (folder as NSString).expandingTildeInPath, imageSize: size, source: source,
+            report = try ShapeBias.runGeirhosFolder(m, folder: (folder as NSString).expandingTildeInPath, source: source,
                                                     command: commandLineText, progress: printProgress)
         }
         print(String(format: "shape bias %.3f (%d shape, %d texture, %d other decisions of %d images)", report.summary.shapeBias,

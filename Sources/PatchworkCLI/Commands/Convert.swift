@@ -41,7 +41,7 @@ struct ConvertCommand: ParsableCommand {
         let count: Int
         if let model {
             // loadTrainedModel filters, loads strictly, and names missing or unused keys when it cannot.
-            let (net, _) = try loadTrainedModel(model, weights: input, classes: nil, key: key)
+            let net = try loadTrainedModel(model, weights: input, classes: nil, key: key).model
             try net.save(to: output)
             count = net.stateDict().count
         } else {

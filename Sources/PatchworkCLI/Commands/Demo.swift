@@ -159,7 +159,7 @@ struct DemoCommand: ParsableCommand {
 
     func loaded(_ name: String) throws -> Loaded {
         Loaded(name: name, model: try AnalysisModel.load(name, weights: folder(name) + "/weights.safetensors",
-                                                         classes: ShapeTex.classCount, normalization: .patchwork, batchSize: 100),
+                                                         classes: ShapeTex.classCount, input: .patchwork(imageSize: 32), batchSize: 100),
                seed: seed)
     }
 

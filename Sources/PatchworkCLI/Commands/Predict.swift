@@ -8,34 +8,127 @@ import PatchworkTrain
 
 struct PredictCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "predict", abstract: "Top-5 classes for image files (PNG, JPEG, BMP).")
+        commandName: "predict", abstract: "The top classes, with probabilities and names, for image files (PNG, JPEG, BMP).",
+        discussion: """
+        --weights takes a run's weights (or checkpoint) or a published checkpoint, as safetensors or a torch.save file \
+        (.pth, .pyth, .bin). A run's images go through the preprocessing it was trained with, recorded in its files; a \
+        published checkpoint's through its reference's evaluation transform (the tag's pretrained configuration: \
+        --model vit_tiny_patch16_224.augreg_in21k_ft_in1k; the variant's default tag when none is named). \
+        `patchwork models --json` shows each tag's values; the options below override them.
+        """)
 
-    @Option(help: "Model variant.") var model: String
-    @Option(help: "Weights of a run (weights.safetensors or checkpoint.safetensors).") var weights: String
+    @Option(help: "Model variant, as Patchwork or the reference names it, with its pretrained tag where it has one.")
+    var model: String
+    @Option(help: "Weights: a run's weights.safetensors or checkpoint.safetensors, or a published checkpoint (.safetensors, .pth, .bin).")
+    var weights: String
     @Argument(help: "Image files.") var images: [String]
+    @Option(help: "How many classes to show per image.") var top: Int = 5
+    @Option(help: "Write the predictions as JSON to this file, or to standard output with -.") var json: String?
+    @Option(help: "The torch checkpoint's entry holding the state dict (default: as timm finds it).") var key: String?
+    @OptionGroup var overrides: PreprocessingOverrides
     @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
     var maxImagePixels: Int = ImageIO.defaultMaxPixels
 
     func validate() throws {
         try OptionCheck.model(model)
+        try OptionCheck.integer(top, "--top", atLeast: 1, atMost: 100_000)
+        if let json, json != "-" { try OptionCheck.outputFile(json, "--json") }
+        guard !images.isEmpty else { throw ValidationError("give at least one image file") }
+    }
+
+    struct Prediction: Encodable {
+        struct Entry: Encodable { let `class`: Int; let label: String; let probability: Double }
+        let image: String
+        let top: [Entry]
     }
 
     func run() throws {
-        let variant = try Models.variant(model)
-        let (net, names) = try loadTrainedModel(model, weights: weights, classes: nil)
+        let loaded = try loadTrainedModel(model, weights: weights, classes: nil, key: key)
+        let input = try overrides.applied(to: loaded.input)
+        let toStandardOutput = json == "-"
+        if !toStandardOutput {
+            print("\(model): \(loaded.model.parameterCount.formatted()) parameters, input \(input.summary)")
+        }
+        var predictions: [Prediction] = []
         for path in images {
-            var image = try ImageIO.load(path, channels: 3, maxPixels: maxImagePixels).unsqueezed(axis: 0)
-            if image.shape[1] != variant.inputSize || image.shape[2] != variant.inputSize {
-                image = resize(image, size: (variant.inputSize, variant.inputSize), mode: .bilinear, alignCorners: false,
-                               antialias: true)
+            let pixels = try input.pixels(contentsOf: path, maxPixels: maxImagePixels).unsqueezed(axis: 0)
+            let probabilities = withoutGrad { loaded.model.logits(input.normalized(pixels)).softmax(axis: -1) }.scalars
+            let best = probabilities.indices.sorted { probabilities[$0] > probabilities[$1] || (probabilities[$0] == probabilities[$1] && $0 < $1) }
+            let entries = best.prefix(top).map { index in
+                Prediction.Entry(class: index, label: loaded.label(index), probability: Double(probabilities[index]))
             }
-            let probabilities = withoutGrad { net.logits(standardize(image)).softmax(axis: -1) }.scalars
-            let top = probabilities.enumerated().sorted { $0.element > $1.element }.prefix(5)
-            print(path)
-            for (index, p) in top {
-                let name = names.map { index < $0.count ? $0[index] : "class \(index)" } ?? "class \(index)"
-                print(String(format: "  %6.2f%%  %@", 100 * p, name))
+            predictions.append(Prediction(image: path, top: entries))
+            if !toStandardOutput {
+                print(path)
+                for e in entries { print(String(format: "  %6.2f%%  %5d  %@", 100 * e.probability, e.class, e.label)) }
             }
         }
+        if let json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+            let data = try encoder.encode(predictions)
+            if toStandardOutput {
+                FileHandle.standardOutput.write(data + Data("\n".utf8))
+            } else {
+                try AtomicFile.write(data, to: json)
+                print("wrote \(json)")
+            }
+        }
+    }
+}
+
+/// Options that override a checkpoint's evaluation transform, value by value.
+struct PreprocessingOverrides: ParsableArguments {
+    @Option(help: "Input side (default: the checkpoint's).") var imgSize: Int?
+    @Option(help: "Resize filter: nearest, bilinear, bicubic, lanczos, box, hamming (default: the checkpoint's).")
+    var interpolation: String?
+    @Option(help: "The fraction of the resized image the centre crop keeps (default: the checkpoint's).") var cropPct: Double?
+    @Option(help: "center, squash or border (default: the checkpoint's).") var cropMode: String?
+    @Option(help: "Per-channel mean, as R,G,B in [0, 1] (default: the checkpoint's).") var mean: String?
+    @Option(help: "Per-channel standard deviation, as R,G,B (default: the checkpoint's).") var std: String?
+
+    func validate() throws {
+        if let imgSize { try OptionCheck.integer(imgSize, "--img-size", atLeast: 1, atMost: 4096) }
+        if let interpolation, ResampleFilter(rawValue: interpolation) == nil {
+            throw ValidationError("--interpolation must be one of \(ResampleFilter.allCases.map(\.rawValue).joined(separator: ", ")), not \(interpolation)")
+        }
+        if let cropPct, !(cropPct > 0 && cropPct <= 1) { throw ValidationError("--crop-pct must be in (0, 1], not \(cropPct)") }
+        if let cropMode, ImagePreprocessing.CropMode(rawValue: cropMode) == nil {
+            throw ValidationError("--crop-mode must be one of \(ImagePreprocessing.CropMode.allCases.map(\.rawValue).joined(separator: ", ")), not \(cropMode)")
+        }
+        _ = try mean.map { try Self.triple($0, "--mean") }
+        _ = try std.map { try Self.triple($0, "--std", positive: true) }
+    }
+
+    var isEmpty: Bool { imgSize == nil && interpolation == nil && cropPct == nil && cropMode == nil && mean == nil && std == nil }
+
+    /// `input` with the values given here; for a run trained here only --img-size applies.
+    func applied(to input: ModelInput) throws -> ModelInput {
+        var result = input
+        guard var p = input.preprocessing else {
+            if interpolation != nil || cropPct != nil || cropMode != nil || mean != nil || std != nil {
+                throw ValidationError("--interpolation, --crop-pct, --crop-mode, --mean and --std apply to published checkpoints; "
+                                      + "these weights were trained by Patchwork and keep the preprocessing they were trained with")
+            }
+            return imgSize.map { input.resized(to: $0) } ?? input
+        }
+        if let imgSize { (p.inputHeight, p.inputWidth) = (imgSize, imgSize); result.imageSize = imgSize }
+        if let interpolation { p.interpolation = ResampleFilter(rawValue: interpolation)! }
+        if let cropPct { p.cropPct = cropPct }
+        if let cropMode { p.cropMode = ImagePreprocessing.CropMode(rawValue: cropMode)! }
+        if let mean { p.mean = try Self.triple(mean, "--mean") }
+        if let std { p.std = try Self.triple(std, "--std", positive: true) }
+        try p.validate()
+        result.preprocessing = p
+        if !isEmpty { result.name += " (overridden)" }
+        return result
+    }
+
+    static func triple(_ text: String, _ option: String, positive: Bool = false) throws -> [Double] {
+        let values = text.split(separator: ",").map { Double($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 3, values.allSatisfy({ $0 != nil && $0!.isFinite && (!positive || $0! > 0) }) else {
+            throw ValidationError("\(option) takes three \(positive ? "positive " : "")numbers R,G,B, not \"\(text)\"")
+        }
+        return values.map { $0! }
     }
 }
