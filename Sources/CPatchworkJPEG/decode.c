@@ -50,7 +50,7 @@ int patchwork_jpeg_decode(const unsigned char *data, size_t size, long long max_
     if (setjmp(errors.escape)) {
         jpeg_destroy_decompress(&cinfo);
         free(pixels);
-        write_message(message, message_size, errors.message);
+        if (message_size > 0) snprintf(message, message_size, "libjpeg: %s", errors.message);
         return 1;
     }
     jpeg_create_decompress(&cinfo);
@@ -65,7 +65,7 @@ int patchwork_jpeg_decode(const unsigned char *data, size_t size, long long max_
     case 3: cinfo.out_color_space = JCS_RGB; channels = 3; break;
     default: {
         char text[128];
-        snprintf(text, sizeof text, "%d-component (CMYK or YCCK) JPEGs are not supported", cinfo.num_components);
+        snprintf(text, sizeof text, "%d-component (CMYK or YCCK) JPEGs are not supported by the 8-bit decoder", cinfo.num_components);
         jpeg_destroy_decompress(&cinfo);
         write_message(message, message_size, text);
         return 1;

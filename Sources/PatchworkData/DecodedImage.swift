@@ -107,7 +107,7 @@ extension ImageIO {
         }
         guard status == 0 else {
             let why = String(cString: message)
-            throw Error(path: path, reason: "cannot decode JPEG (libjpeg: \(why.isEmpty ? "unknown error" : why))")
+            throw Error(path: path, reason: "cannot decode JPEG: \(why.isEmpty ? "unknown error" : why)")
         }
         defer { patchwork_jpeg_free(&image) }
         let (width, height, channels) = (Int(image.width), Int(image.height), Int(image.channels))

@@ -3,6 +3,7 @@ import XCTest
 import Patchwork
 import PatchworkData
 import PatchworkNN
+import PatchworkTrain
 
 /// The evaluation transform against the real PIL / torchvision / timm pipeline
 /// (Fixtures/preprocess/make_fixtures.py writes the references), PIL's resampler on
@@ -41,6 +42,9 @@ final class PreprocessingTests: XCTestCase {
         let reference = try Safetensors(contentsOf: folder.appendingPathComponent("eval.safetensors").path)
         let all = try cases("cases.json")
         XCTAssertEqual(all.count, 83)
+        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("cases.json"))) as! [String: Any]
+        let digests = json["decoded_rgb_sha256"] as! [String: String]
+        XCTAssertEqual(digests.count, 8)
         var decoded: [String: DecodedImage] = [:]
         var tensorsChecked = 0
         var modes = Set<DecodedImage.Mode>()
@@ -48,6 +52,8 @@ final class PreprocessingTests: XCTestCase {
             let name = c["name"] as! String, file = c["image"] as! String
             if decoded[file] == nil {
                 decoded[file] = try ImageIO.decode(folder.appendingPathComponent("images/\(file)").path)
+                // The whole decoded image equals PIL's Image.open(p).convert("RGB"), byte for byte.
+                XCTAssertEqual(SHA256.hex(Data(decoded[file]!.convertedToRGB().pixels)), digests[file], "\(file): decoded pixels differ from PIL's")
             }
             let source = decoded[file]!
             modes.insert(source.mode)

@@ -6,7 +6,8 @@ on photographs that scikit-image ships, and PIL's Image.resize on small syntheti
 images, and writes:
 
   images/             the input files (copied from skimage/data, or encoded here by PIL)
-  cases.json          one entry per (image, configuration)
+  cases.json          one entry per (image, configuration); the SHA-256 of each whole image
+                      as PIL decodes it (Image.open(p).convert("RGB"))
   eval.safetensors    "<case>.crop": the 8-bit RGB crop before ToTensor (U8, [H, W, 3]);
                       "<case>.tensor": the normalised tensor, channels last (F32, [H, W, 3]),
                       for the cases whose "tensor" flag is set
@@ -16,6 +17,7 @@ Run from this folder with the reference venv:
   /work/venv/bin/python make_fixtures.py
 Versions used are written into cases.json.
 """
+import hashlib
 import json
 import os
 import shutil
@@ -81,6 +83,12 @@ CONFIGS = {
 # 224 and 320 are large: only on a few images. Normalised tensors: on chelsea only, at the small sizes.
 LARGE = {"bicubic224": ["chelsea.png", "retina.jpg"], "upscale_bicubic320": ["camera_grey.jpg"]}
 TENSOR_IMAGES = {"chelsea.png"}
+
+
+def decoded_digests():
+    """SHA-256 of each whole image after Image.open(p).convert("RGB") (rows, RGB interleaved)."""
+    return {name: hashlib.sha256(np.asarray(Image.open(os.path.join(IMAGES, name)).convert("RGB"), dtype=np.uint8).tobytes()).hexdigest()
+            for name in IMAGE_NAMES}
 
 
 def eval_cases():
@@ -149,7 +157,7 @@ def main():
     cases, tensors = eval_cases()
     save_file(tensors, os.path.join(HERE, "eval.safetensors"))
     with open(os.path.join(HERE, "cases.json"), "w") as f:
-        json.dump(dict(versions=versions, cases=cases), f, indent=1)
+        json.dump(dict(versions=versions, decoded_rgb_sha256=decoded_digests(), cases=cases), f, indent=1)
     cases, tensors = resample_cases()
     save_file(tensors, os.path.join(HERE, "resample.safetensors"))
     with open(os.path.join(HERE, "resample.json"), "w") as f:
