@@ -4,28 +4,27 @@
 The weights are not stored: each float tensor of the state dict is a function of its key and shape that the
 Swift test computes the same way (`deterministic_weights`; splitmix64 of the key's FNV-1a hash, 8-bit values
 times a power of two, so they are exact in float16 and float32). The classifier (the 2-D weight with 1000 rows)
-is scaled up so the probabilities are far from flat. Integer buffers (relative position indices, batch counts)
+is scaled so the probabilities are far from flat. Integer buffers (relative position indices, batch counts)
 keep the values the model builds.
 
 For each variant, each image goes through timm's own eval transform
 (`create_transform(**resolve_data_config({}, model=model))`, PIL decoding and resizing) and the model; the
 fixture keeps the reference's preprocessed input (as the 8-bit crop, one per distinct transform: exact, and the
-normalised tensor follows from it), the top-5 class indices and their probabilities. The classifier's scale is
-chosen per variant so the logits spread by about 2 over the classes; the script checks that the predictions
+normalised tensor follows from it), the top-5 class indices and their probabilities. The weights' gain is He's
+unless a variant's features then grow far from 1 (LeViT); the classifier's scale is chosen per variant so the
+logits spread by about 2 over the classes. The script checks that the predictions
 depend on the image and that no two of the top six probabilities are within 1e-5 (so their order is not noise).
 
 One variant, pvt_v2_b0, is also saved whole with torch.save (float16 storages, which hold these weights exactly),
 as `pvt_v2_b0.pth`, so the test loads a real PyTorch checkpoint of a full ImageNet model.
 
 Run from the repository root:  /path/to/venv/bin/python Tests/PatchworkTests/Fixtures/pretrained/make_fixtures.py
-(torch 2.15.0, timm 1.0.31, pillow, safetensors, scikit-image for the photographs).
+(torch 2.15.0, timm 1.0.31, pillow, safetensors).
 """
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
-import skimage
 import timm
 import torch
 from PIL import Image
@@ -35,8 +34,10 @@ from timm.data import create_transform, resolve_data_config
 HERE = Path(__file__).resolve().parent
 VARIANTS = ["resnet18", "vit_tiny_patch16_224", "swin_tiny_patch4_window7_224", "levit_128s", "pvt_v2_b0",
             "convit_tiny", "coatnet_nano_rw_224"]
-# Real photographs that scikit-image ships: a colour PNG, a grayscale PNG, a JPEG.
-IMAGES = ["chelsea.png", "camera.png", "rocket.jpg"]
+# Real photographs that scikit-image ships (copied beside the preprocessing fixtures): a colour PNG, a grayscale
+# PNG, a JPEG.
+PHOTOS = HERE.parent / "preprocess" / "images"
+IMAGES = ["chelsea.png", "coins.png", "rocket.jpg"]
 MASK64 = (1 << 64) - 1
 
 
@@ -55,10 +56,10 @@ def splitmix64(x):
     return z ^ (z >> np.uint64(31))
 
 
-def deterministic_weights(key, shape, classifier_scale, classes=1000):
+def deterministic_weights(key, shape, gain, classifier_scale, classes=1000):
     """Values (k − 128) / 128 · scale with k the top byte of splitmix64(hash(key) + i), i the flat index.
-    Weights of two or more dimensions are uniform with He's variance for their fan-in (rounded to a power of
-    two); the classifier's are multiplied by `classifier_scale`."""
+    Weights of two or more dimensions are uniform on ±sqrt(gain / fan-in) rounded to a power of two (gain 6 is
+    He's initialisation); the classifier's are multiplied by `classifier_scale`."""
     n = int(np.prod(shape)) if shape else 1
     with np.errstate(over="ignore"):
         k = (splitmix64(np.uint64(fnv1a64(key)) + np.arange(n, dtype=np.uint64)) >> np.uint64(56)).astype(np.float64)
@@ -73,25 +74,22 @@ def deterministic_weights(key, shape, classifier_scale, classes=1000):
         values = signed / 16
     else:
         fan_in = int(np.prod(shape[1:]))
-        scale = 2.0 ** round(np.log2(np.sqrt(6 / fan_in)))
+        scale = 2.0 ** round(np.log2(np.sqrt(gain / fan_in)))
         if len(shape) == 2 and shape[0] == classes:
             scale *= classifier_scale
         values = signed * scale
     return values.reshape(shape).astype(np.float32)
 
 
-def load_weights(model, classifier_scale):
+def load_weights(model, gain, classifier_scale):
     state = model.state_dict()
     for key, value in state.items():
         if value.is_floating_point():
-            state[key] = torch.from_numpy(deterministic_weights(key, list(value.shape), classifier_scale))
+            state[key] = torch.from_numpy(deterministic_weights(key, list(value.shape), gain, classifier_scale))
     model.load_state_dict(state)
 
 
 def main():
-    photo_dir = Path(skimage.data_dir)
-    for name in IMAGES:
-        shutil.copyfile(photo_dir / name, HERE / name)
     expected = {}
     tensors = {}
     for arch in VARIANTS:
@@ -100,16 +98,21 @@ def main():
         transform = create_transform(**config)
         crop_transform = create_transform(**config)
         crop_transform.transforms = crop_transform.transforms[:-2]  # up to the centre crop: PIL image, 8-bit
-        images = [Image.open(HERE / name).convert("RGB") for name in IMAGES]
+        images = [Image.open(PHOTOS / name).convert("RGB") for name in IMAGES]
         x = torch.stack([transform(image) for image in images])
-        # The classifier's scale: the power of two that brings the logits' spread over classes near 2.
-        classifier_scale = 1.0
-        for _ in range(2):
-            load_weights(model, classifier_scale)
-            with torch.no_grad():
-                spread = float(model(x).std(-1).mean())
-            classifier_scale *= 2.0 ** round(np.log2(2 / spread))
-        load_weights(model, classifier_scale)
+        # The weights' gain: He's, unless the features then grow far from 1 (as in LeViT, whose residual branches
+        # add up unnormalised), where float32 rounding would decide near ranks; then smaller gains. The
+        # classifier's scale: the power of two that brings the logits' spread over classes near 2.
+        for gain in [6, 3, 1.5, 0.75]:
+            classifier_scale = 1.0
+            for _ in range(2):
+                load_weights(model, gain, classifier_scale)
+                with torch.no_grad():
+                    spread = float(model(x).std(-1).mean())
+                classifier_scale *= 2.0 ** round(np.log2(2 / spread))
+            if classifier_scale >= 1 / 16:
+                break
+        load_weights(model, gain, classifier_scale)
         crop_key = f"{config['interpolation']}-{config['crop_pct']}-{config['crop_mode']}-{config['input_size'][1]}"
         rows = []
         with torch.no_grad():
@@ -122,12 +125,12 @@ def main():
             rows.append(dict(image=name, top5=top.indices[:5].tolist(), probabilities=top.values[:5].tolist()))
         spread_over_images = float(probabilities.std(0).max())
         assert spread_over_images > 0.01, f"{arch}: the predictions do not depend on the image"
-        expected[arch] = dict(classifier_scale=classifier_scale, crop=crop_key,
+        expected[arch] = dict(gain=gain, classifier_scale=classifier_scale, crop=crop_key,
                               config={k: list(v) if isinstance(v, tuple) else v for k, v in config.items()}, images=rows)
         if arch == "pvt_v2_b0":
             torch.save({"model": {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()},
                         "epoch": 299, "note": "deterministic weights, see make_fixtures.py"}, HERE / "pvt_v2_b0.pth")
-        print(arch, classifier_scale, crop_key, [(r["image"], r["top5"][:3], [round(q, 4) for q in r["probabilities"][:3]]) for r in rows])
+        print(arch, gain, classifier_scale, crop_key, [(r["image"], r["top5"][:3], [round(q, 4) for q in r["probabilities"][:3]]) for r in rows])
     save_file(tensors, HERE / "crops.safetensors")
     (HERE / "expected.json").write_text(json.dumps(dict(
         torch=torch.__version__, timm=timm.__version__, pillow=Image.__version__, variants=expected), indent=1) + "\n")
