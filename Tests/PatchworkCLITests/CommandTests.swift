@@ -148,7 +148,7 @@ final class CommandTests: XCTestCase {
         XCTAssertEqual(summary.model, "resnet_nano")
 
         let evaluated = try self.run(["eval", "--model", "resnet_nano", "--weights", run + "/weights.safetensors", "--data", data])
-        XCTAssertTrue(evaluated.hasPrefix("resnet_nano on \(data): loss "), evaluated)
+        XCTAssertTrue(evaluated.contains("resnet_nano on \(data): loss "), evaluated)
         XCTAssertTrue(evaluated.contains("(32 images)"), evaluated)
 
         let out = root + "/analyses"
@@ -193,6 +193,42 @@ final class CommandTests: XCTestCase {
         let checked = try run(["convert", root + "/nano.safetensors", root + "/nano2.safetensors", "--model", "resnet_nano"])
         XCTAssertTrue(checked.contains("loads strictly into resnet_nano"), checked)
         XCTAssertEqual(try Safetensors(contentsOf: root + "/nano2.safetensors").names.count, net.stateDict().count)
+    }
+
+    /// A published checkpoint (the torch.save fixture of pvt_v2_b0 with ImageNet-1k's classes): predict prints
+    /// the top classes with ImageNet's names and writes them as JSON; eval reads ImageNet's validation layout
+    /// (one folder per WordNet id) through the checkpoint's evaluation transform.
+    func testPredictAndEvalOnAPublishedCheckpoint() throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("PatchworkTests/Fixtures").path
+        let weights = fixtures + "/pretrained/pvt_v2_b0.pth"
+        let chelsea = fixtures + "/preprocess/images/chelsea.png", rocket = fixtures + "/preprocess/images/rocket.jpg"
+        let printed = try run(["predict", "--model", "pvt_v2_b0", "--weights", weights, "--top", "3", chelsea, rocket])
+        XCTAssertTrue(printed.contains("from pvt_v2_b0.in1k: bicubic, crop 0.9"), printed)
+        XCTAssertTrue(printed.contains("passenger car, coach, carriage"), printed)   // the reference's top class for chelsea.png
+
+        let json = root + "/predictions.json"
+        _ = try run(["predict", "--model", "pvt_v2_b0.in1k", "--weights", weights, "--top", "2", "--json", json, chelsea, rocket])
+        let rows = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: json))) as? [[String: Any]])
+        XCTAssertEqual(rows.map { $0["image"] as? String }, [chelsea, rocket])
+        let top = try XCTUnwrap(rows[0]["top"] as? [[String: Any]])
+        XCTAssertEqual(top.count, 2)
+        XCTAssertEqual(top[0]["class"] as? Int, 705)
+        XCTAssertEqual(top[0]["label"] as? String, "passenger car, coach, carriage")
+        XCTAssertEqual(try XCTUnwrap(top[0]["probability"] as? Double), 0.0764, accuracy: 2e-3)
+
+        // ImageNet's validation layout: the images under their classes' WordNet ids.
+        let val = root + "/imagenet/val"
+        for (wnid, image) in [("n03895866", chelsea), ("n03041632", rocket)] {   // 705 passenger car, 499 cleaver
+            try FileManager.default.createDirectory(atPath: val + "/" + wnid, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: image, toPath: val + "/\(wnid)/" + (image as NSString).lastPathComponent)
+        }
+        let evaluated = try run(["eval", "--model", "pvt_v2_b0", "--weights", weights, "--data", "imagenet:" + root + "/imagenet"])
+        XCTAssertTrue(evaluated.contains("top-1 100.00%") && evaluated.contains("(2 images)"), evaluated)
+        try FileManager.default.createDirectory(atPath: val + "/not_a_wnid", withIntermediateDirectories: true)
+        XCTAssertThrowsError(try run(["eval", "--model", "pvt_v2_b0", "--weights", weights, "--data", "imagenet:" + root + "/imagenet"])) {
+            XCTAssertTrue("\($0)".contains("not_a_wnid"), "\($0)")
+        }
     }
 
     func testModelsListsAFamilysVariants() throws {

@@ -65,7 +65,7 @@ struct PredictCommand: ParsableCommand {
         }
         if let json {
             let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .withoutEscapingSlashes]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             let data = try encoder.encode(predictions)
             if toStandardOutput {
                 FileHandle.standardOutput.write(data + Data("\n".utf8))
