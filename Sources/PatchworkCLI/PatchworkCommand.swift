@@ -10,7 +10,8 @@ public struct PatchworkCommand: ParsableCommand {
         abstract: "Train, compare and dissect CNNs, Vision Transformers and their hybrids — in Swift, on the CPU.",
         version: PatchworkVersion.string,
         subcommands: [TrainCommand.self, EvalCommand.self, PredictCommand.self, ShapeTexCommand.self, ModelsCommand.self,
-                      ParityCommand.self, ConvertCommand.self, AnalyzeCommand.self, ReportCommand.self, DemoCommand.self, Bench.self, Version.self])
+                      ParityCommand.self, ConvertCommand.self, AnalyzeCommand.self, StudyCommand.self, ReportCommand.self, DemoCommand.self, Bench.self,
+                      Version.self])
 
     public init() {}
 }
