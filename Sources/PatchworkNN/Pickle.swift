@@ -4,7 +4,12 @@ import Patchwork
 /// A value built by `PickleMachine`. Nothing in a pickle is ever executed: a
 /// global the machine does not know is kept as `.global(name)`, and calling
 /// or constructing it gives an inert `.object(name)` placeholder.
-indirect enum PickleValue {
+///
+/// Tuples, lists and dicts are indices into the machine's tables rather than
+/// nested values: a pickle can nest containers a million deep in a megabyte,
+/// and releasing nested values would recurse that deep and overflow the stack.
+/// (Lists and dicts are shared through the memo and mutated after, as in Python.)
+enum PickleValue {
     case none
     case bool(Bool)
     case int(Int)
@@ -13,9 +18,9 @@ indirect enum PickleValue {
     case float(Double)
     case string(String)
     case bytes(Int)  // only the length is kept: no state dict needs the bytes
-    case tuple([PickleValue])
-    case list(PickleList)
-    case dict(PickleDict)
+    case tuple(Int)
+    case list(Int)
+    case dict(Int)
     /// A class or function named by GLOBAL or STACK_GLOBAL.
     case global(String)
     /// The result of calling or constructing a global that is not known: a placeholder.
@@ -44,14 +49,12 @@ indirect enum PickleValue {
     }
 }
 
-/// Lists and dicts are mutable and shared through the memo, so they are references.
-final class PickleList { var items: [PickleValue] = [] }
-
-final class PickleDict {
+/// A dict's items in insertion order, found by string key.
+struct PickleDict {
     private(set) var items: [(key: PickleValue, value: PickleValue)] = []
     private var stringIndex: [String: Int] = [:]
 
-    func set(_ key: PickleValue, _ value: PickleValue) {
+    mutating func set(_ key: PickleValue, _ value: PickleValue) {
         if case .string(let s) = key {
             if let i = stringIndex[s] { items[i].value = value; return }
             stringIndex[s] = items.count
@@ -84,7 +87,7 @@ struct TorchTensorRef {
 /// global becomes a placeholder whose name is recorded in `placeholders`.
 /// An opcode outside the subset, a stack or mark out of balance, or a memo
 /// index that was never written is an error naming the byte offset.
-struct PickleMachine {
+final class PickleMachine {
     let path: String
     /// What the file is, for errors ("data.pkl").
     let what: String
@@ -92,10 +95,15 @@ struct PickleMachine {
     let range: Range<Int>
     /// Globals met that are not known, in the order first met.
     private(set) var placeholders: [String] = []
-    /// Turns a persistent id (the popped tuple) into a value; the two torch formats differ.
-    let persistentLoad: (PickleValue, PickleMachine) throws -> PickleValue
+    /// Turns a persistent id (the popped value, with the tuple's items when it is one) into a
+    /// value; the two torch formats differ.
+    let persistentLoad: (PickleValue, [PickleValue]?) throws -> PickleValue
     /// Where the last STOP was (the next pickle in a legacy file follows it).
     private(set) var end = 0
+    /// The containers that `.tuple(i)`, `.list(i)` (sets too) and `.dict(i)` name.
+    private(set) var tuples: [[PickleValue]] = []
+    private(set) var lists: [[PickleValue]] = []
+    private(set) var dicts: [PickleDict] = []
 
     static let storageTypes: [String: Safetensors.DType] = [
         "torch.FloatStorage": .F32, "torch.HalfStorage": .F16, "torch.BFloat16Storage": .BF16, "torch.DoubleStorage": .F64,
@@ -104,7 +112,7 @@ struct PickleMachine {
     ]
 
     init(path: String, what: String, bytes: Data, range: Range<Int>,
-         persistentLoad: @escaping (PickleValue, PickleMachine) throws -> PickleValue) {
+         persistentLoad: @escaping (PickleValue, [PickleValue]?) throws -> PickleValue) {
         self.path = path
         self.what = what
         self.bytes = bytes
@@ -117,7 +125,7 @@ struct PickleMachine {
     }
 
     /// Runs the pickle starting at `start` until STOP; returns the value it leaves.
-    mutating func run(from start: Int) throws -> PickleValue {
+    func run(from start: Int) throws -> PickleValue {
         var stack: [PickleValue] = []
         var marks: [Int] = []
         var memo: [Int: PickleValue] = [:]
@@ -151,6 +159,7 @@ struct PickleMachine {
             }
             return Int(raw)
         }
+        func tuple(_ items: [PickleValue]) -> PickleValue { tuples.append(items); return .tuple(tuples.count - 1) }
         func global(_ name: String) -> PickleValue {
             let known = PickleMachine.storageTypes[name] != nil || [
                 "collections.OrderedDict", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter",
@@ -169,30 +178,30 @@ struct PickleMachine {
                 guard version <= 5 else { throw error("pickle protocol \(version) is newer than 5", at: opcodeAt) }
             case 0x95: _ = try take(8)  // FRAME: a size hint
             case 0x28: marks.append(stack.count)  // MARK
-            case 0x7D: stack.append(.dict(PickleDict()))  // EMPTY_DICT
-            case 0x5D, 0x8F: stack.append(.list(PickleList()))  // EMPTY_LIST, EMPTY_SET (a set is kept as a list)
-            case 0x29: stack.append(.tuple([]))  // EMPTY_TUPLE
+            case 0x7D: dicts.append(PickleDict()); stack.append(.dict(dicts.count - 1))  // EMPTY_DICT
+            case 0x5D, 0x8F: lists.append([]); stack.append(.list(lists.count - 1))  // EMPTY_LIST, EMPTY_SET (kept as a list)
+            case 0x29: stack.append(tuple([]))  // EMPTY_TUPLE
             case 0x64:  // DICT
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw error("DICT has an odd number of items (\(items.count))", at: opcodeAt) }
-                let dict = PickleDict()
+                var dict = PickleDict()
                 for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i], items[i + 1]) }
-                stack.append(.dict(dict))
+                dicts.append(dict)
+                stack.append(.dict(dicts.count - 1))
             case 0x6C:  // LIST
-                let list = PickleList()
-                list.items = try popMark()
-                stack.append(.list(list))
-            case 0x74: stack.append(.tuple(try popMark()))  // TUPLE
+                lists.append(try popMark())
+                stack.append(.list(lists.count - 1))
+            case 0x74: stack.append(tuple(try popMark()))  // TUPLE
             case 0x85, 0x86, 0x87:  // TUPLE1, TUPLE2, TUPLE3
                 var items: [PickleValue] = []
                 for _ in 0 ..< Int(op - 0x84) { items.insert(try pop(), at: 0) }
-                stack.append(.tuple(items))
+                stack.append(tuple(items))
             case 0x73, 0x75:  // SETITEM, SETITEMS
                 let items = op == 0x73 ? Array([try pop(), try pop()].reversed()) : try popMark()
                 guard items.count % 2 == 0 else { throw error("SETITEMS has an odd number of items (\(items.count))", at: opcodeAt) }
                 guard let target = stack.last, stack.count > fence() else { throw error("SETITEM(S) with no dict on the stack", at: opcodeAt) }
                 switch target {
-                case .dict(let dict): for i in stride(from: 0, to: items.count, by: 2) { dict.set(items[i], items[i + 1]) }
+                case .dict(let d): for i in stride(from: 0, to: items.count, by: 2) { dicts[d].set(items[i], items[i + 1]) }
                 case .object: break  // a placeholder's items are dropped
                 default: throw error("SETITEM(S) on a \(target.kind), expected a dict", at: opcodeAt)
                 }
@@ -200,7 +209,7 @@ struct PickleMachine {
                 let items = op == 0x61 ? [try pop()] : try popMark()
                 guard let target = stack.last, stack.count > fence() else { throw error("APPEND(S) with no list on the stack", at: opcodeAt) }
                 switch target {
-                case .list(let list): list.items += items
+                case .list(let l): lists[l] += items
                 case .object: break
                 default: throw error("APPEND(S) or ADDITEMS on a \(target.kind), expected a list or set", at: opcodeAt)
                 }
@@ -262,10 +271,10 @@ struct PickleMachine {
                 stack.append(global(m + "." + n))
             case 0x52, 0x81:  // REDUCE (callable, args), NEWOBJ (class, args)
                 let args = try pop(), callable = try pop()
-                guard case .tuple(let arguments) = args else {
+                guard case .tuple(let t) = args else {
                     throw error("\(op == 0x52 ? "REDUCE" : "NEWOBJ") needs an argument tuple, got \(args.kind)", at: opcodeAt)
                 }
-                stack.append(try call(callable, arguments, at: opcodeAt))
+                stack.append(try call(callable, tuples[t], at: opcodeAt))
             case 0x62:  // BUILD: sets an object's state. Placeholders and dicts (OrderedDict's _metadata) keep none.
                 let state = try pop()
                 guard let target = stack.last, stack.count > fence() else { throw error("BUILD with nothing to build", at: opcodeAt) }
@@ -275,7 +284,9 @@ struct PickleMachine {
                 }
             case 0x51:  // BINPERSID
                 let pid = try pop()
-                do { stack.append(try persistentLoad(pid, self)) } catch let e as TorchFileError where e.path == path {
+                var items: [PickleValue]?
+                if case .tuple(let t) = pid { items = tuples[t] }
+                do { stack.append(try persistentLoad(pid, items)) } catch let e as TorchFileError where e.path == path {
                     throw error(e.message, at: opcodeAt)
                 }
             case 0x2E:  // STOP
@@ -290,6 +301,12 @@ struct PickleMachine {
         }
     }
 
+    /// The dict `value` names, or nil when it is not a dict.
+    func dict(_ value: PickleValue) -> PickleDict? {
+        if case .dict(let d) = value { return dicts[d] }
+        return nil
+    }
+
     /// REDUCE or NEWOBJ: the known torch functions are interpreted; anything else gives a placeholder.
     func call(_ callable: PickleValue, _ args: [PickleValue], at offset: Int) throws -> PickleValue {
         guard case .global(let name) = callable else {
@@ -299,11 +316,12 @@ struct PickleMachine {
         switch name {
         case "collections.OrderedDict":
             guard args.isEmpty else { return .object(name) }
-            return .dict(PickleDict())
+            dicts.append(PickleDict())
+            return .dict(dicts.count - 1)
         case "torch._utils._rebuild_tensor_v2":
             // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
             guard args.count >= 4, case .storage(let storage) = args[0], case .int(let offset) = args[1],
-                  let shape = PickleMachine.integers(args[2]), let strides = PickleMachine.integers(args[3]) else {
+                  let shape = integers(args[2]), let strides = integers(args[3]) else {
                 throw error("_rebuild_tensor_v2 needs (storage, offset, size, stride, ...), got (\(args.map(\.kind).joined(separator: ", ")))", at: offset)
             }
             guard shape.count == strides.count else {
@@ -320,10 +338,11 @@ struct PickleMachine {
         }
     }
 
-    static func integers(_ value: PickleValue) -> [Int]? {
-        guard case .tuple(let items) = value else { return nil }
+    /// A tuple of ints (a size or a stride), or nil.
+    func integers(_ value: PickleValue) -> [Int]? {
+        guard case .tuple(let t) = value else { return nil }
         var out: [Int] = []
-        for item in items {
+        for item in tuples[t] {
             guard case .int(let v) = item else { return nil }
             out.append(v)
         }

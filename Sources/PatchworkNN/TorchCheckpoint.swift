@@ -48,8 +48,8 @@ public struct TorchCheckpoint {
         }
         bytes = data
         let top: PickleValue
+        let machine: PickleMachine
         var storages: [String: Range<Int>] = [:]
-        var placeholders: [String] = []
         if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             let zip = try ZipArchive(path: path, bytes: data)
             // The folder inside the archive is named after the file torch saved to: find it by data.pkl.
@@ -70,22 +70,21 @@ public struct TorchCheckpoint {
             for name in zip.names where name.hasPrefix(prefix + "data/") {
                 storages[String(name.dropFirst(prefix.count + 5))] = zip.entries[name]!
             }
-            var machine = PickleMachine(path: path, what: "data.pkl", bytes: data, range: zip.entries[pickle]!) { pid, machine in
-                try TorchCheckpoint.storage(pid, path: path, legacy: false)
+            machine = PickleMachine(path: path, what: "data.pkl", bytes: data, range: zip.entries[pickle]!) { pid, items in
+                try TorchCheckpoint.storage(pid, items, path: path, legacy: false)
             }
             top = try machine.run(from: zip.entries[pickle]!.lowerBound)
-            placeholders = machine.placeholders
         } else if TorchCheckpoint.recognizes(data) {
-            (top, storages, placeholders) = try TorchCheckpoint.readLegacy(path: path, bytes: data)
+            (machine, top, storages) = try TorchCheckpoint.readLegacy(path: path, bytes: data)
             bigEndian = false
         } else {
             throw TorchFileError(path: path, "not a torch checkpoint (neither a zip archive nor a legacy torch.save file)")
         }
         self.storages = storages
-        self.placeholders = placeholders
+        self.placeholders = machine.placeholders
 
         // The state dict: under `key`, else under the first known key, else the top level.
-        guard case .dict(let topDict) = top else {
+        guard let topDict = machine.dict(top) else {
             throw TorchFileError(path: path, "the file holds a \(top.kind), not a dict of tensors"
                 + (top.kind.hasSuffix("object") ? " (torch.save(model) pickles the model's class; save model.state_dict() instead)" : ""))
         }
@@ -105,7 +104,7 @@ public struct TorchCheckpoint {
         }
         let stateDict: PickleDict
         if let chosen {
-            guard case .dict(let d) = topDict[chosen]! else {
+            guard let d = machine.dict(topDict[chosen]!) else {
                 throw TorchFileError(path: path, "\"\(chosen)\" holds a \(topDict[chosen]!.kind), not a state dict")
             }
             stateDict = d
@@ -136,8 +135,8 @@ public struct TorchCheckpoint {
 
     /// A persistent id as a storage: `('storage', type, key, location, numel)` in zip files;
     /// legacy files add view metadata, which must be None.
-    static func storage(_ pid: PickleValue, path: String, legacy: Bool) throws -> PickleValue {
-        guard case .tuple(let items) = pid, items.count == (legacy ? 6 : 5), case .string("storage") = items[0] else {
+    static func storage(_ pid: PickleValue, _ tuple: [PickleValue]?, path: String, legacy: Bool) throws -> PickleValue {
+        guard let items = tuple, items.count == (legacy ? 6 : 5), case .string("storage") = items[0] else {
             throw TorchFileError(path: path, "persistent id is a \(pid.kind), expected ('storage', type, key, location, size)")
         }
         guard case .global(let typeName) = items[1] else {
@@ -158,11 +157,11 @@ public struct TorchCheckpoint {
     /// A legacy (before torch 1.6) file: pickles of the magic number, the protocol version
     /// (1001), the system's description, the object and the sorted storage keys; then each
     /// storage in that order as an 8-byte element count and its bytes.
-    static func readLegacy(path: String, bytes: Data) throws -> (PickleValue, [String: Range<Int>], [String]) {
+    static func readLegacy(path: String, bytes: Data) throws -> (PickleMachine, PickleValue, [String: Range<Int>]) {
         final class Seen { var dtypes: [String: Safetensors.DType] = [:] }
         let seen = Seen()
-        var machine = PickleMachine(path: path, what: "legacy pickle", bytes: bytes, range: 0 ..< bytes.count) { pid, _ in
-            let value = try TorchCheckpoint.storage(pid, path: path, legacy: true)
+        let machine = PickleMachine(path: path, what: "legacy pickle", bytes: bytes, range: 0 ..< bytes.count) { pid, items in
+            let value = try TorchCheckpoint.storage(pid, items, path: path, legacy: true)
             if case .storage(let s) = value { seen.dtypes[s.key] = s.dtype }
             return value
         }
@@ -171,14 +170,15 @@ public struct TorchCheckpoint {
             throw fail("the first pickle is not torch's magic number")
         }
         guard case .int(1001) = try machine.run(from: machine.end) else { throw fail("the protocol version is not 1001") }
-        guard case .dict(let info) = try machine.run(from: machine.end) else { throw fail("the system information is not a dict") }
+        guard let info = machine.dict(try machine.run(from: machine.end)) else { throw fail("the system information is not a dict") }
         if case .bool(false) = info["little_endian"] ?? .bool(true) { throw fail("saved on a big-endian machine, which is not read") }
         let top = try machine.run(from: machine.end)
         guard case .list(let keyList) = try machine.run(from: machine.end) else { throw fail("the storage key list is missing") }
+        let keys = machine.lists[keyList]
         var storages: [String: Range<Int>] = [:]
         var at = machine.end
         let reader = ByteReader(bytes: bytes, path: path)
-        for item in keyList.items {
+        for item in keys {
             guard case .string(let key) = item, let dtype = seen.dtypes[key] else {
                 throw fail("storage key \(item.kind) was not named by any tensor")
             }
@@ -189,7 +189,7 @@ public struct TorchCheckpoint {
             storages[key] = at + 8 ..< at + 8 + Int(count) * dtype.byteSize
             at += 8 + Int(count) * dtype.byteSize
         }
-        return (top, storages, machine.placeholders)
+        return (machine, top, storages)
     }
 
     /// The shape of `name`, or nil when the state dict has no such tensor.
@@ -230,15 +230,18 @@ public struct TorchCheckpoint {
                 throw fail("size \(t.shape) has \(count) elements but its storage holds \(t.storage.count) (an expanded view; save it with .contiguous())")
             }
         }
+        if count == 0 { return Tensor([], shape: t.shape) }
+        // A dimension of size 1 is never stepped along, so its stride (unchecked above) is taken as 0.
+        let strides = zip(t.shape, t.strides).map { $0 <= 1 ? 0 : $1 }
         let values: [Float] = bytes.withUnsafeBytes { raw in
             let base = raw.baseAddress! + range.lowerBound
             var contiguousStride = 1
             var contiguous = true
-            for (size, stride) in zip(t.shape, t.strides).reversed() where size != 1 {
+            for (size, stride) in zip(t.shape, strides).reversed() where size != 1 {
                 if stride != contiguousStride { contiguous = false }
                 contiguousStride *= size
             }
-            if contiguous || count == 0 { return dtype.decode(base + t.offset * dtype.byteSize, count: count, bigEndian: bigEndian) }
+            if contiguous { return dtype.decode(base + t.offset * dtype.byteSize, count: count, bigEndian: bigEndian) }
             // A strided view (a transposed weight, say): walk the indices, last dimension fastest.
             return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
                 var index = [Int](repeating: 0, count: t.shape.count)
@@ -248,9 +251,9 @@ public struct TorchCheckpoint {
                     var d = t.shape.count - 1
                     while d >= 0 {
                         index[d] += 1
-                        element += t.strides[d]
+                        element += strides[d]
                         if index[d] < t.shape[d] { break }
-                        element -= t.strides[d] * t.shape[d]
+                        element -= strides[d] * t.shape[d]
                         index[d] = 0
                         d -= 1
                     }

@@ -43,7 +43,7 @@ struct ZipArchive {
         // Zip64: the locator just before the end record points at the zip64 end record with 64-bit fields.
         if eocd >= 20, try reader.u32(eocd - 20) == 0x0706_4B50 {
             let zip64 = try reader.u64(eocd - 20 + 8)
-            guard zip64 <= UInt64(bytes.count - 56), try reader.u32(Int(zip64)) == 0x0606_4B50 else {
+            guard bytes.count >= 56, zip64 <= UInt64(bytes.count - 56), try reader.u32(Int(zip64)) == 0x0606_4B50 else {
                 throw fail("zip64 end record offset \(zip64) does not point at a zip64 end record")
             }
             let record = Int(zip64)
@@ -96,7 +96,7 @@ struct ZipArchive {
             }
             guard compressedSize == size else { throw fail("zip entry \"\(name)\" is stored but its sizes differ (\(compressedSize) and \(size))") }
             // The local header repeats the name and has its own extra field; the data follows it.
-            guard localOffset <= UInt64(bytes.count - 30), try reader.u32(Int(localOffset)) == 0x0403_4B50 else {
+            guard bytes.count >= 30, localOffset <= UInt64(bytes.count - 30), try reader.u32(Int(localOffset)) == 0x0403_4B50 else {
                 throw fail("zip entry \"\(name)\": local header offset \(localOffset) does not point at a local header (file of \(bytes.count) bytes)")
             }
             let local = Int(localOffset)

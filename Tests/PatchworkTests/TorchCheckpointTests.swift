@@ -133,6 +133,9 @@ final class TorchCheckpointTests: XCTestCase {
             ("expanded", w + tensor(size: [200, 200], stride: [0, 0]) + latin1("u."), "an expanded view"),
             ("not a tensor", w + [0x4B, 3] + latin1("u."), "\"w\" is a int, not a tensor"),
             ("truncated pickle", w + tensor(size: [2, 2], stride: [2, 1]).dropLast(3), "truncated?"),
+            // Nesting a million deep, and a list inside itself: no recursion, so no stack overflow or endless walk.
+            ("deep", latin1("\u{80}\u{2})") + [UInt8](repeating: 0x85, count: 1_000_000) + latin1("."), "holds a tuple, not a dict"),
+            ("cycle", latin1("\u{80}\u{2}]q\u{0}h\u{0}a."), "holds a list, not a dict"),
             ("huge string", latin1("\u{80}\u{2}X\u{ff}\u{ff}\u{ff}\u{7f}"), "runs past the end of the pickle"),
         ]
         for (name, pickle, fragment) in cases {
