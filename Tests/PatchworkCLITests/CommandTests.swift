@@ -1,7 +1,9 @@
 import ArgumentParser
 import Foundation
 import XCTest
+import Patchwork
 import PatchworkAnalysis
+import PatchworkData
 import PatchworkModels
 import PatchworkNN
 @testable import PatchworkCLI
@@ -228,6 +230,38 @@ final class CommandTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: val + "/not_a_wnid", withIntermediateDirectories: true)
         XCTAssertThrowsError(try run(["eval", "--model", "pvt_v2_b0", "--weights", weights, "--data", "imagenet:" + root + "/imagenet"])) {
             XCTAssertTrue("\($0)".contains("not_a_wnid"), "\($0)")
+        }
+    }
+
+    /// study over a folder of two "published" checkpoints (nano variants with ImageNet-1k classifiers, random
+    /// weights), a few cue-conflict stimuli and an ImageNet validation folder: every analysis and the report.
+    func testStudyAnalysesEveryCheckpointInAFolder() throws {
+        let weights = root + "/weights", stimuli = root + "/stimuli", val = root + "/imagenet"
+        try FileManager.default.createDirectory(atPath: weights, withIntermediateDirectories: true)
+        Generator.global.reseed(5)
+        try Models.create("resnet_nano", numClasses: 1000).save(to: weights + "/resnet_nano.safetensors")
+        try Models.create("vit_nano", numClasses: 1000).save(to: weights + "/vit_nano.safetensors")
+        FileManager.default.createFile(atPath: weights + "/notes.txt", contents: Data("not weights".utf8))
+        func png(_ path: String, _ seed: UInt64) throws {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try ImageIO.savePNG(Tensor.randomUniform([40, 48, 3], generator: Generator(seed: seed)), to: path)
+        }
+        for (i, name) in ["cat/cat1-elephant2.png", "elephant/elephant3-cat1.png", "dog/dog1-clock2.png", "clock/clock1-dog2.png"].enumerated() {
+            try png(stimuli + "/" + name, UInt64(i))
+        }
+        try png(val + "/n01440764/a.png", 10)
+        try png(val + "/n15075141/b.png", 11)
+        let out = root + "/study"
+        let printed = try run(["study", "--weights-dir", weights, "--stimuli", stimuli, "--images", "imagenet:" + val, "--out", out,
+                               "--samples", "4", "--small-samples", "2", "--batch-size", "4"])
+        XCTAssertTrue(printed.contains("2 checkpoints (resnet_nano, vit_nano), CNN resnet_nano"), printed)
+        for file in ["resnet_nano/shape-bias.json", "vit_nano/shape-bias.json", "vit_nano/attention-distance.json",
+                     "vit_nano/feature-frequency.json", "vit_nano/frequency-noise.json", "vit_nano/fourier-heatmap.json",
+                     "vit_nano/hessian.json", "cka-resnet_nano-vs-vit_nano/cka.json", "cost/cost.json", "report.html"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + file), file)
+        }
+        XCTAssertThrowsError(try run(["study", "--weights-dir", weights, "--stimuli", stimuli, "--out", out, "--cnn", "resnet18"])) {
+            XCTAssertTrue("\($0)".contains("resnet18 is not among the checkpoints"), "\($0)")
         }
     }
 
