@@ -284,9 +284,11 @@ public final class Trainer {
         if start.epoch >= options.epochs { lastTest = try evaluate(model, loader: testLoader, preprocess: standardize) }
 
         let input = ModelInput.patchwork(imageSize: train.imageShape[0])
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys   // the same bytes every run: runs are compared by their weights' SHA-256
         try model.save(to: weightsPath, metadata: ["model": modelName,
                                                    "class_names": String(decoding: try JSONEncoder().encode(classes), as: UTF8.self),
-                                                   ModelInput.metadataKey: String(decoding: try JSONEncoder().encode(input), as: UTF8.self)])
+                                                   ModelInput.metadataKey: String(decoding: try encoder.encode(input), as: UTF8.self)])
         let summary = TrainingSummary(
             model: modelName, data: dataName, epochs: options.epochs, trainSeconds: elapsed, testAccuracy: lastTest.top1,
             testTop5: lastTest.top5, testLoss: lastTest.loss,

@@ -388,7 +388,8 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(try test.sample(0).label, 1)
         XCTAssertEqual(test.imageShape, [5, 7, 3])
         assertThrows(try DatasetSpec.open("folder:" + path("imgs", "train"), split: .train), containing: ["PATH/train/<class>", "missing"])
-        assertThrows(try DatasetSpec.open("imagenet:/data", split: .train), containing: ["unknown dataset kind \"imagenet\"", "cifar10", "shapetex", "folder"])
+        assertThrows(try DatasetSpec.open("svhn:/data", split: .train), containing: ["unknown dataset kind \"svhn\"", "cifar10", "shapetex", "folder", "imagenet"])
+        assertThrows(try DatasetSpec.open("imagenet:" + path("none"), split: .test), containing: ["none", "no such folder"])
         assertThrows(try DatasetSpec.open("cifar10", split: .train), containing: ["cifar10:PATH"])
     }
 }
