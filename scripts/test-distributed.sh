@@ -2,7 +2,8 @@
 # The distributed tests that need mpirun (issue 16; docs/DISTRIBUTED.md). Run by .ci/run after
 # `swift build -c release` and `swift test -c release` (it uses both builds; about a minute and a half):
 #  1. equivalence: vit_nano (no batch norm) trained 20 steps (1280 images, global batch 64) by
-#     2 ranks ends with the weights of 1 process with batch 64, to 1e-5 relative;
+#     2 ranks ends with the weights of 1 process with batch 64, to 1e-5 relative; the same for
+#     resnet_nano (batch norm) with --sync-bn;
 #  2. a killed rank: SIGKILL to rank 1 mid-epoch 2 of a 2-epoch run; mpirun must exit non-zero
 #     within 10 s naming rank 1; the checkpoint on disk must resume (2 ranks) to the uninterrupted
 #     2-rank run's weights bit for bit, and into 1 process to within 1e-5 relative.
@@ -26,6 +27,11 @@ echo "== 1. equivalence: 20 steps, 1 process vs 2 ranks"
 grep -q "data-parallel over 2 processes" "$tmp/two.log" || { cat "$tmp/two.log"; echo "FAIL: the mpirun run did not train over 2 processes" >&2; exit 1; }
 grep -q '"world_size" : 2' "$tmp/two/summary.json" || { cat "$tmp/two/summary.json"; echo "FAIL: summary.json does not record world_size 2" >&2; exit 1; }
 tail -n 2 "$tmp/two.log"
+echo "== 1b. equivalence with batch norm synchronised (--sync-bn): resnet_nano"
+bn=(train --model resnet_nano --data "shapetex:train=1280,test=256" --batch-size 64 --seed 5 --epochs 1)
+"$bin" "${bn[@]}" --out "$tmp/bn-one" > "$tmp/bn-one.log"
+"${mpirun[@]}" "$bin" "${bn[@]}" --sync-bn --out "$tmp/bn-two" > "$tmp/bn-two.log"
+tail -n 2 "$tmp/bn-two.log"
 
 echo "== 2. a rank killed mid-epoch"
 "${mpirun[@]}" "$bin" "${train[@]}" --epochs 2 --out "$tmp/straight" > "$tmp/straight.log"
@@ -60,7 +66,7 @@ grep -q "resuming vit_nano at epoch 2" "$tmp/resumed.log" || { cat "$tmp/resumed
 OMP_NUM_THREADS=2 "$bin" "${train[@]}" --epochs 2 --out "$tmp/killed-single" --resume > "$tmp/resumed-single.log"
 
 echo "== comparing weights"
-export PATCHWORK_COMPARE_WEIGHTS="$tmp/one/weights.safetensors $tmp/two/weights.safetensors 1e-5;$tmp/straight/weights.safetensors $tmp/killed/weights.safetensors 0;$tmp/straight/weights.safetensors $tmp/killed-single/weights.safetensors 1e-5"
+export PATCHWORK_COMPARE_WEIGHTS="$tmp/one/weights.safetensors $tmp/two/weights.safetensors 1e-5;$tmp/bn-one/weights.safetensors $tmp/bn-two/weights.safetensors 1e-5;$tmp/straight/weights.safetensors $tmp/killed/weights.safetensors 0;$tmp/straight/weights.safetensors $tmp/killed-single/weights.safetensors 1e-5"
 swift test -c release --skip-build --disable-swift-testing --filter DistributedTests/testWeightFilesAgree 2>&1 | tee "$tmp/compare.log" | grep -E "^compare|error|passed|failed" || true
 grep -q "Executed 1 test, with 0 failures" "$tmp/compare.log" || { echo "FAIL: the weights differ (see above)" >&2; exit 1; }
 echo "distributed tests passed"

@@ -93,6 +93,8 @@ public final class Trainer {
     public var group = ProcessGroup.single
     /// The size of one gradient allreduce in a distributed run (DistributedDataParallel's default: 25 MB).
     public var bucketBytes = 25 << 20
+    /// Batch norm with the statistics of all ranks' batches (as SyncBatchNorm) instead of each rank's own.
+    public var syncBatchNorm = false
 
     public var checkpointPath: String { outDirectory + "/checkpoint.safetensors" }
     public var weightsPath: String { outDirectory + "/weights.safetensors" }
@@ -189,6 +191,19 @@ public final class Trainer {
         // same seed or loaded from the same checkpoint; this makes sure).
         try broadcastFromRoot(model.namedSlots().map { $0.1 })
         let averager = GradientAverager(group: group, bucketBytes: bucketBytes)
+        if syncBatchNorm && group.size > 1 {
+            let group = self.group
+            BatchNormSync.sum = { values in
+                var sums = values
+                do { try group.allreduceSum(&sums) } catch {
+                    // Inside the forward or backward pass there is no way to throw: end the job.
+                    FileHandle.standardError.write(Data("Error: rank \(group.rank) of \(group.size): synchronised batch norm: \(error)\n".utf8))
+                    group.abort(code: 1)
+                }
+                return sums
+            }
+        }
+        defer { BatchNormSync.sum = nil }
         let buffers = model.namedSlots().map { $0.1 }.filter { $0.kind == .buffer }
         let shard = DataLoader.Shard(rank: group.rank, count: group.size)
 

@@ -44,6 +44,8 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Also write the checkpoint every N optimizer steps (default: whenever 10 minutes have passed since the last one).")
     var checkpointEvery: Int?
     @Option(help: "Under mpirun: megabytes of gradients per allreduce.") var bucketMb: Double = 25
+    @Flag(help: "Under mpirun: batch norm with the statistics of all processes' batches (SyncBatchNorm); default: each process's own.")
+    var syncBn = false
 
     func validate() throws {
         try OptionCheck.model(model)
@@ -129,6 +131,7 @@ struct TrainCommand: ParsableCommand {
         trainer.group = group
         trainer.bucketBytes = max(1, Int(bucketMb * 1_048_576))
         trainer.verbose = group.isRoot
+        trainer.syncBatchNorm = syncBn
         let summary = try trainer.run(resume: resume, lock: lock)
         guard group.isRoot else { return }
         print(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %d epochs in %.0f s, %.0f img/s; weights: %@",
