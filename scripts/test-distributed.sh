@@ -3,7 +3,7 @@
 # `swift build -c release` and `swift test -c release` (it uses both builds; about a minute and a half):
 #  1. equivalence: vit_nano (no batch norm) trained 20 steps (1280 images, global batch 64) by
 #     2 ranks ends with the weights of 1 process with batch 64, to 1e-5 relative; the same for
-#     resnet_nano (batch norm) with --sync-bn;
+#     resnet_nano (batch norm) with --sync-bn over 4 steps (see 1b for why not 20);
 #  2. a killed rank: SIGKILL to rank 1 mid-epoch 2 of a 2-epoch run; mpirun must exit non-zero
 #     within 10 s naming rank 1; the checkpoint on disk must resume (2 ranks) to the uninterrupted
 #     2-rank run's weights bit for bit, and into 1 process to within 1e-5 relative.
@@ -27,8 +27,11 @@ echo "== 1. equivalence: 20 steps, 1 process vs 2 ranks"
 grep -q "data-parallel over 2 processes" "$tmp/two.log" || { cat "$tmp/two.log"; echo "FAIL: the mpirun run did not train over 2 processes" >&2; exit 1; }
 grep -q '"world_size" : 2' "$tmp/two/summary.json" || { cat "$tmp/two/summary.json"; echo "FAIL: summary.json does not record world_size 2" >&2; exit 1; }
 tail -n 2 "$tmp/two.log"
-echo "== 1b. equivalence with batch norm synchronised (--sync-bn): resnet_nano"
-bn=(train --model resnet_nano --data "shapetex:train=1280,test=256" --batch-size 64 --seed 5 --epochs 1)
+echo "== 1b. equivalence with batch norm synchronised (--sync-bn): resnet_nano, 4 steps"
+# 4 steps, not 20: past about 5 steps resnet_nano's training amplifies the order of float sums
+# so much that one process with 1 and with 2 threads already differ by more than 1e-5
+# (docs/DISTRIBUTED.md, "Equivalence"). Without --sync-bn the same check fails by ~0.8.
+bn=(train --model resnet_nano --data "shapetex:train=256,test=64" --batch-size 64 --seed 5 --epochs 1)
 "$bin" "${bn[@]}" --out "$tmp/bn-one" > "$tmp/bn-one.log"
 "${mpirun[@]}" "$bin" "${bn[@]}" --sync-bn --out "$tmp/bn-two" > "$tmp/bn-two.log"
 tail -n 2 "$tmp/bn-two.log"

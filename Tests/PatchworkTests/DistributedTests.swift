@@ -49,16 +49,19 @@ final class DistributedTests: XCTestCase {
             guard fields.count == 3, let tolerance = Double(fields[2]) else { continue }
             let a = try Safetensors(contentsOf: fields[0]), b = try Safetensors(contentsOf: fields[1])
             XCTAssertEqual(a.names.sorted(), b.names.sorted(), "\(fields[0]) and \(fields[1]) hold different tensors")
-            var worst = 0.0, worstName = ""
+            var worst = 0.0, worstName = "", worstScale = 0.0
+            var differenceSquares = 0.0, squares = 0.0
             for name in a.names.sorted() where b.names.contains(name) {
                 let x = try a.tensor(name).scalars, y = try b.tensor(name).scalars
                 XCTAssertEqual(x.count, y.count, name)
                 let scale = Double(x.map { abs($0) }.max() ?? 0)
                 let difference = Double(zip(x, y).map { abs($0 - $1) }.max() ?? 0)
                 let relative = difference == 0 ? 0 : difference / max(scale, 1e-30)
-                if relative > worst { worst = relative; worstName = name }
+                if relative > worst { worst = relative; worstName = name; worstScale = scale }
+                for (u, v) in zip(x, y) { differenceSquares += Double(u - v) * Double(u - v); squares += Double(u) * Double(u) }
             }
-            print("compare \(fields[0]) \(fields[1]): largest relative difference \(worst) (\(worstName.isEmpty ? "none" : worstName)), tolerance \(tolerance)")
+            let whole = (differenceSquares / max(squares, 1e-300)).squareRoot()
+            print("compare \(fields[0]) \(fields[1]): largest relative difference \(worst) (\(worstName.isEmpty ? "none" : "\(worstName), largest magnitude \(worstScale)")), all weights ‖a−b‖/‖a‖ \(whole), tolerance \(tolerance)")
             XCTAssertLessThanOrEqual(worst, tolerance, "\(fields[0]) vs \(fields[1]): \(worstName) differs by \(worst) relative")
         }
     }
