@@ -34,6 +34,9 @@ let package = Package(
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Debian's FFTW (libfftw3-dev), single precision: the analyses' Fourier transforms.
         .systemLibrary(name: "CFFTW", path: "Sources/CFFTW"),
+        // Debian's Open MPI (libopenmpi-dev): data-parallel training under mpirun (PatchworkTrain's
+        // ProcessGroup). Its headers live outside the default include path; pkg-config says where.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c"),
         // GELU, SiLU, sigmoid, tanh, erf, exp and softmax, compiled for AVX-512, AVX2 and baseline
         // x86-64 and chosen at run time (Sources/CPatchworkKernels/kernels.c says why in C).
         .target(name: "CPatchworkKernels"),
@@ -45,7 +48,7 @@ let package = Package(
         .target(name: "PatchworkNN", dependencies: ["Patchwork"], swiftSettings: engineFlags),
         .target(name: "PatchworkModels", dependencies: ["Patchwork", "PatchworkNN"], swiftSettings: engineFlags),
         .target(name: "PatchworkData", dependencies: ["Patchwork", "CSTB", "CZlib", "CPatchworkJPEG"], swiftSettings: engineFlags),
-        .target(name: "PatchworkTrain", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData"],
+        .target(name: "PatchworkTrain", dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "CMPI"],
                 swiftSettings: engineFlags),
         .target(name: "PatchworkAnalysis",
                 dependencies: ["Patchwork", "PatchworkNN", "PatchworkModels", "PatchworkData", "PatchworkTrain", "CFFTW", "CSTB"],

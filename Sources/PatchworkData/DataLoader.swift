@@ -11,13 +11,36 @@ import Patchwork
 /// bit for bit on every run, whatever the prefetch depth or thread timing, and
 /// `batches(epoch:startingAt:)` resumes mid-epoch without replaying anything.
 ///
+/// Sharded (`shard`, for data-parallel training over N processes), each rank serves its share of
+/// the same epoch, as PyTorch's DistributedSampler: the epoch's order (the same permutation on
+/// every rank, from the seed) is dealt out, position p to rank p mod N, and each rank cuts its
+/// share into batches of `batchSize / N`. So rank r's batch b holds positions r, r+N, … of the
+/// unsharded loader's batch b, and the N ranks' batches b together are exactly that batch.
+/// With `dropLast` every rank serves the unsharded count of batches (the last incomplete global
+/// batch is dropped, as in one process), so no rank ever needs padding. Without it (evaluation)
+/// the last global batch is split as it is: ranks serve their own counts, which differ by at most
+/// one batch, and every sample is served exactly once. (DistributedSampler would instead pad
+/// the order by repeating its start to a multiple of N, so that all ranks take equal steps; its
+/// repeated samples would be counted twice in evaluation.)
+///
 /// Errors from the dataset (a corrupt file) end the epoch: the iterator hands
 /// back one `.failure` (naming the batch, the sample and, through the
 /// dataset's message, the file) and then stops, as does the producer thread.
 /// Dropping the iterator early also stops the producer.
 public final class DataLoader: @unchecked Sendable {
+    /// One rank's share of the data (see the type's comment).
+    public struct Shard: Sendable, Equatable {
+        public let rank: Int
+        public let count: Int
+        public init(rank: Int, count: Int) { self.rank = rank; self.count = count }
+        /// The whole data set (one process).
+        public static let whole = Shard(rank: 0, count: 1)
+    }
+
     public let dataset: Dataset
+    /// The global batch: the ranks' batches together (each rank serves `batchSize / shard.count`).
     public let batchSize: Int
+    public let shard: Shard
     public let shuffle: Bool
     public let dropLast: Bool
     public let transform: ImageTransform?
@@ -28,18 +51,26 @@ public final class DataLoader: @unchecked Sendable {
 
     public init(dataset: Dataset, batchSize: Int, shuffle: Bool = true, dropLast: Bool = false,
                 transform: ImageTransform? = nil, batchTransform: BatchTransform? = nil,
-                seed: UInt64 = 0, prefetch: Int = 2) {
+                seed: UInt64 = 0, prefetch: Int = 2, shard: Shard = .whole) {
         guard batchSize > 0, prefetch >= 0 else {
             fail("DataLoader", "batchSize \(batchSize) must be positive and prefetch \(prefetch) ≥ 0")
         }
-        self.dataset = dataset; self.batchSize = batchSize; self.shuffle = shuffle; self.dropLast = dropLast
+        guard shard.count >= 1, shard.rank >= 0, shard.rank < shard.count, batchSize % shard.count == 0 else {
+            fail("DataLoader", "shard \(shard.rank) of \(shard.count) with batch size \(batchSize): the rank must be in 0..<count and the batch must divide by the count")
+        }
+        self.dataset = dataset; self.batchSize = batchSize; self.shard = shard; self.shuffle = shuffle; self.dropLast = dropLast
         self.transform = transform; self.batchTransform = batchTransform; self.seed = seed; self.prefetch = prefetch
     }
 
-    /// Batches per epoch.
+    /// Samples in one of this rank's batches (the whole batch for one process).
+    public var shardBatchSize: Int { batchSize / shard.count }
+
+    /// Batches per epoch (this rank's: with `dropLast` the same on every rank).
     public var count: Int {
         let n = dataset.count
-        return dropLast ? n / batchSize : (n + batchSize - 1) / batchSize
+        if dropLast { return n / batchSize }
+        let share = (n - shard.rank + shard.count - 1) / shard.count
+        return (share + shardBatchSize - 1) / shardBatchSize
     }
 
     // MARK: Seeds
@@ -68,16 +99,18 @@ public final class DataLoader: @unchecked Sendable {
 
     // MARK: Order
 
-    /// The dataset indices of `epoch` in the order they are served.
+    /// The dataset indices of `epoch` in the order this rank serves them (its share of the epoch's order).
     public func order(epoch: Int) -> [Int] {
         let n = dataset.count
-        return shuffle ? Generator(seed: derivedSeed(1, epoch)).permutation(n) : Array(0..<n)
+        let all = shuffle ? Generator(seed: derivedSeed(1, epoch)).permutation(n) : Array(0..<n)
+        guard shard.count > 1 else { return all }
+        return stride(from: shard.rank, to: n, by: shard.count).map { all[$0] }
     }
 
-    /// The dataset indices of batch `batch` of an epoch whose order is `order`.
+    /// The dataset indices of batch `batch` of an epoch whose (this rank's) order is `order`.
     func indices(batch: Int, order: [Int]) -> ArraySlice<Int> {
-        let lo = batch * batchSize
-        return order[lo..<Swift.min(lo + batchSize, order.count)]
+        let lo = batch * shardBatchSize
+        return order[lo..<Swift.min(lo + shardBatchSize, order.count)]
     }
 
     // MARK: Making batches

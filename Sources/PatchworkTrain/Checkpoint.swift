@@ -20,6 +20,9 @@ public struct TrainingCheckpoint {
     /// The train loss and accuracy so far of the unfinished epoch (empty at an epoch's end), so that
     /// the epoch's line in metrics.jsonl covers all its batches after a mid-epoch resume.
     public var epochMetrics = ClassificationMetrics()
+    /// Processes that trained up to this checkpoint (a record only: the position counts global
+    /// batches, so a run resumes from it with any number of processes).
+    public var worldSize = 1
 
     static let modelPrefix = "model.", optimizerPrefix = "optimizer."
 
@@ -38,6 +41,7 @@ public struct TrainingCheckpoint {
             "elapsed_seconds": String(elapsedSeconds), "patchwork": PatchworkVersion.string,
             "epoch_samples": String(epochMetrics.samples), "epoch_loss_sum": String(epochMetrics.lossSum),
             "epoch_top1_hits": String(epochMetrics.top1Hits), "epoch_top5_hits": String(epochMetrics.top5Hits),
+            "world_size": String(worldSize),
         ]
         try Safetensors.write(tensors, dtypes: dtypes, metadata: metadata, to: path)
     }
@@ -70,7 +74,7 @@ public struct TrainingCheckpoint {
         return TrainingCheckpoint(epoch: epoch, batch: batch, step: step, seed: seed, modelName: modelName,
                                   classNames: classes, optimizerName: optimizerName,
                                   elapsedSeconds: meta["elapsed_seconds"].flatMap(Double.init) ?? 0,
-                                  epochMetrics: epochMetrics)
+                                  epochMetrics: epochMetrics, worldSize: meta["world_size"].flatMap(Int.init) ?? 1)
     }
 }
 

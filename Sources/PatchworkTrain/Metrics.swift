@@ -33,6 +33,19 @@ public struct ClassificationMetrics {
         samples += labels.count
     }
 
+    /// Adds another set of batches' totals (another rank's, in a distributed run).
+    public mutating func add(_ other: ClassificationMetrics) {
+        samples += other.samples; lossSum += other.lossSum; top1Hits += other.top1Hits; top5Hits += other.top5Hits
+    }
+
+    /// The totals over every rank of `group` (each rank passes its own).
+    public func summed(over group: ProcessGroup) throws -> ClassificationMetrics {
+        guard group.size > 1 else { return self }
+        var totals = [Double(samples), lossSum, Double(top1Hits), Double(top5Hits)]
+        try group.allreduceSum(&totals)
+        return ClassificationMetrics(samples: Int(totals[0]), lossSum: totals[1], top1Hits: Int(totals[2]), top5Hits: Int(totals[3]))
+    }
+
     public var loss: Double { samples > 0 ? lossSum / Double(samples) : .nan }
     public var top1: Double { samples > 0 ? Double(top1Hits) / Double(samples) : .nan }
     public var top5: Double { samples > 0 ? Double(top5Hits) / Double(samples) : .nan }

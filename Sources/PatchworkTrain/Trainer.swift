@@ -49,6 +49,8 @@ public struct TrainingSummary: Codable, Sendable {
     public var seed: UInt64
     public var weightsSha256: String
     public var options: TrainingOptions
+    /// Processes that trained the model together (nil in summaries written before distributed training).
+    public var worldSize: Int?
 }
 
 /// Images in [0, 1] → the models' input scale: (x − 0.5) / 0.25, the same for
@@ -62,6 +64,11 @@ nonisolated(unsafe) var interruptRequested = false
 /// JSON lines, an atomic resumable checkpoint after every epoch, every
 /// `checkpointEvery` steps (or every 10 minutes) and on Ctrl-C, final weights
 /// and summary.json. The run holds its folder's lock (`RunLock`) throughout.
+///
+/// Data-parallel over the ranks of `group` (under `mpirun`): every rank holds the whole model and
+/// trains on its shard of each global batch (`DataLoader.Shard`); the gradients are averaged over
+/// the ranks (`GradientAverager`) before every rank takes the same optimizer step. Rank 0 alone
+/// holds the folder's lock and writes files and progress; docs/DISTRIBUTED.md has the details.
 public final class Trainer {
     public let model: ImageClassifier
     public let modelName: String
@@ -82,6 +89,12 @@ public final class Trainer {
     public var stopAfterSteps: Int?
     /// Test hook: behave as if Ctrl-C was pressed after this many steps.
     public var interruptAfterSteps: Int?
+    /// The processes training this model together (`ProcessGroup.single`: this one alone).
+    public var group = ProcessGroup.single
+    /// The size of one gradient allreduce in a distributed run (DistributedDataParallel's default: 25 MB).
+    public var bucketBytes = 25 << 20
+    /// Batch norm with the statistics of all ranks' batches (as SyncBatchNorm) instead of each rank's own.
+    public var syncBatchNorm = false
 
     public var checkpointPath: String { outDirectory + "/checkpoint.safetensors" }
     public var weightsPath: String { outDirectory + "/weights.safetensors" }
@@ -136,13 +149,19 @@ public final class Trainer {
         if let lock, lock.folder != outDirectory {
             throw TrainingError("the run folder's lock is for \(lock.folder), not \(outDirectory)")
         }
-        let ownLock = lock == nil ? try RunLock(folder: outDirectory) : nil
+        // Only rank 0 writes, so only rank 0 locks the folder.
+        let writes = group.isRoot
+        let verbose = self.verbose && writes
+        let ownLock = lock == nil && writes ? try RunLock(folder: outDirectory) : nil
         defer { ownLock?.release() }
         if let every = checkpointEvery, every < 1 {
             throw TrainingError("--checkpoint-every must be at least 1 step (got \(every))")
         }
+        guard options.batchSize % group.size == 0 else {
+            throw TrainingError("--batch-size \(options.batchSize) is the global batch and must divide by the \(group.size) processes (each takes an equal share); use a multiple of \(group.size)")
+        }
         // Under the lock no other process writes here, so any temporary file is a killed writer's.
-        let stale = AtomicFile.removeStaleTemporaries(in: outDirectory)
+        let stale = writes ? AtomicFile.removeStaleTemporaries(in: outDirectory) : []
         if verbose, !stale.isEmpty { print("removed \(stale.count) unfinished file(s) a killed run left: \(stale.joined(separator: ", "))") }
 
         let optimizer = makeOptimizer()
@@ -151,10 +170,10 @@ public final class Trainer {
         var start = TrainingCheckpoint(epoch: 0, batch: 0, step: 0, seed: options.seed, modelName: modelName,
                                        classNames: classes, optimizerName: options.optimizer, elapsedSeconds: 0)
         if resume {
-            guard FileManager.default.fileExists(atPath: checkpointPath) else {
+            guard !writes || FileManager.default.fileExists(atPath: checkpointPath) else {
                 throw TrainingError("--resume: no checkpoint at \(checkpointPath) (a run stopped before its first checkpoint starts again without --resume)")
             }
-            let saved = try TrainingCheckpoint.load(from: checkpointPath, model: model, optimizer: optimizer)
+            let saved = try loadCheckpoint(model: model, optimizer: optimizer)
             guard saved.modelName == modelName else {
                 throw TrainingError("\(checkpointPath) is a checkpoint of \(saved.modelName), not \(modelName)")
             }
@@ -163,16 +182,37 @@ public final class Trainer {
             }
             start = saved
             // Epochs after the checkpoint are trained again: their lines go.
-            try metricsLog.truncate(toEpochs: saved.epoch)
+            if writes { try metricsLog.truncate(toEpochs: saved.epoch) }
             if verbose { print("resuming \(modelName) at epoch \(saved.epoch + 1), batch \(saved.batch)") }
-        } else {
+        } else if writes {
             try metricsLog.reset()
         }
+        // Every rank starts from rank 0's weights and buffers (equal already when built from the
+        // same seed or loaded from the same checkpoint; this makes sure).
+        try broadcastFromRoot(model.namedSlots().map { $0.1 })
+        let averager = GradientAverager(group: group, bucketBytes: bucketBytes)
+        if syncBatchNorm && group.size > 1 {
+            let group = self.group
+            BatchNormSync.sum = { values in
+                var sums = values
+                do { try group.allreduceSum(&sums) } catch {
+                    // Inside the forward or backward pass there is no way to throw: end the job.
+                    FileHandle.standardError.write(Data("Error: rank \(group.rank) of \(group.size): synchronised batch norm: \(error)\n".utf8))
+                    group.abort(code: 1)
+                }
+                return sums
+            }
+        }
+        defer { BatchNormSync.sum = nil }
+        let buffers = model.namedSlots().map { $0.1 }.filter { $0.kind == .buffer }
+        let shard = DataLoader.Shard(rank: group.rank, count: group.size)
 
-        let trainLoader = try DataLoader(dataset: train, batchSize: options.batchSize, shuffle: true, dropLast: true,
-                                         transform: makeTransform(), batchTransform: makeBatchTransform(), seed: options.seed)
-        let testLoader = try DataLoader(dataset: test, batchSize: max(options.batchSize, 128), shuffle: false, dropLast: false,
-                                        seed: options.seed)
+        let trainLoader = DataLoader(dataset: train, batchSize: options.batchSize, shuffle: true, dropLast: true,
+                                     transform: makeTransform(), batchTransform: makeBatchTransform(), seed: options.seed,
+                                     shard: shard)
+        let testBatch = max(options.batchSize, 128)
+        let testLoader = DataLoader(dataset: test, batchSize: (testBatch + group.size - 1) / group.size * group.size,
+                                    shuffle: false, dropLast: false, seed: options.seed, shard: shard)
         guard trainLoader.count > 0 else {
             throw TrainingError("the training set has \(train.count) images, fewer than one batch of \(options.batchSize)")
         }
@@ -183,6 +223,8 @@ public final class Trainer {
         let progress = ProgressReporter()
 
         interruptRequested = false
+        // The ranks stop together: a rank's Ctrl-C reaches the others through the step's allreduce.
+        var stopRequested = false
         signal(SIGINT) { _ in
             interruptRequested = true
             signal(SIGINT, SIG_DFL)  // a second Ctrl-C stops at once
@@ -196,9 +238,10 @@ public final class Trainer {
         var lastCheckpoint = Date()
         /// The position after `batch` batches of `epoch` (0-based), with that epoch's running metrics.
         func saveCheckpoint(epoch: Int, batch: Int, metrics: ClassificationMetrics, elapsed: Double) throws {
+            guard writes else { return }
             let checkpoint = TrainingCheckpoint(epoch: epoch, batch: batch, step: step, seed: options.seed, modelName: modelName,
                                                 classNames: classes, optimizerName: options.optimizer,
-                                                elapsedSeconds: elapsed, epochMetrics: metrics)
+                                                elapsedSeconds: elapsed, epochMetrics: metrics, worldSize: group.size)
             try checkpoint.save(model: model, optimizer: optimizer, to: checkpointPath)
             lastCheckpoint = Date()
         }
@@ -211,8 +254,9 @@ public final class Trainer {
             var batchIndex = firstBatch
             while let batch = try iterator.nextBatch() {
                 if let stop = stopAfterSteps, step >= stop { return try partialSummary() }
-                if interruptAfterSteps == step { interruptRequested = true }
-                if interruptRequested {
+                if interruptAfterSteps == step { stopRequested = true }
+                // One process stops at the next batch after Ctrl-C; ranks stop where all of them learnt of it.
+                if stopRequested || (group.size == 1 && interruptRequested) {
                     progress.finishLine()
                     try saveCheckpoint(epoch: epoch, batch: batchIndex, metrics: metrics,
                                        elapsed: elapsed + Date().timeIntervalSince(epochStart))
@@ -230,20 +274,33 @@ public final class Trainer {
                     }
                     return crossEntropy(logits: logits, labels: batch.labels, labelSmoothing: options.labelSmoothing)
                 }
+                // The batch's totals over all ranks (and whether any rank was asked to stop).
+                var batchMetrics = ClassificationMetrics()
+                batchMetrics.add(loss: loss.item(), logits: logits.detached(), labels: batch.labels)
+                var totals = [Double(batchMetrics.samples), batchMetrics.lossSum, Double(batchMetrics.top1Hits),
+                              Double(batchMetrics.top5Hits), interruptRequested ? 1 : 0]
+                try group.allreduceSum(&totals)
+                batchMetrics = ClassificationMetrics(samples: Int(totals[0]), lossSum: totals[1], top1Hits: Int(totals[2]),
+                                                     top5Hits: Int(totals[3]))
+                if totals[4] > 0 { stopRequested = true }
                 // Checked before the step, so a non-finite loss never reaches the weights; the files
-                // written so far (checkpoint, metrics.jsonl) stay as they were.
-                let lossValue = loss.item()
+                // written so far (checkpoint, metrics.jsonl) stay as they were. Every rank sees the same total.
+                let lossValue = group.size > 1 ? Float(batchMetrics.loss) : loss.item()
                 guard lossValue.isFinite else {
                     progress.finishLine()
                     throw TrainingError("the training loss became \(lossValue) at epoch \(epoch + 1), step \(step + 1) (batch \(batchIndex + 1) of \(stepsPerEpoch)) with learning rate \(optimizer.learningRate); lower --lr or set --clip-norm. The last checkpoint, if any, is \(checkpointPath)")
                 }
+                try averager.average(&grads)
                 if let maxNorm = options.clipNorm { _ = clipGradientNorm(&grads, maxNorm: maxNorm) }
                 optimizer.step(model, gradients: grads)
+                // Batch norm's running statistics follow each rank's own batches: rank 0's are kept
+                // (as DistributedDataParallel's broadcast_buffers), so the ranks stay identical.
+                if group.size > 1, !buffers.isEmpty { try broadcastFromRoot(buffers) }
                 step += 1
                 batchIndex += 1
-                metrics.add(loss: lossValue, logits: logits.detached(), labels: batch.labels)
+                metrics.add(batchMetrics)
                 trainSeconds += Date().timeIntervalSince(t0)
-                trainImages += batch.labels.count
+                trainImages += batchMetrics.samples
                 // A step checkpoint, unless the epoch's own checkpoint follows right away.
                 if batchIndex < stepsPerEpoch {
                     let due = checkpointEvery.map { step % $0 == 0 }
@@ -262,17 +319,22 @@ public final class Trainer {
                 }
             }
             progress.finishLine()
-            lastTest = try evaluate(model, loader: testLoader, preprocess: standardize)
+            try checkRanksAgree(after: epoch + 1)
+            lastTest = try evaluate(model, loader: testLoader, preprocess: standardize).summed(over: group)
             elapsed += Date().timeIntervalSince(epochStart)
-            try metricsLog.append(EpochRecord(
+            if writes { try metricsLog.append(EpochRecord(
                 epoch: epoch + 1, step: step, lr: Double(optimizer.learningRate),
                 trainLoss: metrics.loss, trainTop1: metrics.top1,
                 testLoss: lastTest.loss, testTop1: lastTest.top1, testTop5: lastTest.top5,
-                seconds: elapsed, imagesPerSecond: Double(trainImages) / max(trainSeconds, 1e-9)))
+                seconds: elapsed, imagesPerSecond: Double(trainImages) / max(trainSeconds, 1e-9))) }
             if verbose {
                 print(String(format: "epoch %d/%d  train loss %.4f acc %.2f%%  test loss %.4f acc %.2f%% top-5 %.2f%%  %.0fs",
                              epoch + 1, options.epochs, metrics.loss, 100 * metrics.top1, lastTest.loss,
                              100 * lastTest.top1, 100 * lastTest.top5, elapsed))
+                if group.size > 1 {
+                    print(String(format: "  %d processes: allreduce %.1f s of %.1f s of steps (%.1f%%, rank 0)", group.size,
+                                 averager.allreduceSeconds, trainSeconds, 100 * averager.allreduceSeconds / max(trainSeconds, 1e-9)))
+                }
                 fflush(stdout)
             }
             // The last step left finite losses but weights that are not: stop before they are saved.
@@ -281,8 +343,12 @@ public final class Trainer {
             }
             try saveCheckpoint(epoch: epoch + 1, batch: 0, metrics: ClassificationMetrics(), elapsed: elapsed)
         }
-        if start.epoch >= options.epochs { lastTest = try evaluate(model, loader: testLoader, preprocess: standardize) }
-
+        if start.epoch >= options.epochs {
+            lastTest = try evaluate(model, loader: testLoader, preprocess: standardize).summed(over: group)
+        }
+        guard writes else {
+            return try partialSummary()
+        }
         let input = ModelInput.patchwork(imageSize: train.imageShape[0])
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys   // the same bytes every run: runs are compared by their weights' SHA-256
@@ -294,7 +360,8 @@ public final class Trainer {
             testTop5: lastTest.top5, testLoss: lastTest.loss,
             imagesPerSecond: trainSeconds > 0 ? Double(trainImages) / trainSeconds : 0,
             parameters: model.parameterCount, seed: options.seed,
-            weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: options)
+            weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: options,
+            worldSize: group.size)
         try RunJSON.write(summary, to: summaryPath)
         return summary
     }
@@ -303,6 +370,55 @@ public final class Trainer {
     private func partialSummary() throws -> TrainingSummary {
         TrainingSummary(model: modelName, data: dataName, epochs: options.epochs, trainSeconds: 0, testAccuracy: .nan,
                         testTop5: .nan, testLoss: .nan, imagesPerSecond: 0, parameters: model.parameterCount,
-                        seed: options.seed, weightsSha256: "", options: options)
+                        seed: options.seed, weightsSha256: "", options: options, worldSize: group.size)
+    }
+
+    // MARK: Distributed runs
+
+    /// The checkpoint at `checkpointPath`, restored into `model` and `optimizer` on every rank: rank 0
+    /// reads the file and sends its bytes, so the other ranks need no access to the run folder.
+    private func loadCheckpoint(model: Module, optimizer: Optimizer) throws -> TrainingCheckpoint {
+        guard group.size > 1 else { return try TrainingCheckpoint.load(from: checkpointPath, model: model, optimizer: optimizer) }
+        var bytes: [UInt8] = []
+        if group.isRoot {
+            do { bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: checkpointPath))) } catch {
+                throw TrainingError("cannot read \(checkpointPath): \(error.localizedDescription)")
+            }
+        }
+        bytes = try group.broadcast(bytes: bytes)
+        if group.isRoot { return try TrainingCheckpoint.load(from: checkpointPath, model: model, optimizer: optimizer) }
+        let copy = NSTemporaryDirectory() + "/patchwork-rank\(group.rank)-\(getpid())-checkpoint.safetensors"
+        try AtomicFile.write(Data(bytes), to: copy)
+        defer { try? FileManager.default.removeItem(atPath: copy) }
+        return try TrainingCheckpoint.load(from: copy, model: model, optimizer: optimizer)
+    }
+
+    /// Gives `slots` rank 0's values on every rank.
+    private func broadcastFromRoot(_ slots: [TensorSlot]) throws {
+        guard group.size > 1 else { return }
+        let values = try group.broadcast(slots.map { $0.value })
+        for (slot, value) in zip(slots, values) { slot.value = value }
+    }
+
+    /// FNV-1a over the bit patterns of every parameter and buffer, in the model's order.
+    static func weightsChecksum(_ model: Module) -> UInt64 {
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for (_, slot) in model.namedSlots() {
+            for value in slot.value.scalars {
+                hash = (hash ^ UInt64(value.bitPattern)) &* 0x0000_0100_0000_01b3
+            }
+        }
+        return hash
+    }
+
+    /// Stops the run when the ranks' weights and buffers are no longer bit-identical (they take the
+    /// same steps from the same averaged gradients, so they never should).
+    private func checkRanksAgree(after epoch: Int) throws {
+        guard group.size > 1 else { return }
+        let checksums = try group.allgather(Self.weightsChecksum(model))
+        let differing = checksums.indices.filter { checksums[$0] != checksums[0] }
+        guard differing.isEmpty else {
+            throw TrainingError("after epoch \(epoch) the weights of rank(s) \(differing.map(String.init).joined(separator: ", ")) differ from rank 0's (checksums \(checksums.map { String($0, radix: 16) }.joined(separator: " "))): the processes no longer train the same model; the last checkpoint is \(checkpointPath)")
+        }
     }
 }

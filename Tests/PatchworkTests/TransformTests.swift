@@ -319,6 +319,53 @@ final class TransformTests: XCTestCase {
         XCTAssertEqual(loader.order(epoch: 3), augmentedLoader().order(epoch: 3))
     }
 
+    /// DistributedSampler's dealing: rank r's batch b holds positions r, r+N, … of the one-process
+    /// batch b (same images, same augmentation), every rank serves the same number of training
+    /// batches, and an evaluation loader serves every sample exactly once over the ranks.
+    func testShardsDealOutEachGlobalBatch() throws {
+        let dataset = ToyDataset(count: 45)
+        let sampleSize = 12 * 10 * 3
+        func samples(_ batch: Batch) -> [[Float]] {
+            let values = batch.images.scalars
+            return (0..<batch.labels.count).map { Array(values[($0 * sampleSize)..<(($0 + 1) * sampleSize)]) }
+        }
+        for ranks in [2, 3, 4] {
+            let global = 12
+            let whole = DataLoader(dataset: dataset, batchSize: global, shuffle: true, dropLast: true,
+                                   transform: RandomHorizontalFlip(), seed: 9)
+            XCTAssertEqual(whole.count, 3)
+            for epoch in [0, 1] {
+                let reference = try collect(whole, epoch: epoch).map(samples)
+                for rank in 0..<ranks {
+                    let shard = DataLoader(dataset: dataset, batchSize: global, shuffle: true, dropLast: true,
+                                           transform: RandomHorizontalFlip(), seed: 9,
+                                           shard: DataLoader.Shard(rank: rank, count: ranks))
+                    XCTAssertEqual(shard.count, whole.count, "\(ranks) ranks: every rank takes the one-process number of steps")
+                    XCTAssertEqual(shard.shardBatchSize, global / ranks)
+                    let batches = try collect(shard, epoch: epoch)
+                    XCTAssertEqual(batches.count, whole.count)
+                    for (b, batch) in batches.enumerated() {
+                        let expected = stride(from: rank, to: global, by: ranks).map { reference[b][$0] }
+                        XCTAssertEqual(samples(batch), expected, "\(ranks) ranks, rank \(rank), epoch \(epoch), batch \(b)")
+                    }
+                }
+            }
+            // Evaluation: no drop, no padding; the ranks' counts differ by at most one batch.
+            var seen: [Int] = []
+            var counts: [Int] = []
+            for rank in 0..<ranks {
+                let shard = DataLoader(dataset: dataset, batchSize: global, shuffle: false, dropLast: false,
+                                       shard: DataLoader.Shard(rank: rank, count: ranks))
+                let batches = try collect(shard, epoch: 0)
+                XCTAssertEqual(batches.count, shard.count)
+                counts.append(batches.count)
+                seen += batches.flatMap { samples($0).map { Int(($0[0] * 97 / 0.5).rounded()) } }
+            }
+            XCTAssertEqual(seen.sorted(), Array(0..<45), "\(ranks) ranks: each test sample once")
+            XCTAssertLessThanOrEqual(counts.max()! - counts.min()!, 1)
+        }
+    }
+
     func testLoaderSurfacesDatasetErrors() {
         for prefetch in [0, 2] {
             let dataset = ToyDataset(count: 40, corrupt: [17])

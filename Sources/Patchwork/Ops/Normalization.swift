@@ -88,8 +88,12 @@ public func batchNorm(_ x: Tensor, mean: Tensor, variance: Tensor, weight: Tenso
 /// one). Gradients flow through the batch statistics exactly; the returned
 /// mean and variance are differentiable too (usually they only update
 /// running statistics, under `withoutGrad`).
+///
+/// While `BatchNormSync.sum` is set (a data-parallel run with `--sync-bn`), the statistics are
+/// those of all processes' batches together (`syncBatchNormTraining`).
 public func batchNormTraining(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, eps: Float = 1e-5)
     -> (output: Tensor, mean: Tensor, unbiasedVariance: Tensor) {
+    if let sum = BatchNormSync.sum { return syncBatchNormTraining(x, weight: weight, bias: bias, eps: eps, sum: sum) }
     let op = "batchNormTraining"
     guard x.rank >= 2, x.shape[x.rank - 1] > 0 else {
         fail(op, "input of shape \(x.shape) must be [B, ..., C] with at least one channel")
@@ -124,6 +128,67 @@ public func batchNormTraining(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? 
         [g * (x - x.mean(alongAxes: axes, keepDims: true)) * (2 / Float(rows - 1))]
     }
     return (output, meanOut, varianceOut)
+}
+
+/// Synchronised batch norm for data-parallel training (what a trainer sets while it runs).
+public enum BatchNormSync {
+    /// Replaces its argument by the element-wise sum over the processes (an allreduce, called at
+    /// the same points on every process); nil: each process's batch norm uses its own batch.
+    nonisolated(unsafe) public static var sum: (([Double]) -> [Double])?
+}
+
+/// Batch norm in training form over the batches of all processes of a data-parallel run
+/// (torch.nn.SyncBatchNorm's math, our code): `sum` adds a vector over the processes.
+///
+/// Forward: the channel sums and the row count, then the centred squares about the global mean,
+/// each summed over the processes (two passes, as `batchNormTraining`). Backward, with M the
+/// global count and x̂ = (x − mean)·rstd: the sums over all processes of g and of g·x̂ give
+/// dx = w·rstd·(g − Σg/M − x̂·Σ(g·x̂)/M); the weight and bias gradients are this process's own
+/// (Σg·x̂, Σg), which the data-parallel gradient averaging combines. With a `sum` that returns
+/// its input this is `batchNormTraining` (up to the order of float sums). Not twice differentiable.
+public func syncBatchNormTraining(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float, sum: @escaping ([Double]) -> [Double])
+    -> (output: Tensor, mean: Tensor, unbiasedVariance: Tensor) {
+    let op = "syncBatchNormTraining"
+    guard x.rank >= 2, x.shape[x.rank - 1] > 0 else {
+        fail(op, "input of shape \(x.shape) must be [B, ..., C] with at least one channel")
+    }
+    let c = x.shape[x.rank - 1]
+    let rows = x.count / c
+    checkChannelParameter(weight, "weight", channels: c, op: op, input: x.shape)
+    checkChannelParameter(bias, "bias", channels: c, op: op, input: x.shape)
+    let src = x.contiguous(recordingGrad: false)
+    let totals = sum(Kernels.channelSums(src.base, batches: 1, rows: rows, channels: c, center: nil) + [Double(rows)])
+    guard totals.count == c + 1, totals[c] > 1 else {
+        fail(op, "expected more than 1 value per channel over all processes when training, got \(totals.last ?? 0) for input of shape \(x.shape)")
+    }
+    let count = totals[c]
+    let mean = (0..<c).map { Float(totals[$0] / count) }
+    let squares = sum(Kernels.channelSums(src.base, batches: 1, rows: rows, channels: c, center: mean))
+    let rstd = squares.map { Float(1 / ($0 / count + Double(eps)).squareRoot()) }
+    let w = weight?.scalars ?? [Float](repeating: 1, count: c)
+    let b = bias?.scalars ?? [Float](repeating: 0, count: c)
+    let scale = (0..<c).map { rstd[$0] * w[$0] }
+    let y = Tensor(uninitializedShape: x.shape)
+    Kernels.channelAffine(src.base, y.base, batches: 1, rows: rows, channels: c, mean: mean, scale: scale, bias: b)
+    let output = Tensor.record(op, y, [x] + [weight, bias].compactMap { $0 }) { g in
+        withoutGrad {
+            let xhat = ((x.detached() - Tensor(mean, shape: [c])) * Tensor(rstd, shape: [c])).contiguous(recordingGrad: false)
+            let gs = g.contiguous(recordingGrad: false)
+            let gxhat = (gs * xhat).contiguous(recordingGrad: false)
+            // Σg and Σg·x̂ nearly cancel over a batch: summed in double, as the one-process kernel does.
+            let local = Kernels.channelSums(gs.base, batches: 1, rows: rows, channels: c, center: nil)
+                + Kernels.channelSums(gxhat.base, batches: 1, rows: rows, channels: c, center: nil)
+            let reduced = sum(local)
+            let meanG = Tensor((0..<c).map { Float(reduced[$0] / count) }, shape: [c])
+            let meanGx = Tensor((0..<c).map { Float(reduced[c + $0] / count) }, shape: [c])
+            var grads: [Tensor?] = [Tensor(scale, shape: [c]) * (gs - meanG - xhat * meanGx)]
+            if weight != nil { grads.append(Tensor(local[c..<(2 * c)].map { Float($0) }, shape: [c])) }
+            if bias != nil { grads.append(Tensor(local[0..<c].map { Float($0) }, shape: [c])) }
+            return grads
+        }
+    }
+    let unbiased = squares.map { Float($0 / (count - 1)) }
+    return (output, Tensor(mean, shape: [c]), Tensor(unbiased, shape: [c]))
 }
 
 /// Group norm (torch.nn.GroupNorm) of channels-last `x` ([B, H, W, C],

@@ -16,6 +16,9 @@ struct TrainCommand: ParsableCommand {
         whenever 10 minutes have passed since the last one) and on Ctrl-C; --resume continues from it \
         with the settings it was started with, to the same weights bit for bit. One run at a time may \
         use a folder (OUT/.lock); a second one stops at once.
+        Under Open MPI (`mpirun -np N patchwork train …`) N processes train one model data-parallel: \
+        --batch-size is the global batch (each process takes batch/N), gradients are averaged over the \
+        processes, and process 0 alone writes to --out (docs/DISTRIBUTED.md).
         """)
 
     @Option(help: "Model variant (see `patchwork models`).") var model: String
@@ -40,6 +43,9 @@ struct TrainCommand: ParsableCommand {
     @Flag(help: "Continue from OUT/checkpoint.safetensors.") var resume = false
     @Option(help: "Also write the checkpoint every N optimizer steps (default: whenever 10 minutes have passed since the last one).")
     var checkpointEvery: Int?
+    @Option(help: "Under mpirun: megabytes of gradients per allreduce.") var bucketMb: Double = 25
+    @Flag(help: "Under mpirun: batch norm with the statistics of all processes' batches (SyncBatchNorm); default: each process's own.")
+    var syncBn = false
 
     func validate() throws {
         try OptionCheck.model(model)
@@ -56,18 +62,37 @@ struct TrainCommand: ParsableCommand {
         if let augment { try OptionCheck.oneOf(augment, "--augment", ["none", "crop", "crop-flip"]) }
         try OptionCheck.imageSize(imgSize, model: model)
         try OptionCheck.outputFolder(out)
+        try OptionCheck.positive(bucketMb, "--bucket-mb")
     }
 
     func run() throws {
+        let group = try ProcessGroup.world()
         do {
-            try train()
+            try train(group: group)
+            try group.finish()
         } catch let error as TrainingError where error.message.hasPrefix("interrupted") {
-            print("\n\(error)")
-            throw ExitCode(130)
+            if group.isRoot { print("\n\(error)") }
+            try stop(group, code: 130, error: nil)
+        } catch {
+            try stop(group, code: 1, error: error)
         }
     }
 
-    func train() throws {
+    /// Ends a run that failed. Under mpirun a rank cannot know whether the others failed too, so
+    /// it names itself and ends the whole job (MPI_Abort) rather than leave them waiting.
+    func stop(_ group: ProcessGroup, code: Int32, error: Error?) throws {
+        guard group.size > 1 else {
+            if let error { throw error }
+            throw ExitCode(code)
+        }
+        if let error {
+            FileHandle.standardError.write(Data("Error: rank \(group.rank) of \(group.size): \(error)\n".utf8))
+        }
+        fflush(stdout)
+        group.abort(code: code)
+    }
+
+    func train(group: ProcessGroup) throws {
         var options = TrainingOptions()
         let isShapeTex = data.hasPrefix("shapetex")
         options.epochs = epochs ?? (isShapeTex ? 6 : 30)
@@ -85,19 +110,30 @@ struct TrainCommand: ParsableCommand {
         if let checkpointEvery, checkpointEvery < 1 {
             throw ValidationError("--checkpoint-every must be at least 1 step (got \(checkpointEvery))")
         }
-        // Taken before the data and model are built, so a busy folder stops the run at once.
-        let lock = try RunLock(folder: out)
+        guard batchSize % group.size == 0 else {
+            throw ValidationError("--batch-size \(batchSize) is the global batch and must divide by the \(group.size) processes of this mpirun (each takes an equal share); use a multiple of \(group.size)")
+        }
+        // Taken before the data and model are built, so a busy folder stops the run at once (rank 0 alone writes to it).
+        let lock = group.isRoot ? try RunLock(folder: out) : nil
         let variant = try Models.variant(model)
         let (train, test) = try DatasetSpec.openSplits(data, imageSize: imgSize ?? variant.inputSize, channels: 3,
                                                         maxImagePixels: maxImagePixels)
         Generator.global.reseed(seed)
         let net = try variant.create(numClasses: train.classNames.count)
-        print("\(model): \(net.parameterCount.formatted()) parameters; \(data): \(train.count) train / \(test.count) test images, \(train.classNames.count) classes, \(train.imageShape)")
-        fflush(stdout)
+        if group.isRoot {
+            print("\(model): \(net.parameterCount.formatted()) parameters; \(data): \(train.count) train / \(test.count) test images, \(train.classNames.count) classes, \(train.imageShape)")
+            if group.size > 1 { print("data-parallel over \(group.size) processes: \(batchSize / group.size) images each per step of \(batchSize)") }
+            fflush(stdout)
+        }
         let trainer = try Trainer(model: net, modelName: model, dataName: data, train: train, test: test,
                                   options: options, outDirectory: out)
         trainer.checkpointEvery = checkpointEvery
+        trainer.group = group
+        trainer.bucketBytes = max(1, Int(bucketMb * 1_048_576))
+        trainer.verbose = group.isRoot
+        trainer.syncBatchNorm = syncBn
         let summary = try trainer.run(resume: resume, lock: lock)
+        guard group.isRoot else { return }
         print(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %d epochs in %.0f s, %.0f img/s; weights: %@",
                      100 * summary.testAccuracy, 100 * summary.testTop5, summary.epochs, summary.trainSeconds,
                      summary.imagesPerSecond, trainer.weightsPath))
