@@ -26,7 +26,8 @@ public struct TrainingCheckpoint {
 
     static let modelPrefix = "model.", optimizerPrefix = "optimizer."
 
-    public func save(model: Module, optimizer: Optimizer, to path: String) throws {
+    /// Writes the checkpoint; `input`, when given, is recorded for `loadTrainedModel`.
+    public func save(model: Module, optimizer: Optimizer, input: ModelInput? = nil, to path: String) throws {
         var tensors: [String: Tensor] = [:]
         var dtypes: [String: Safetensors.DType] = [:]
         for (key, slot) in model.namedSlots() {
@@ -35,7 +36,7 @@ public struct TrainingCheckpoint {
         }
         for (key, value) in optimizer.stateDict() { tensors[Self.optimizerPrefix + key] = value }
         let classes = String(decoding: try JSONEncoder().encode(classNames), as: UTF8.self)
-        let metadata = [
+        var metadata = [
             "format": "patchwork-checkpoint", "epoch": String(epoch), "batch": String(batch), "step": String(step),
             "seed": String(seed), "model": modelName, "class_names": classes, "optimizer": optimizerName,
             "elapsed_seconds": String(elapsedSeconds), "patchwork": PatchworkVersion.string,
@@ -43,6 +44,7 @@ public struct TrainingCheckpoint {
             "epoch_top1_hits": String(epochMetrics.top1Hits), "epoch_top5_hits": String(epochMetrics.top5Hits),
             "world_size": String(worldSize),
         ]
+        if let input { metadata[ModelInput.metadataKey] = try input.metadataValue() }
         try Safetensors.write(tensors, dtypes: dtypes, metadata: metadata, to: path)
     }
 

@@ -24,6 +24,14 @@ public struct ModelInput: Codable, Sendable, Equatable {
     /// The weights file metadata key a run records its input pipeline under (JSON).
     public static let metadataKey = "input"
 
+    /// The JSON recorded under `metadataKey`, with sorted keys: the same bytes every run, since runs are
+    /// compared by their weights' SHA-256.
+    public func metadataValue() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return String(decoding: try encoder.encode(self), as: UTF8.self)
+    }
+
     /// Patchwork's own pipeline, at `imageSize`.
     public static func patchwork(imageSize: Int) -> ModelInput {
         ModelInput(name: "patchwork", preprocessing: nil, imageSize: imageSize, bgr: false)

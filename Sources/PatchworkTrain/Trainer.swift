@@ -166,6 +166,8 @@ public final class Trainer {
 
         let optimizer = makeOptimizer()
         let classes = train.classNames
+        // How images reach the model, recorded in the weights and checkpoints for eval, predict and the analyses.
+        let modelInput = ModelInput.patchwork(imageSize: train.imageShape[0])
         let metricsLog = MetricsLog(path: metricsPath)
         var start = TrainingCheckpoint(epoch: 0, batch: 0, step: 0, seed: options.seed, modelName: modelName,
                                        classNames: classes, optimizerName: options.optimizer, elapsedSeconds: 0)
@@ -242,7 +244,7 @@ public final class Trainer {
             let checkpoint = TrainingCheckpoint(epoch: epoch, batch: batch, step: step, seed: options.seed, modelName: modelName,
                                                 classNames: classes, optimizerName: options.optimizer,
                                                 elapsedSeconds: elapsed, epochMetrics: metrics, worldSize: group.size)
-            try checkpoint.save(model: model, optimizer: optimizer, to: checkpointPath)
+            try checkpoint.save(model: model, optimizer: optimizer, input: modelInput, to: checkpointPath)
             lastCheckpoint = Date()
         }
         for epoch in start.epoch..<options.epochs {
@@ -349,12 +351,9 @@ public final class Trainer {
         guard writes else {
             return try partialSummary()
         }
-        let input = ModelInput.patchwork(imageSize: train.imageShape[0])
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys   // the same bytes every run: runs are compared by their weights' SHA-256
         try model.save(to: weightsPath, metadata: ["model": modelName,
                                                    "class_names": String(decoding: try JSONEncoder().encode(classes), as: UTF8.self),
-                                                   ModelInput.metadataKey: String(decoding: try encoder.encode(input), as: UTF8.self)])
+                                                   ModelInput.metadataKey: try modelInput.metadataValue()])
         let summary = TrainingSummary(
             model: modelName, data: dataName, epochs: options.epochs, trainSeconds: elapsed, testAccuracy: lastTest.top1,
             testTop5: lastTest.top5, testLoss: lastTest.loss,

@@ -133,7 +133,7 @@ extension TrainingTests {
             XCTAssertTrue("\(error)".contains("100 classes") && "\(error)".contains(trainer.weightsPath), "\(error)")
         }
         // The checkpoint loads too, and a reference-style file without class names is sized from its classifier.
-        XCTAssertNoThrow(try loadTrainedModel("resnet_nano", weights: trainer.checkpointPath, classes: 10))
+        XCTAssertEqual(try loadTrainedModel("resnet_nano", weights: trainer.checkpointPath, classes: 10).input, .patchwork(imageSize: 16))
         let bare = dir.appendingPathComponent("bare.safetensors").path
         try Safetensors.write(model.stateDict(), to: bare)
         XCTAssertThrowsError(try loadTrainedModel("resnet_nano", weights: bare, classes: 7)) { error in
