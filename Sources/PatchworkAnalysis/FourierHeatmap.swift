@@ -138,3 +138,29 @@ public enum FourierHeatmap {
         return SVGPlot.stack([map, profile])
     }
 }
+
+extension FourierHeatmap {
+    /// One cell's perturbed images with the signs given instead of drawn: `images` [N, H, W, C] in
+    /// [0, 1] plus r·norm·U(u, v), clipped to [0, 1], with r = `signs`[i·C + c] (±1) for image i and
+    /// channel c. The noise `run` adds, for a caller that makes the draw itself (the cross-check
+    /// against scripts/reference/analyses.py uses the signs committed with its fixture).
+    public static func perturbed(_ images: Tensor, u: Int, v: Int, norm: Double, signs: [Float]) -> Tensor {
+        let shape = images.shape
+        require(shape.count == 4, "FourierHeatmap.perturbed", "images must be [N, H, W, C], got \(shape)")
+        let (n, h, w, c) = (shape[0], shape[1], shape[2], shape[3])
+        require(signs.count == n * c, "FourierHeatmap.perturbed", "expected \(n * c) signs (one per image and channel), got \(signs.count)")
+        require(signs.allSatisfy { $0 == 1 || $0 == -1 }, "FourierHeatmap.perturbed", "every sign must be +1 or -1")
+        let b = basis(u: u, v: v, height: h, width: w)
+        var pixels = images.contiguous().scalars
+        for img in 0..<n {
+            for ch in 0..<c {
+                let r = signs[img * c + ch] * Float(norm)
+                for p in 0..<(h * w) {
+                    let k = (img * h * w + p) * c + ch
+                    pixels[k] = min(max(pixels[k] + r * b[p], 0), 1)
+                }
+            }
+        }
+        return Tensor(pixels, shape: shape)
+    }
+}
