@@ -437,6 +437,7 @@ struct HessianCommand: ParsableCommand {
             try OptionCheck.integer(value, option, atLeast: 1, atMost: 10_000)
         }
         try OptionCheck.integer(batches, "--batches", atLeast: 1, atMost: samples)
+        try OptionCheck.positive(lanczosTolerance, "--lanczos-tolerance")
         try OptionCheck.between(lanczosTolerance, "--lanczos-tolerance", 0, 1, highIncluded: false)
         try OptionCheck.integer(lanczosMaxSteps, "--lanczos-max-steps", atLeast: 2, atMost: 10_000)
     }
