@@ -81,6 +81,10 @@ public enum Adversarial {
         public var pgdAccuracy: Double
         public var fgsmMeanLoss: Double
         public var pgdMeanLoss: Double
+        /// The accuracy each PGD restart alone leaves, and their sample standard
+        /// deviation (0 for one restart); `pgdAccuracy` counts an image broken if any restart breaks it.
+        public var pgdRestartAccuracies: [Double]
+        public var pgdRestartAccuracyStd: Double
     }
 
     public struct Summary: Encodable {
@@ -88,6 +92,9 @@ public enum Adversarial {
         /// Accuracy at the largest ε.
         public var fgsmAccuracyAtMaxEpsilon: Double
         public var pgdAccuracyAtMaxEpsilon: Double
+        public var pgdRestarts: Int
+        /// The spread of the single restarts' accuracies at the largest ε.
+        public var pgdRestartAccuracyStdAtMaxEpsilon: Double
         public var maxEpsilon: Double
         /// Smallest ε of the list at which PGD accuracy falls below half of clean (nil when none).
         public var pgdEpsilonHalvingAccuracy: Double?
@@ -103,7 +110,8 @@ public enum Adversarial {
         /// Step size as a multiple of ε (the step is stepSizeOverEpsilon·ε).
         public var pgdStepSizeOverEpsilon: Double
         public var pgdRandomStart: Bool
-        public var pgdSuccess = "an image counts as broken if the clean image or any PGD iterate is misclassified; the reported loss is the highest over them"
+        public var pgdRestarts: Int
+        public var pgdSuccess = "an image counts as broken if the clean image or any PGD iterate of any restart is misclassified; the reported loss is the highest over them"
         public var loss = "cross-entropy"
         public var command: String
     }
@@ -112,8 +120,10 @@ public enum Adversarial {
 
     public typealias Report = AnalysisReport<Summary, Settings, Data>
 
+    /// PGD runs `restarts` times (default 1) from independent random starts (Madry et
+    /// al.): an image is broken if any restart breaks it.
     public static func run(_ model: AnalysisModel, images set: ImageSet, epsilons: [Double], steps: Int, stepSizeOverEpsilon: Double,
-                           randomStart: Bool, seed: UInt64, source: RunSource, command: String,
+                           randomStart: Bool, restarts: Int = 1, seed: UInt64, source: RunSource, command: String,
                            progress: ProgressHandler? = nil) throws -> Report {
         if let bad = epsilons.first(where: { !($0 >= 0) || !$0.isFinite }) {
             throw AnalysisError("ε must be ≥ 0 (in [0, 1] pixel units, e.g. 0.0314 for 8/255); got \(bad)")
@@ -121,11 +131,16 @@ public enum Adversarial {
         guard !epsilons.isEmpty else { throw AnalysisError("give at least one ε (--epsilons 0,0.0039,…)") }
         guard steps >= 1 else { throw AnalysisError("--steps must be at least 1, got \(steps)") }
         guard stepSizeOverEpsilon > 0 else { throw AnalysisError("--step-size must be > 0 (a multiple of ε), got \(stepSizeOverEpsilon)") }
+        guard restarts >= 1 else { throw AnalysisError("--restarts must be at least 1, got \(restarts)") }
+        guard restarts == 1 || randomStart else {
+            throw AnalysisError("--restarts \(restarts) needs --random-start true: without a random start every restart is the same attack")
+        }
         let n = set.count
         let clean = model.accuracy(set.images, labels: set.labels)
         var points: [Point] = []
         for (k, eps) in epsilons.enumerated() {
             var fgsmCorrect = 0, pgdCorrect = 0, fgsmLoss = 0.0, pgdLoss = 0.0
+            var restartCorrect = [Int](repeating: 0, count: restarts)
             var start = 0
             while start < n {
                 let end = min(n, start + model.batchSize)
@@ -135,25 +150,35 @@ public enum Adversarial {
                 let fl = withoutGrad { model.model.logits(model.input.normalized(adv)) }
                 fgsmCorrect += zip(argmaxRows(fl), y).filter { $0 == $1 }.count
                 fgsmLoss += crossEntropyRows(fl, labels: y).reduce(0, +)
-                let g = Generator(seed: Generator.derivedSeed(seed, UInt64(k), UInt64(start)))
-                let r = pgd(model, images: x, labels: y, epsilon: Float(eps), steps: steps, stepSize: Float(eps * stepSizeOverEpsilon),
-                            randomStart: randomStart, generator: g)
-                pgdCorrect += r.fooled.filter { !$0 }.count
-                pgdLoss += r.losses.reduce(0, +)
+                var fooled = [Bool](repeating: false, count: y.count), losses = [Double](repeating: -.infinity, count: y.count)
+                for restart in 0..<restarts {
+                    // Restart 0 keeps the seeds of single-start runs.
+                    let g = Generator(seed: restart == 0 ? Generator.derivedSeed(seed, UInt64(k), UInt64(start))
+                                                         : Generator.derivedSeed(seed, UInt64(k), UInt64(start), UInt64(restart)))
+                    let r = pgd(model, images: x, labels: y, epsilon: Float(eps), steps: steps, stepSize: Float(eps * stepSizeOverEpsilon),
+                                randomStart: randomStart, generator: g)
+                    restartCorrect[restart] += r.fooled.filter { !$0 }.count
+                    for i in y.indices { fooled[i] = fooled[i] || r.fooled[i]; losses[i] = max(losses[i], r.losses[i]) }
+                }
+                pgdCorrect += fooled.filter { !$0 }.count
+                pgdLoss += losses.reduce(0, +)
                 start = end
             }
+            let restartAccuracies = restartCorrect.map { Double($0) / Double(n) }
             let p = Point(epsilon: eps, epsilonIn255: eps * 255, fgsmAccuracy: Double(fgsmCorrect) / Double(n),
-                          pgdAccuracy: Double(pgdCorrect) / Double(n), fgsmMeanLoss: fgsmLoss / Double(n), pgdMeanLoss: pgdLoss / Double(n))
+                          pgdAccuracy: Double(pgdCorrect) / Double(n), fgsmMeanLoss: fgsmLoss / Double(n), pgdMeanLoss: pgdLoss / Double(n),
+                          pgdRestartAccuracies: restartAccuracies, pgdRestartAccuracyStd: Statistics.standardDeviation(restartAccuracies))
             points.append(p)
             progress?(String(format: "adversarial: ε = %.4f (%.1f/255): FGSM %.3f, PGD-%d %.3f", eps, eps * 255, p.fgsmAccuracy, steps, p.pgdAccuracy))
         }
         let top = points.max { $0.epsilon < $1.epsilon }!
         let summary = Summary(cleanAccuracy: clean, fgsmAccuracyAtMaxEpsilon: top.fgsmAccuracy, pgdAccuracyAtMaxEpsilon: top.pgdAccuracy,
-                              maxEpsilon: top.epsilon,
+                              pgdRestarts: restarts, pgdRestartAccuracyStdAtMaxEpsilon: top.pgdRestartAccuracyStd, maxEpsilon: top.epsilon,
                               pgdEpsilonHalvingAccuracy: points.sorted { $0.epsilon < $1.epsilon }.first { $0.pgdAccuracy < clean / 2 }?.epsilon)
         return Report(analysis: "adversarial", summary: summary,
                       settings: Settings(source: source, images: n, epsilons: epsilons, pgdSteps: steps,
-                                         pgdStepSizeOverEpsilon: stepSizeOverEpsilon, pgdRandomStart: randomStart, command: command),
+                                         pgdStepSizeOverEpsilon: stepSizeOverEpsilon, pgdRandomStart: randomStart, pgdRestarts: restarts,
+                                         command: command),
                       data: Data(points: points))
     }
 

@@ -54,6 +54,12 @@ public struct AnalysisModel {
         return concat(parts, axis: 0)
     }
 
+    /// How many classes the model predicts: `classCount` when its weights said,
+    /// otherwise the width of its logits for the first of `images`.
+    public func classes(probing images: Tensor) -> Int {
+        classCount ?? logits(images.sliced(axis: 0, start: 0, end: 1)).shape[1]
+    }
+
     /// The arg-max class of each image.
     public func predictions(_ images: Tensor) -> [Int] { argmaxRows(logits(images)) }
 

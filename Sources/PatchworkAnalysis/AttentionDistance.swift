@@ -18,12 +18,21 @@ public enum AttentionDistance {
         public fileprivate(set) var sums: [Double]
         /// How many (image, query) pairs each head's sum holds.
         public fileprivate(set) var counts: [Double]
+        /// The same sum for a head attending uniformly over the spatial keys (the
+        /// baseline), over every spatial query, and how many queries it holds.
+        public fileprivate(set) var uniformSum = 0.0
+        public fileprivate(set) var uniformCount = 0.0
         public init(heads: Int) { sums = Array(repeating: 0, count: heads); counts = sums }
         /// Per-head mean distance in pixels (NaN for a head that had no spatial query).
         public var mean: [Double] { zip(sums, counts).map { $1 > 0 ? $0 / $1 : .nan } }
+        /// The mean distance in pixels of a head that spreads its attention evenly
+        /// over the same keys (NaN when there was no spatial query).
+        public var uniformMean: Double { uniformCount > 0 ? uniformSum / uniformCount : .nan }
 
         public mutating func add(_ other: Tally) {
             for h in sums.indices { sums[h] += other.sums[h]; counts[h] += other.counts[h] }
+            uniformSum += other.uniformSum
+            uniformCount += other.uniformCount
         }
     }
 
@@ -50,10 +59,17 @@ public enum AttentionDistance {
             for q in 0..<nq {
                 let qy = Double(qs[qBase + 2 * q]), qx = Double(qs[qBase + 2 * q + 1])
                 if qy.isNaN || qx.isNaN { continue }
+                var uniformSum = 0.0, spatialKeys = 0.0
                 for k in 0..<nk {
                     let ky = Double(ks[kBase + 2 * k]), kx = Double(ks[kBase + 2 * k + 1])
                     spatial[k] = !(ky.isNaN || kx.isNaN)
                     distance[k] = spatial[k] ? (((qy - ky) * sy) * ((qy - ky) * sy) + ((qx - kx) * sx) * ((qx - kx) * sx)).squareRoot() : 0
+                    if spatial[k] { uniformSum += distance[k]; spatialKeys += 1 }
+                }
+                if spatialKeys > 0 {
+                    // The baseline, one per (image, query) like the heads' sums: every spatial key weighted equally.
+                    tally.uniformSum += uniformSum / spatialKeys
+                    tally.uniformCount += 1
                 }
                 for h in 0..<heads {
                     let row = ((gi * heads + h) * nq + q) * nk
@@ -80,6 +96,9 @@ extension AttentionDistance {
         /// Mean distance in pixels of each head.
         public var heads: [Double]
         public var mean: Double
+        /// The mean distance a head attending uniformly over the same keys would have
+        /// (same token grid, prefix tokens left out the same way, same pixel units).
+        public var uniformDistance: Double
     }
 
     public struct Summary: AnalysisSummary {
@@ -89,6 +108,9 @@ extension AttentionDistance {
         public var firstLayerMeanDistance: Double
         public var lastLayerMeanDistance: Double
         public var meanDistance: Double
+        /// The first layer's uniform-attention baseline: what `firstLayerMeanDistance`
+        /// would be if every head spread its attention evenly over its keys.
+        public var uniformFirstLayerDistance: Double
         /// Image side in pixels: distances are out of at most √2 times this.
         public var imageSize: Int
     }
@@ -131,12 +153,14 @@ extension AttentionDistance {
             guard let t else { return nil }
             let heads = t.mean
             let finite = heads.filter(\.isFinite)
-            return Layer(key: layer.key, heads: heads, mean: finite.isEmpty ? .nan : finite.reduce(0, +) / Double(finite.count))
+            return Layer(key: layer.key, heads: heads, mean: finite.isEmpty ? .nan : finite.reduce(0, +) / Double(finite.count),
+                         uniformDistance: t.uniformMean)
         }
         let means = rows.map(\.mean).filter(\.isFinite)
         let summary = Summary(layers: rows.count, firstLayerMeanDistance: rows.first?.mean ?? .nan,
                               lastLayerMeanDistance: rows.last?.mean ?? .nan,
-                              meanDistance: means.isEmpty ? .nan : means.reduce(0, +) / Double(means.count), imageSize: set.height)
+                              meanDistance: means.isEmpty ? .nan : means.reduce(0, +) / Double(means.count),
+                              uniformFirstLayerDistance: rows.first?.uniformDistance ?? .nan, imageSize: set.height)
         return Report(analysis: Summary.analysis, summary: summary,
                       settings: Settings(source: source, images: set.count, command: command), data: Data(layers: rows))
     }
@@ -154,6 +178,7 @@ extension AttentionDistance {
         series.append(SVGPlot.Series(name: "layer mean", points: layers.enumerated().map { (Double($0), $1.mean) }))
         series.append(SVGPlot.Series(name: "head max", points: layers.enumerated().map { (Double($0), $1.heads.filter(\.isFinite).max() ?? .nan) }))
         series.append(SVGPlot.Series(name: "head min", points: layers.enumerated().map { (Double($0), $1.heads.filter(\.isFinite).min() ?? .nan) }))
+        series.append(SVGPlot.Series(name: "uniform attention", points: layers.enumerated().map { (Double($0), $1.uniformDistance) }))
         return SVGPlot.lineChart(title: "\(title): mean attention distance", xLabel: "layer (input → output)",
                                  yLabel: "distance (pixels)", series: series,
                                  yRange: 0...(Double(report.summary.imageSize) * 2.0.squareRoot() / 2 + 1),

@@ -23,17 +23,27 @@ public enum FourierHeatmap {
         return b
     }
 
+    /// Means over the sign draws unless named otherwise.
     public struct Summary: AnalysisSummary {
         public static let analysis = "fourier-heatmap"
 
         public var cleanError: Double
         public var meanError: Double
-        /// Mean error over frequencies with radius ≤ H/4 (the low quarter of the axis) and above.
+        /// Mean error over the low band (0 < radius ≤ `bandCutoff`) and the high band (radius > `bandCutoff`).
         public var lowFrequencyError: Double
         public var highFrequencyError: Double
         /// The frequency with the highest error.
         public var worstFrequency: [Int]
         public var worstError: Double
+        public var draws: Int
+        public var bandCutoff: Double
+        /// Sample standard deviation over the draws of each draw's band error (0 for one draw).
+        public var lowFrequencyErrorStd: Double
+        public var highFrequencyErrorStd: Double
+        /// The band errors as shares of the room above chance (`Statistics.scaledError`);
+        /// nil (left out of the file) when the clean model is within 0.02 of chance.
+        public var lowFrequencyScaledError: Double?
+        public var highFrequencyScaledError: Double?
     }
 
     public struct Settings: Encodable {
@@ -41,9 +51,15 @@ public enum FourierHeatmap {
         public var images: Int
         public var norm: Double
         public var normPer = "channel"
-        public var signs = "r = ±1 uniformly at random per image and channel"
+        public var signs = "r = ±1 uniformly at random per image and channel, drawn afresh for each draw"
         public var clip = "[0, 1]"
+        public var draws: Int
+        public var bands: FrequencyBands
+        public var bandRule = "low: 0 < radius ≤ cut-off; high: radius > cut-off; (0, 0) in neither"
+        /// The band cut-off (kept under its old name).
         public var lowFrequencyRadius: Double
+        public var classes: Int
+        public var scaledError = "(error − clean error) / ((1 − clean error) − 1/classes); null when that room is ≤ 0.02"
         public var command: String
     }
 
@@ -51,75 +67,110 @@ public enum FourierHeatmap {
         /// Signed frequencies of the rows (u) and columns (v), lowest first (fftshift order).
         public var rowFrequencies: [Int]
         public var columnFrequencies: [Int]
-        /// errorRate[row][column]
+        /// errorRate[row][column]: the mean over the draws.
         public var errorRate: [[Double]]
+        /// The sample standard deviation over the draws of each cell (0 for one draw).
+        public var errorRateStd: [[Double]]
+        /// Each draw's mean error over the low and the high band.
+        public var drawLowFrequencyError: [Double]
+        public var drawHighFrequencyError: [Double]
         /// Mean error over the cells whose radius √(u² + v²) rounds to each integer, lowest first.
         public var radialRadius: [Int]
         public var radialError: [Double]
+        /// radialError as a share of the room above chance (null where the room is ≤ 0.02).
+        public var radialScaledError: [Double?]
     }
 
     public typealias Report = AnalysisReport<Summary, Settings, Data>
 
-    public static func run(_ model: AnalysisModel, images set: ImageSet, norm: Double, seed: UInt64, source: RunSource,
-                           command: String, progress: ProgressHandler? = nil) throws -> Report {
+    /// `draws` independent sign draws (default 1, as before) at every frequency; the
+    /// map is their mean. `bands` splits the summary's low and high errors (default:
+    /// a quarter of the image side, 8 for 32 px).
+    public static func run(_ model: AnalysisModel, images set: ImageSet, norm: Double, draws: Int = 1, bands: FrequencyBands? = nil,
+                           seed: UInt64, source: RunSource, command: String, progress: ProgressHandler? = nil) throws -> Report {
         guard norm >= 0, norm.isFinite else { throw AnalysisError("the noise norm must be a finite number ≥ 0, got \(norm)") }
+        guard draws >= 1 else { throw AnalysisError("fourier-heatmap: --draws must be at least 1, got \(draws)") }
+        let bands = bands ?? FrequencyBands.quarterOfSide(set.height)
+        guard bands.cutoff >= 0, bands.cutoff.isFinite else { throw AnalysisError("fourier-heatmap: the band cut-off must be ≥ 0, got \(bands.cutoff)") }
         let (h, w, c, n) = (set.height, set.width, set.channels, set.count)
         let pixels = set.pixels
         let clean = 1 - model.accuracy(set.images, labels: set.labels)
+        let classes = model.classes(probing: set.images)
         let rowFreqs = (0..<h).map { $0 - h / 2 }, colFreqs = (0..<w).map { $0 - w / 2 }
-        var error = [[Double]](repeating: [Double](repeating: .nan, count: w), count: h)
+        // errors[d][row][column]
+        var errors = [[[Double]]](repeating: [[Double]](repeating: [Double](repeating: .nan, count: w), count: h), count: draws)
         let start = Date()
         var done = 0
         let total = h * w
         for (ri, u) in rowFreqs.enumerated() {
-            for (cj, v) in colFreqs.enumerated() where error[ri][cj].isNaN {
+            for (cj, v) in colFreqs.enumerated() where errors[0][ri][cj].isNaN {
                 let b = basis(u: u, v: v, height: h, width: w)
-                let g = Generator(seed: Generator.derivedSeed(seed, UInt64(bitPattern: Int64(u)), UInt64(bitPattern: Int64(v))))
-                var noisy = pixels
-                for img in 0..<n {
-                    for ch in 0..<c {
-                        let r: Float = g.nextUniform() < 0.5 ? -Float(norm) : Float(norm)
-                        for p in 0..<(h * w) {
-                            let k = (img * h * w + p) * c + ch
-                            noisy[k] = min(max(noisy[k] + r * b[p], 0), 1)
+                for d in 0..<draws {
+                    // Draw 0 keeps the seeds of single-draw runs.
+                    let g = Generator(seed: d == 0 ? Generator.derivedSeed(seed, UInt64(bitPattern: Int64(u)), UInt64(bitPattern: Int64(v)))
+                                              : Generator.derivedSeed(seed, UInt64(bitPattern: Int64(u)), UInt64(bitPattern: Int64(v)), UInt64(d)))
+                    var noisy = pixels
+                    for img in 0..<n {
+                        for ch in 0..<c {
+                            let r: Float = g.nextUniform() < 0.5 ? -Float(norm) : Float(norm)
+                            for p in 0..<(h * w) {
+                                let k = (img * h * w + p) * c + ch
+                                noisy[k] = min(max(noisy[k] + r * b[p], 0), 1)
+                            }
                         }
                     }
+                    let e = 1 - model.accuracy(Tensor(noisy, shape: set.images.shape), labels: set.labels)
+                    errors[d][ri][cj] = e
+                    // The mirror frequency (−u, −v) has the same basis image.
+                    let mi = (-u) + h / 2, mj = (-v) + w / 2
+                    if mi >= 0 && mi < h && mj >= 0 && mj < w { errors[d][mi][mj] = e }
                 }
-                let e = 1 - model.accuracy(Tensor(noisy, shape: set.images.shape), labels: set.labels)
-                error[ri][cj] = e
-                // The mirror frequency (−u, −v) has the same basis image.
-                let mi = (-u) + h / 2, mj = (-v) + w / 2
-                if mi >= 0 && mi < h && mj >= 0 && mj < w { error[mi][mj] = e }
                 done += 1
             }
-            let filled = error.reduce(0) { $0 + $1.filter { !$0.isNaN }.count }
+            let filled = errors[0].reduce(0) { $0 + $1.filter { !$0.isNaN }.count }
             if let progress, ri % max(1, h / 8) == 0 || ri == h - 1 {
                 let elapsed = Date().timeIntervalSince(start)
-                progress(String(format: "fourier-heatmap: %d/%d frequencies, %d evaluated, %.0f s", filled, total, done, elapsed))
+                progress(String(format: "fourier-heatmap: %d/%d frequencies, %d evaluated (%d draws each), %.0f s", filled, total, done, draws, elapsed))
             }
         }
-        let lowRadius = Double(h) / 4
-        var low: [Double] = [], high: [Double] = [], worst = ([0, 0], -1.0)
-        for (ri, u) in rowFreqs.enumerated() {
-            for (cj, v) in colFreqs.enumerated() {
-                let e = error[ri][cj]
-                if (Double(u * u + v * v)).squareRoot() <= lowRadius { low.append(e) } else { high.append(e) }
-                if e > worst.1 { worst = ([u, v], e) }
+        let error = (0..<h).map { i in (0..<w).map { j in Statistics.mean(errors.map { $0[i][j] }) } }
+        let errorStd = (0..<h).map { i in (0..<w).map { j in Statistics.standardDeviation(errors.map { $0[i][j] }) } }
+        func radius(_ u: Int, _ v: Int) -> Double { Double(u * u + v * v).squareRoot() }
+        /// Mean over the low and the high band of one map.
+        func bandErrors(_ map: [[Double]]) -> (low: Double, high: Double) {
+            var low: [Double] = [], high: [Double] = []
+            for (ri, u) in rowFreqs.enumerated() {
+                for (cj, v) in colFreqs.enumerated() {
+                    if bands.isLow(radius: radius(u, v)) { low.append(map[ri][cj]) }
+                    if bands.isHigh(radius: radius(u, v)) { high.append(map[ri][cj]) }
+                }
             }
+            return (Statistics.mean(low), Statistics.mean(high))
         }
+        var worst = ([0, 0], -1.0)
         var rings: [Int: [Double]] = [:]
         for (ri, u) in rowFreqs.enumerated() {
-            for (cj, v) in colFreqs.enumerated() { rings[Int(Double(u * u + v * v).squareRoot().rounded()), default: []].append(error[ri][cj]) }
+            for (cj, v) in colFreqs.enumerated() {
+                if error[ri][cj] > worst.1 { worst = ([u, v], error[ri][cj]) }
+                rings[Int(radius(u, v).rounded()), default: []].append(error[ri][cj])
+            }
         }
         let radial = rings.keys.sorted()
-        let all = error.flatMap { $0 }
-        func mean(_ a: [Double]) -> Double { a.isEmpty ? .nan : a.reduce(0, +) / Double(a.count) }
+        let radialError = radial.map { Statistics.mean(rings[$0]!) }
+        let perDraw = errors.map(bandErrors)
+        let (low, high) = bandErrors(error)
+        func scaled(_ e: Double) -> Double? { Statistics.scaledError(e, cleanError: clean, classes: classes) }
         return Report(analysis: Summary.analysis,
-                      summary: Summary(cleanError: clean, meanError: mean(all), lowFrequencyError: mean(low), highFrequencyError: mean(high),
-                                       worstFrequency: worst.0, worstError: worst.1),
-                      settings: Settings(source: source, images: n, norm: norm, lowFrequencyRadius: lowRadius, command: command),
-                      data: Data(rowFrequencies: rowFreqs, columnFrequencies: colFreqs, errorRate: error,
-                                 radialRadius: radial, radialError: radial.map { mean(rings[$0]!) }))
+                      summary: Summary(cleanError: clean, meanError: Statistics.mean(error.flatMap { $0 }), lowFrequencyError: low,
+                                       highFrequencyError: high, worstFrequency: worst.0, worstError: worst.1, draws: draws,
+                                       bandCutoff: bands.cutoff, lowFrequencyErrorStd: Statistics.standardDeviation(perDraw.map(\.low)),
+                                       highFrequencyErrorStd: Statistics.standardDeviation(perDraw.map(\.high)),
+                                       lowFrequencyScaledError: scaled(low), highFrequencyScaledError: scaled(high)),
+                      settings: Settings(source: source, images: n, norm: norm, draws: draws, bands: bands, lowFrequencyRadius: bands.cutoff,
+                                         classes: classes, command: command),
+                      data: Data(rowFrequencies: rowFreqs, columnFrequencies: colFreqs, errorRate: error, errorRateStd: errorStd,
+                                 drawLowFrequencyError: perDraw.map(\.low), drawHighFrequencyError: perDraw.map(\.high),
+                                 radialRadius: radial, radialError: radialError, radialScaledError: radialError.map(scaled)))
     }
 
     public static func svg(_ report: Report, title: String) -> String {

@@ -47,6 +47,9 @@ public enum FrequencyNoise {
         public var hi: Double
         public var frequencies: Int
         public var accuracy: Double
+        /// The error this noise adds as a share of the room above chance
+        /// (`Statistics.scaledError`); nil when the clean model is within 0.02 of chance.
+        public var scaledError: Double?
     }
 
     public struct Cutoff: Encodable {
@@ -66,6 +69,13 @@ public enum FrequencyNoise {
         public var lowPassRadiusFor90PercentOfClean: Double?
         /// Largest high-pass radius keeping ≥ 90 % of clean accuracy (nil when none does).
         public var highPassRadiusFor90PercentOfClean: Double?
+        /// Accuracy under the same noise restricted to the low band (0 < radius ≤ `bandCutoff`)
+        /// and to the high band (radius > `bandCutoff`), and their scaled errors (nil near chance).
+        public var bandCutoff: Double
+        public var lowBandAccuracy: Double
+        public var highBandAccuracy: Double
+        public var lowBandScaledError: Double?
+        public var highBandScaledError: Double?
     }
 
     public struct Settings: Encodable {
@@ -78,6 +88,9 @@ public enum FrequencyNoise {
         public var filteredClip = "none (filtered images keep the mean, DC, and are not clipped)"
         public var maxRadius: Double
         public var cutoffs: [Double]
+        public var lowHighBands: FrequencyBands
+        public var classes: Int
+        public var scaledError = "(error − clean error) / ((1 − clean error) − 1/classes), error = 1 − accuracy; null when that room is ≤ 0.02"
         public var command: String
     }
 
@@ -88,28 +101,40 @@ public enum FrequencyNoise {
 
     public typealias Report = AnalysisReport<Summary, Settings, Data>
 
+    /// `lowHighBands` (default: a quarter of the image side, 8 for 32 px) gives the
+    /// summary's low-band and high-band noise.
     public static func run(_ model: AnalysisModel, images set: ImageSet, bands bandCount: Int, norm: Double, cutoffs: [Double]?,
-                           seed: UInt64, source: RunSource, command: String, progress: ProgressHandler? = nil) throws -> Report {
+                           lowHighBands: FrequencyBands? = nil, seed: UInt64, source: RunSource, command: String,
+                           progress: ProgressHandler? = nil) throws -> Report {
         guard bandCount >= 1 else { throw AnalysisError("--bands must be at least 1, got \(bandCount)") }
         guard norm >= 0, norm.isFinite else { throw AnalysisError("the noise norm must be a finite number ≥ 0, got \(norm)") }
         let (h, w, c, n) = (set.height, set.width, set.channels, set.count)
         let rmax = maxRadius(height: h, width: w)
         let pixels = set.pixels
+        let lowHigh = lowHighBands ?? FrequencyBands.quarterOfSide(h)
+        guard lowHigh.cutoff >= 0, lowHigh.cutoff.isFinite else {
+            throw AnalysisError("frequency-noise: the band cut-off must be ≥ 0, got \(lowHigh.cutoff)")
+        }
         let clean = model.accuracy(set.images, labels: set.labels)
+        let classes = model.classes(probing: set.images)
+        func scaled(_ accuracy: Double) -> Double? { Statistics.scaledError(1 - accuracy, cleanError: 1 - clean, classes: classes) }
         let radii = FFT.radialFrequencies(height: h, width: w)
-        var bands: [Band] = []
-        for k in 0..<bandCount {
-            let (lo, hi) = band(k, of: bandCount, height: h, width: w)
-            let mask = bandMask(lo: lo, hi: hi, closed: k == bandCount - 1, height: h, width: w)
-            let g = Generator(seed: Generator.derivedSeed(seed, 17, UInt64(k)))
+        /// Accuracy under noise restricted to `mask`, drawn from `g`.
+        func noisyAccuracy(_ mask: [Float], _ g: Generator) -> Double {
             var noisy = pixels
             for img in 0..<n {
                 let noise = bandLimitedNoise(height: h, width: w, channels: c, mask: mask, norm: Float(norm), generator: g)
                 let base = img * h * w * c
                 for i in 0..<(h * w * c) { noisy[base + i] = min(max(noisy[base + i] + noise[i], 0), 1) }
             }
-            let acc = model.accuracy(Tensor(noisy, shape: set.images.shape), labels: set.labels)
-            bands.append(Band(lo: lo, hi: hi, frequencies: Int(mask.reduce(0, +)), accuracy: acc))
+            return model.accuracy(Tensor(noisy, shape: set.images.shape), labels: set.labels)
+        }
+        var bands: [Band] = []
+        for k in 0..<bandCount {
+            let (lo, hi) = band(k, of: bandCount, height: h, width: w)
+            let mask = bandMask(lo: lo, hi: hi, closed: k == bandCount - 1, height: h, width: w)
+            let acc = noisyAccuracy(mask, Generator(seed: Generator.derivedSeed(seed, 17, UInt64(k))))
+            bands.append(Band(lo: lo, hi: hi, frequencies: Int(mask.reduce(0, +)), accuracy: acc, scaledError: scaled(acc)))
             progress?(String(format: "frequency-noise: band %d/%d [%.2f, %.2f): accuracy %.3f", k + 1, bandCount, lo, hi, acc))
         }
         let radiiList = cutoffs ?? stride(from: 0.0, through: rmax + 1e-9, by: max(rmax / 16, 0.5)).map { $0 }
@@ -131,15 +156,22 @@ public enum FrequencyNoise {
             cuts.append(Cutoff(radius: r, lowPassAccuracy: la, highPassAccuracy: ha))
             progress?(String(format: "frequency-noise: cut-off %.2f: low-pass %.3f, high-pass %.3f", r, la, ha))
         }
+        let lowMask = radii.map { lowHigh.isLow(radius: Double($0)) ? Float(1) : 0 }
+        let highMask = radii.map { lowHigh.isHigh(radius: Double($0)) ? Float(1) : 0 }
+        let lowAccuracy = noisyAccuracy(lowMask, Generator(seed: Generator.derivedSeed(seed, 18, 0)))
+        let highAccuracy = noisyAccuracy(highMask, Generator(seed: Generator.derivedSeed(seed, 18, 1)))
+        progress?(String(format: "frequency-noise: low band (≤ %g) %.3f, high band %.3f", lowHigh.cutoff, lowAccuracy, highAccuracy))
         let worst = bands.indices.min { bands[$0].accuracy < bands[$1].accuracy } ?? 0
         let summary = Summary(cleanAccuracy: clean, lowestBandAccuracy: bands.first?.accuracy ?? .nan,
                               highestBandAccuracy: bands.last?.accuracy ?? .nan, worstBand: worst,
                               worstBandAccuracy: bands[worst].accuracy,
                               lowPassRadiusFor90PercentOfClean: cuts.first { $0.lowPassAccuracy >= 0.9 * clean }?.radius,
-                              highPassRadiusFor90PercentOfClean: cuts.last { $0.highPassAccuracy >= 0.9 * clean }?.radius)
+                              highPassRadiusFor90PercentOfClean: cuts.last { $0.highPassAccuracy >= 0.9 * clean }?.radius,
+                              bandCutoff: lowHigh.cutoff, lowBandAccuracy: lowAccuracy, highBandAccuracy: highAccuracy,
+                              lowBandScaledError: scaled(lowAccuracy), highBandScaledError: scaled(highAccuracy))
         return Report(analysis: "frequency-noise", summary: summary,
                       settings: Settings(source: source, images: n, bands: bandCount, norm: norm, maxRadius: rmax,
-                                         cutoffs: radiiList, command: command),
+                                         cutoffs: radiiList, lowHighBands: lowHigh, classes: classes, command: command),
                       data: Data(bands: bands, cutoffs: cuts))
     }
 

@@ -78,6 +78,7 @@ final class CommandTests: XCTestCase {
             (["version"], Version.self),
             (["convert", "a.pth", "b.safetensors", "--key", "model", "--model", "resnet_nano"], ConvertCommand.self),
             (["bench", "load", "a.pth", "b.safetensors", "--seconds", "0.5"], BenchLoad.self),
+            (["analyze", "data-spectrum", "--out", "o"], DataSpectrumCommand.self),
         ]
         for (arguments, type) in valid {
             let command = try parse(arguments)

@@ -27,16 +27,22 @@ final class ClaimsTests: XCTestCase {
                 "shape-bias": ["analysis": "shape-bias", "summary": ["shape_bias": shapeBias, "cue_match_rate": 0.9, "cue_conflict_images": 90]],
                 "fourier-heatmap": ["analysis": "fourier-heatmap", "summary": [
                     "clean_error": cleanError, "mean_error": 0.3, "low_frequency_error": lowFrequencyError,
-                    "high_frequency_error": highFrequencyError, "worst_frequency": [3, 4], "worst_error": 0.9]],
+                    "high_frequency_error": highFrequencyError, "worst_frequency": [3, 4], "worst_error": 0.9, "draws": 1,
+                    "band_cutoff": 8.0, "low_frequency_error_std": 0.0, "high_frequency_error_std": 0.0]],
                 "feature-frequency": ["analysis": "feature-frequency", "summary": [
                     "layers": 4, "mean_high_frequency": meanHighFrequency, "first_high_frequency": 0.1, "last_high_frequency": "nan",
                     "increases_over_depth": 1, "decreases_over_depth": 2]],
                 "attention-distance": ["analysis": "attention-distance", "summary": [
                     "layers": 6, "first_layer_mean_distance": firstLayerDistance, "last_layer_mean_distance": 12.0, "mean_distance": 11.0,
-                    "image_size": imageSize]],
+                    "uniform_first_layer_distance": 16.5, "image_size": imageSize]],
                 "hessian": ["analysis": "hessian", "summary": [
                     "top_eigenvalue": 10.0, "trace": 50.0, "trace_standard_error": 1.0, "most_negative_eigenvalue": -10 * negativeToTopRatio,
-                    "negative_mass": 0.1, "negative_to_top_ratio": negativeToTopRatio]],
+                    "negative_mass": 0.1, "negative_to_top_ratio": negativeToTopRatio, "batches": 1, "top_eigenvalue_std": 0.0,
+                    "most_negative_eigenvalue_std": 0.0, "negative_to_top_ratio_std": 0.0, "trace_std": 0.0, "lanczos_converged": true,
+                    "per_batch": [[
+                        "images": 128, "top_eigenvalue": 10.0, "most_negative_eigenvalue": -10 * negativeToTopRatio,
+                        "negative_to_top_ratio": negativeToTopRatio, "trace": 50.0, "trace_standard_error": 1.0, "negative_mass": 0.1,
+                        "lanczos_steps": 30, "lanczos_converged": true]]]],
             ]
         }
     }

@@ -20,7 +20,7 @@ struct AnalyzeCommand: ParsableCommand {
         """,
         subcommands: [ShapeBiasCommand.self, FourierHeatmapCommand.self, FrequencyNoiseCommand.self, FeatureFrequencyCommand.self,
                       CorruptionsCommand.self, AdversarialCommand.self, AttentionDistanceCommand.self, AttentionMapsCommand.self,
-                      CKACommand.self, LandscapeCommand.self, HessianCommand.self, CostCommand.self])
+                      CKACommand.self, LandscapeCommand.self, HessianCommand.self, CostCommand.self, DataSpectrumCommand.self])
 }
 
 /// The options every analysis shares, and the one way they load a model and data.
@@ -143,16 +143,22 @@ struct FourierHeatmapCommand: ParsableCommand {
     @OptionGroup var options: AnalysisOptions
     @Option(help: "Test images.") var samples: Int = 100
     @Option(help: "L2 norm of the noise per channel, in [0, 1] pixel units.") var norm: Double = 4
+    @Option(help: "Independent sign draws per frequency; the map is their mean, and their spread is reported.") var draws: Int = 1
+    @Option(help: "Radius splitting the summary's low (0 < r ≤ cut-off) and high (r > cut-off) bands (default: a quarter of the image side, 8 at 32 px; `analyze data-spectrum` derives one from the data).")
+    var bandCutoff: Double?
 
     func validate() throws {
         try AnalysisOptions.samples(samples)
         try OptionCheck.positive(norm, "--norm")
+        try OptionCheck.integer(draws, "--draws", atLeast: 1, atMost: 1000)
+        if let bandCutoff { try OptionCheck.nonNegative(bandCutoff, "--band-cutoff") }
     }
 
     func run() throws {
         let (m, set, source) = try options.load(samples: samples)
-        let report = try FourierHeatmap.run(m, images: set, norm: norm, seed: options.seed, source: source, command: commandLineText,
-                                            progress: printProgress)
+        let bands = bandCutoff.map { FrequencyBands(cutoff: $0, origin: "--band-cutoff") }
+        let report = try FourierHeatmap.run(m, images: set, norm: norm, draws: draws, bands: bands, seed: options.seed, source: source,
+                                            command: commandLineText, progress: printProgress)
         print(String(format: "clean error %.3f; mean error %.3f (low frequencies %.3f, high %.3f)", report.summary.cleanError,
                      report.summary.meanError, report.summary.lowFrequencyError, report.summary.highFrequencyError))
         try options.write(report, svg: FourierHeatmap.svg(report, title: options.title))
@@ -168,6 +174,8 @@ struct FrequencyNoiseCommand: ParsableCommand {
     @Option(help: "Radial frequency bands, lowest to highest.") var bands: Int = 8
     @Option(help: "L2 norm of the noise per channel, in [0, 1] pixel units.") var norm: Double = 4
     @Option(help: "Cut-off radii for the filters, comma-separated (default: 17 from 0 to the corner).") var cutoffs: String?
+    @Option(help: "Radius splitting the low-band (0 < r ≤ cut-off) and high-band (r > cut-off) noise of the summary (default: a quarter of the image side, 8 at 32 px).")
+    var bandCutoff: Double?
 
     var radii: [Double]? {
         get throws {
@@ -187,13 +195,15 @@ struct FrequencyNoiseCommand: ParsableCommand {
         try OptionCheck.integer(bands, "--bands", atLeast: 1, atMost: 1024)
         try OptionCheck.positive(norm, "--norm")
         if let r = try radii, r.isEmpty { throw ValidationError("--cutoffs must list at least one radius") }
+        if let bandCutoff { try OptionCheck.nonNegative(bandCutoff, "--band-cutoff") }
     }
 
     func run() throws {
         let radii = try self.radii
         let (m, set, source) = try options.load(samples: samples)
-        let report = try FrequencyNoise.run(m, images: set, bands: bands, norm: norm, cutoffs: radii, seed: options.seed, source: source,
-                                            command: commandLineText, progress: printProgress)
+        let report = try FrequencyNoise.run(m, images: set, bands: bands, norm: norm, cutoffs: radii,
+                                            lowHighBands: bandCutoff.map { FrequencyBands(cutoff: $0, origin: "--band-cutoff") },
+                                            seed: options.seed, source: source, command: commandLineText, progress: printProgress)
         print(String(format: "clean %.3f; lowest band %.3f, highest band %.3f", report.summary.cleanAccuracy,
                      report.summary.lowestBandAccuracy, report.summary.highestBandAccuracy))
         try options.write(report, svg: FrequencyNoise.svg(report, title: options.title))
@@ -269,6 +279,7 @@ struct AdversarialCommand: ParsableCommand {
     @Option(help: "PGD steps.") var steps: Int = 10
     @Option(help: "PGD step size as a multiple of ε.") var stepSize: Double = 0.25
     @Option(help: "PGD random start in the ε-ball: true or false.") var randomStart: Bool = true
+    @Option(help: "PGD restarts from independent random starts; an image is broken if any restart breaks it.") var restarts: Int = 1
 
     var eps: [Double] {
         get throws {
@@ -286,13 +297,15 @@ struct AdversarialCommand: ParsableCommand {
         if try eps.isEmpty { throw ValidationError("--epsilons must list at least one ε") }
         try OptionCheck.integer(steps, "--steps", atLeast: 1, atMost: 10_000)
         try OptionCheck.positive(stepSize, "--step-size")
+        try OptionCheck.integer(restarts, "--restarts", atLeast: 1, atMost: 1000)
+        if restarts > 1 && !randomStart { throw ValidationError("--restarts \(restarts) needs --random-start true (otherwise every restart is the same attack)") }
     }
 
     func run() throws {
         let eps = try self.eps
         let (m, set, source) = try options.load(samples: samples)
         let report = try Adversarial.run(m, images: set, epsilons: eps, steps: steps, stepSizeOverEpsilon: stepSize, randomStart: randomStart,
-                                         seed: options.seed, source: source, command: commandLineText, progress: printProgress)
+                                         restarts: restarts, seed: options.seed, source: source, command: commandLineText, progress: printProgress)
         try options.write(report, svg: Adversarial.svg(report, title: options.title))
     }
 }
@@ -410,7 +423,12 @@ struct HessianCommand: ParsableCommand {
     @Option(help: "Power iterations per eigenvalue at most.") var iterations: Int = 20
     @Option(help: "Hutchinson samples for the trace.") var traceSamples: Int = 10
     @Option(help: "Lanczos runs for the density.") var lanczosRuns: Int = 2
-    @Option(help: "Lanczos steps per run.") var lanczosSteps: Int = 24
+    @Option(help: "Lanczos steps per density run.") var lanczosSteps: Int = 24
+    @Option(help: "Disjoint batches the --samples images are split into; each gets its own spectrum and the summary averages them.")
+    var batches: Int = 1
+    @Option(help: "Relative tolerance of the Lanczos run for the top and most negative eigenvalues: it stops when both changed by at most this times |top| in the last step and both residuals ‖Hy − θy‖ are that small.")
+    var lanczosTolerance: Double = 1e-3
+    @Option(help: "Lanczos steps at most for the top and most negative eigenvalues.") var lanczosMaxSteps: Int = 100
 
     func validate() throws {
         try AnalysisOptions.samples(samples)
@@ -418,17 +436,54 @@ struct HessianCommand: ParsableCommand {
                                 (lanczosRuns, "--lanczos-runs"), (lanczosSteps, "--lanczos-steps")] {
             try OptionCheck.integer(value, option, atLeast: 1, atMost: 10_000)
         }
+        try OptionCheck.integer(batches, "--batches", atLeast: 1, atMost: samples)
+        try OptionCheck.positive(lanczosTolerance, "--lanczos-tolerance")
+        try OptionCheck.between(lanczosTolerance, "--lanczos-tolerance", 0, 1, highIncluded: false)
+        try OptionCheck.integer(lanczosMaxSteps, "--lanczos-max-steps", atLeast: 2, atMost: 10_000)
     }
 
     func run() throws {
         let (m, set, source) = try options.load(samples: samples)
         let report = try HessianSpectrum.run(m, images: set, source: source, eigenvalues: eigenvalues, iterations: iterations,
                                              traceSamples: traceSamples, lanczosRuns: lanczosRuns, lanczosSteps: lanczosSteps,
+                                             batches: batches, lanczosTolerance: lanczosTolerance, lanczosMaxSteps: lanczosMaxSteps,
                                              seed: options.seed, command: commandLineText, progress: printProgress)
         let s = report.summary
-        print(String(format: "top eigenvalue %.4g, trace %.4g ± %.2g, most negative %.4g, negative mass %.3f",
-                     s.topEigenvalue, s.trace, s.traceStandardError, s.mostNegativeEigenvalue, s.negativeMass))
+        print(String(format: "top eigenvalue %.4g ± %.2g, trace %.4g ± %.2g, most negative %.4g ± %.2g, negative mass %.3f (%d batches)",
+                     s.topEigenvalue, s.topEigenvalueStd, s.trace, s.traceStd, s.mostNegativeEigenvalue, s.mostNegativeEigenvalueStd,
+                     s.negativeMass, s.batches))
+        if !s.lanczosConverged { print("warning: the Lanczos run did not converge in \(lanczosMaxSteps) steps for every batch (see per_batch)") }
         try options.write(report, svg: HessianSpectrum.svg(report, title: options.title))
+    }
+}
+
+struct DataSpectrumCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "data-spectrum",
+        abstract: "Where ShapeTex's shape-only and texture-only images keep their energy in frequency, and the cut-off radius between them.",
+        discussion: """
+        Writes OUT/data-spectrum.json and .svg: both sets' mean radial power spectra and the cut-off radius r maximising \
+        C_shape(r) − C_texture(r) (C the cumulative share of energy at radii ≤ r). Pass it to fourier-heatmap and \
+        frequency-noise as --band-cutoff. No model needed.
+        """)
+    @Option(help: "ShapeTex dataset spec (shapetex or shapetex:key=value,…).") var data: String = "shapetex"
+    @Option(help: "Output folder (created if missing).") var out: String
+    @Option(help: "Image side.") var imgSize: Int = 32
+    @Option(help: "Shape-only and texture-only images each.") var samples: Int = 500
+
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        try OptionCheck.integer(imgSize, "--img-size", atLeast: 8, atMost: 4096)
+        try OptionCheck.outputFolder(out)
+    }
+
+    func run() throws {
+        let report = try DataSpectrum.runShapeTex(spec: data, imageSize: imgSize, count: samples, command: commandLineText)
+        let s = report.summary
+        print(String(format: "cut-off radius %g: %.1f%% of shape-only and %.1f%% of texture-only energy at or below it", s.cutoffRadius,
+                     100 * s.shapeEnergyBelowCutoff, 100 * s.textureEnergyBelowCutoff))
+        let paths = try report.write(svg: DataSpectrum.svg(report, title: data), to: out)
+        print("wrote \(paths.joined(separator: " and "))")
     }
 }
 
