@@ -6,7 +6,7 @@ import PatchworkNN
 // Blocks → model → checkpoint filter → named variants, in timm's order.
 
 /// timm's BasicBlock: 3x3 conv → BN → ReLU → 3x3 conv → BN, + shortcut, ReLU.
-final class BasicBlock: Module {
+final class BasicBlock: Module, ResidualBranchRecording {
     static let expansion = 1
     @Child(key: "conv1") var conv1: Conv2d
     @Child(key: "bn1") var bn1: BatchNorm
@@ -30,14 +30,20 @@ final class BasicBlock: Module {
     override func callAsFunction(_ x: Tensor) -> Tensor {
         let shortcut = downsample.map { $0(x) } ?? x
         let y = bn2(conv2(bn1(conv1(x)).relu()))
-        return (dropPath(y) + shortcut).relu()
+        let out = (dropPath(y) + shortcut).relu()
+        recorder.record(input: x, output: out)
+        return out
     }
+
+    /// The block's one branch, its convolutions: the block's input and output.
+    let recorder = ResidualBranchRecorder(kind: "conv")
+    var residualBranches: [(name: String, recorder: ResidualBranchRecorder)] { [("", recorder)] }
 
     var lastNorm: BatchNorm { bn2 }
 }
 
 /// timm's Bottleneck: 1x1 → 3x3 (stride, groups) → 1x1 (×4), each with BN, + shortcut, ReLU.
-final class Bottleneck: Module {
+final class Bottleneck: Module, ResidualBranchRecording {
     static let expansion = 4
     @Child(key: "conv1") var conv1: Conv2d
     @Child(key: "bn1") var bn1: BatchNorm
@@ -66,8 +72,14 @@ final class Bottleneck: Module {
     override func callAsFunction(_ x: Tensor) -> Tensor {
         let shortcut = downsample.map { $0(x) } ?? x
         let y = bn3(conv3(bn2(conv2(bn1(conv1(x)).relu())).relu()))
-        return (dropPath(y) + shortcut).relu()
+        let out = (dropPath(y) + shortcut).relu()
+        recorder.record(input: x, output: out)
+        return out
     }
+
+    /// The block's one branch, its convolutions: the block's input and output.
+    let recorder = ResidualBranchRecorder(kind: "conv")
+    var residualBranches: [(name: String, recorder: ResidualBranchRecorder)] { [("", recorder)] }
 
     var lastNorm: BatchNorm { bn3 }
 }

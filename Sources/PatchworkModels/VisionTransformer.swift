@@ -19,22 +19,71 @@ final class LayerScale: Module {
     override func callAsFunction(_ x: Tensor) -> Tensor { x * gamma }
 }
 
-/// A pre-norm transformer block: x + attn(norm1 x), then x + mlp(norm2 x).
-public final class ViTBlock: Module {
+/// What mixes a ViT block's tokens: timm's self-attention, or Patchwork's control for
+/// "self-attention is a low-pass filter" (Park & Kim 2022), a depthwise k×k convolution over
+/// the patch-token grid.
+public enum TokenMixer: Equatable, Sendable {
+    case attention
+    case depthwiseConv(kernel: Int)
+}
+
+/// The depthwise-convolution token mixer: patch tokens [B, P + h·w, D] go back on their h×w
+/// grid, through a depthwise k×k convolution (zero "same" padding, bias), and back to tokens.
+/// The P prefix (class, register) tokens get a zero branch, so the block's residual leaves them
+/// unchanged; a model with this mixer pools the patch tokens (global_pool "avg").
+public final class DepthwiseTokenMixer: Module {
+    @Child(key: "conv") public var conv: Conv2d
+    public let grid: (Int, Int)
+    public let prefixTokens: Int
+
+    public init(dim: Int, kernelSize: Int, grid: (Int, Int), prefixTokens: Int) {
+        _conv.wrappedValue = Conv2d(dim, dim, kernelSize: kernelSize, padding: kernelSize / 2, groups: dim, bias: true)
+        self.grid = grid
+        self.prefixTokens = prefixTokens
+    }
+
+    public override func callAsFunction(_ x: Tensor) -> Tensor {
+        let (b, n, d) = (x.shape[0], x.shape[1], x.shape[2])
+        require(n == prefixTokens + grid.0 * grid.1, "DepthwiseTokenMixer",
+                "\(n) tokens do not make \(prefixTokens) prefix tokens and a \(grid.0)x\(grid.1) grid")
+        let patches = x.sliced(axis: 1, start: prefixTokens).contiguous().reshaped([b, grid.0, grid.1, d])
+        let mixed = conv(patches).reshaped([b, grid.0 * grid.1, d])
+        return prefixTokens == 0 ? mixed : concat([Tensor.zeros([b, prefixTokens, d]), mixed], axis: 1)
+    }
+}
+
+/// A pre-norm transformer block: x + mix(norm1 x), then x + mlp(norm2 x), where mix is timm's
+/// attention (`attn`) or, in Patchwork's control variant, a depthwise convolution (`mixer`).
+public final class ViTBlock: Module, ResidualBranchRecording {
     @Child(key: "norm1") public var norm1: LayerNorm
-    @Child(key: "attn") public var attn: Attention
+    /// The self-attention; nil when the block mixes tokens with `mixer`.
+    @Child(key: "attn") public var attn: Attention?
+    /// The depthwise-convolution token mixer; nil in timm's blocks.
+    @Child(key: "mixer") public var mixer: DepthwiseTokenMixer?
     @Child(key: "ls1") var ls1: Module
     @Child(key: "drop_path1") var dropPath1: DropPath
     @Child(key: "norm2") public var norm2: LayerNorm
     @Child(key: "mlp") public var mlp: MLP
     @Child(key: "ls2") var ls2: Module
     @Child(key: "drop_path2") var dropPath2: DropPath
+    public let mixerRecorder: ResidualBranchRecorder
+    public let mlpRecorder = ResidualBranchRecorder(kind: "mlp")
 
     init(dim: Int, heads: Int, mlpRatio: Double, qkvBias: Bool, projBias: Bool, initValues: Float?,
-         projDrop: Float, attnDrop: Float, dropPath: Float, eps: Float) {
+         projDrop: Float, attnDrop: Float, dropPath: Float, eps: Float,
+         tokenMixer: TokenMixer = .attention, grid: (Int, Int) = (0, 0), prefixTokens: Int = 0) {
         _norm1.wrappedValue = LayerNorm(dim, eps: eps)
-        _attn.wrappedValue = Attention(dim, heads: heads, qkvBias: qkvBias, projBias: projBias,
-                         attentionDropout: attnDrop, projectionDropout: projDrop)
+        switch tokenMixer {
+        case .attention:
+            _attn.wrappedValue = Attention(dim, heads: heads, qkvBias: qkvBias, projBias: projBias,
+                                           attentionDropout: attnDrop, projectionDropout: projDrop)
+            _mixer.wrappedValue = nil
+            mixerRecorder = ResidualBranchRecorder(kind: "attention")
+        case .depthwiseConv(let kernel):
+            _attn.wrappedValue = nil
+            _mixer.wrappedValue = DepthwiseTokenMixer(dim: dim, kernelSize: kernel, grid: grid, prefixTokens: prefixTokens)
+            mixerRecorder = ResidualBranchRecorder(kind: "depthwise-conv")
+        }
         _ls1.wrappedValue = initValues.map { LayerScale(dim, initValue: $0) } ?? Identity()
         _dropPath1.wrappedValue = DropPath(dropPath)
         _norm2.wrappedValue = LayerNorm(dim, eps: eps)
@@ -43,9 +92,18 @@ public final class ViTBlock: Module {
         _dropPath2.wrappedValue = DropPath(dropPath)
     }
 
+    public var residualBranches: [(name: String, recorder: ResidualBranchRecorder)] {
+        [(attn != nil ? "attn" : "mixer", mixerRecorder), ("mlp", mlpRecorder)]
+    }
+
     public override func callAsFunction(_ x: Tensor) -> Tensor {
-        let h = x + dropPath1(ls1(attn(norm1(x))))
-        return h + dropPath2(ls2(mlp(norm2(h))))
+        let normed = norm1(x)
+        let mixed = attn.map { $0(normed) } ?? mixer!(normed)
+        let h = x + dropPath1(ls1(mixed))
+        mixerRecorder.record(input: x, output: h)
+        let out = h + dropPath2(ls2(mlp(norm2(h))))
+        mlpRecorder.record(input: h, output: out)
+        return out
     }
 }
 
@@ -84,6 +142,11 @@ public struct ViTConfig: Codable, Sendable {
     public var blockFn: ReferenceCallable?
     public var mlpLayer: ReferenceCallable?
     public var attnLayer: ReferenceCallable?
+    /// Patchwork extension (not a timm argument): "attention" (timm's blocks) or
+    /// "depthwise_conv", a depthwise `token_mixer_kernel`² convolution over the patch-token grid
+    /// in place of every block's attention (the control of the feature-frequency analysis).
+    public var tokenMixer: String = "attention"
+    public var tokenMixerKernel: Int = 3
 
     public init(imgSize: Int = 224, patchSize: Int = 16, embedDim: Int, depth: Int, numHeads: Int, numClasses: Int = 1000) {
         self.imgSize = imgSize; self.patchSize = patchSize; self.embedDim = embedDim; self.depth = depth
@@ -126,7 +189,12 @@ public struct ViTConfig: Codable, Sendable {
         blockFn = try c.decodeIfPresent(ReferenceCallable.self, forKey: .blockFn)
         mlpLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .mlpLayer)
         attnLayer = try c.decodeIfPresent(ReferenceCallable.self, forKey: .attnLayer)
+        tokenMixer = try c.value(.tokenMixer, tokenMixer)
+        tokenMixerKernel = try c.value(.tokenMixerKernel, tokenMixerKernel)
     }
+
+    /// `token_mixer` and `token_mixer_kernel` as a `TokenMixer` (call after `validate()`).
+    public var mixer: TokenMixer { tokenMixer == "depthwise_conv" ? .depthwiseConv(kernel: tokenMixerKernel) : .attention }
 }
 
 extension ViTConfig: ModelConfig {
@@ -145,6 +213,17 @@ extension ViTConfig: ModelConfig {
         try check.positive(mlpRatio, "mlp_ratio")
         try check.nonNegative(regTokens, "reg_tokens")
         if let v = initValues { try check.finite(v, "init_values") }
+        if tokenMixerKernel < 1 || tokenMixerKernel % 2 == 0 || tokenMixerKernel > 31 {
+            throw check.error("token_mixer_kernel", tokenMixerKernel, "must be odd, from 1 to 31 (a \"same\" padded depthwise convolution)")
+        }
+        switch tokenMixer {
+        case "attention": break
+        case "depthwise_conv":
+            if globalPool != "avg" {
+                throw check.error("global_pool", globalPool, "must be avg with token_mixer depthwise_conv (the class token sees no patch token)")
+            }
+        default: throw check.error("token_mixer", tokenMixer, "must be attention or depthwise_conv")
+        }
         try check.rates([(dropRate, "drop_rate"), (posDropRate, "pos_drop_rate"), (patchDropRate, "patch_drop_rate"),
                            (projDropRate, "proj_drop_rate"), (attnDropRate, "attn_drop_rate"), (dropPathRate, "drop_path_rate")])
         let tokens = (imgSize / patchSize) * (imgSize / patchSize) + 1 + regTokens
@@ -212,11 +291,12 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
         let eps: Float = 1e-6
         _normPre.wrappedValue = (c.preNorm) ? LayerNorm(dim, eps: eps) : Identity()
         let rates = dropPathRates(Float(c.dropPathRate), count: depth)
+        let prefixTokens = numPrefixTokens
         _blocks.wrappedValue = (0..<depth).map { i in
             ViTBlock(dim: dim, heads: c.numHeads, mlpRatio: c.mlpRatio, qkvBias: c.qkvBias,
                      projBias: c.projBias, initValues: c.initValues.map(Float.init),
                      projDrop: Float(c.projDropRate), attnDrop: Float(c.attnDropRate),
-                     dropPath: rates[i], eps: eps)
+                     dropPath: rates[i], eps: eps, tokenMixer: c.mixer, grid: grid, prefixTokens: prefixTokens)
         }
         let useFcNorm = c.fcNorm ?? (pool == "avg")
         let finalNorm = c.finalNorm
@@ -229,7 +309,7 @@ public final class VisionTransformer: Module, ImageClassifier, CheckpointFilteri
         if !hasClassToken { throw ModelError("vit: class_token false is not supported") }
         initLinearWeights()
         let positions = AttentionMap.gridPositions(height: grid.0, width: grid.1, prefixTokens: numPrefixTokens)
-        for block in blocks { block.attn.tokenPositions = positions }
+        for block in blocks { block.attn?.tokenPositions = positions }
     }
 
     /// timm's "timm" init: truncated-normal(0.02) Linear weights, zero biases.
@@ -330,15 +410,28 @@ extension VisionTransformer {
         ModelVariant(name, family: "vit", inputSize: 224, arguments: arguments, build: build)
     }
 
+    /// vit_nano: 4x4 patches of a 32x32 image (an 8x8 grid), width 128, depth 6, 4 heads, MLP ratio 3.
+    static func nanoConfig(_ classes: Int) -> ViTConfig {
+        var c = ViTConfig(imgSize: 32, patchSize: 4, embedDim: 128, depth: 6, numHeads: 4, numClasses: classes)
+        c.mlpRatio = 3
+        return c
+    }
+
     public static let family = ModelFamily(
         name: "vit", reference: "timm 1.0.31 timm.models.vision_transformer.VisionTransformer",
         variants: [
             variant("vit_tiny_patch16_224", ["patch_size": 16, "embed_dim": 192, "depth": 12, "num_heads": 3]),
             variant("vit_small_patch16_224", ["patch_size": 16, "embed_dim": 384, "depth": 12, "num_heads": 6]),
             variant("vit_base_patch16_224", ["patch_size": 16, "embed_dim": 768, "depth": 12, "num_heads": 12]),
-            ModelVariant("vit_nano", family: "vit", inputSize: 32) { classes in
-                var c = ViTConfig(imgSize: 32, patchSize: 4, embedDim: 128, depth: 6, numHeads: 4, numClasses: classes)
-                c.mlpRatio = 3
+            ModelVariant("vit_nano", family: "vit", inputSize: 32) { classes in try VisionTransformer(nanoConfig(classes)) },
+            // The control for "self-attention is a low-pass filter": vit_nano with every block's
+            // attention replaced by a depthwise 3x3 convolution over the 8x8 token grid; the
+            // class token is left unused, so the head pools the patch tokens.
+            ModelVariant("vit_dwconv_nano", family: "vit", inputSize: 32) { classes in
+                var c = nanoConfig(classes)
+                c.tokenMixer = "depthwise_conv"
+                c.tokenMixerKernel = 3
+                c.globalPool = "avg"
                 return try VisionTransformer(c)
             },
         ],

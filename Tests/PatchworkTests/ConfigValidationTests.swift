@@ -56,6 +56,10 @@ final class ConfigValidationTests: XCTestCase {
             ("drop_rate", 2, "drop_rate"), ("drop_path_rate", -0.5, "drop_path_rate"), ("reg_tokens", -1, "reg_tokens"),
             // Each within its own limit, together 600 G parameters.
             ("embed_dim", 49152, "embed_dim"), ("depth", "twelve", "depth"),
+            // Patchwork's token-mixer extension: unknown mixers, even kernels, a class-token head with no attention.
+            ("token_mixer", "fourier", "token_mixer"), ("token_mixer_kernel", 4, "token_mixer_kernel"),
+            ("token_mixer_kernel", -1, "token_mixer_kernel"), ("token_mixer_kernel", Self.huge, "token_mixer_kernel"),
+            ("token_mixer", "depthwise_conv", "global_pool"),
         ])
     }
 

@@ -213,18 +213,28 @@ struct FrequencyNoiseCommand: ParsableCommand {
 struct FeatureFrequencyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "feature-frequency",
-        abstract: "Relative log amplitude of high frequencies in each block's feature maps (Park & Kim 2022, Fig. 2).")
+        abstract: "Relative log amplitude of high frequencies in each block's feature maps, and the change each residual sub-layer makes to it (Park & Kim 2022, Fig. 2 and 8).",
+        discussion: "With --resolution N every feature map is average-pooled to N×N first (maps smaller than N×N, or not a multiple of it, are left out), so that a CNN and a ViT are compared on one grid.")
     @OptionGroup var options: AnalysisOptions
     @Option(help: "Test images.") var samples: Int = 200
+    @Option(help: "Pool every feature map to N×N before the FFT (default: each map at its own size).") var resolution: Int?
 
-    func validate() throws { try AnalysisOptions.samples(samples) }
+    func validate() throws {
+        try AnalysisOptions.samples(samples)
+        if let r = resolution { try OptionCheck.integer(r, "--resolution", atLeast: 2, atMost: 4096) }
+    }
 
     func run() throws {
         let (m, set, source) = try options.load(samples: samples)
-        let report = try FeatureFrequency.run(m, images: set, source: source, command: commandLineText, progress: printProgress)
+        let report = try FeatureFrequency.run(m, images: set, resolution: resolution, source: source, command: commandLineText,
+                                              progress: printProgress)
         for l in report.data.layers {
-            print(String(format: "  %-16@ %2d×%-2d  ΔLog amplitude at π %+.3f", l.name, l.grid[0], l.grid[1], l.highFrequency))
+            print(String(format: "  %-16@ %2d×%-2d  ΔLog amplitude at π %+.3f", l.name, l.measuredGrid[0], l.measuredGrid[1], l.highFrequency))
         }
+        for b in report.data.branches {
+            print(String(format: "  %-20@ %-14@ change at π %+.3f", b.name, b.kind, b.highFrequencyChange))
+        }
+        for e in report.data.excluded { print("  left out \(e.what) \(e.name): \(e.reason)") }
         try options.write(report, svg: FeatureFrequency.svg(report, title: options.title))
     }
 }
