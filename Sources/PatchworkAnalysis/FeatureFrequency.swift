@@ -148,7 +148,8 @@ public enum FeatureFrequency {
         public var branches: Int?
         /// Residual sub-layers left out at `resolution` (nil without one).
         public var excludedBranches: Int?
-        /// Mean `highFrequencyChange` per sub-layer kind ("attention", "mlp", "conv", "depthwise-conv").
+        /// Mean `highFrequencyChange` per sub-layer kind ("attention", "mlp", "conv", "depthwise-conv"),
+        /// over the sub-layers with a finite change (a 1×1 map has no value at π).
         public var meanChangeByKind: [String: Double]?
     }
 
