@@ -228,7 +228,8 @@ public enum FeatureFrequency {
             for (name, recorder) in branchLayers {
                 guard let record = recorder.record, let x = measured(record.input), let y = measured(record.output) else { continue }
                 guard let xMap = x.map, let yMap = y.map else {
-                    exclude(name, "sub-layer", y.grid, "before: \(x.reason ?? "measured"); after: \(y.reason ?? "measured")")
+                    let reasons = [x.reason.map { "before: \($0)" }, y.reason.map { "after: \($0)" }].compactMap { $0 }
+                    exclude(name, "sub-layer", y.grid, reasons.joined(separator: "; "))
                     continue
                 }
                 before.add(name, relativeLogAmplitude(xMap), images: end - start)
