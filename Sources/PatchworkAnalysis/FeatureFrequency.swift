@@ -148,7 +148,8 @@ public enum FeatureFrequency {
         public var branches: Int?
         /// Residual sub-layers left out at `resolution` (nil without one).
         public var excludedBranches: Int?
-        /// Mean `highFrequencyChange` per sub-layer kind ("attention", "mlp", "conv", "depthwise-conv").
+        /// Mean `highFrequencyChange` per sub-layer kind ("attention", "mlp", "conv", "depthwise-conv"),
+        /// over the sub-layers with a finite change (a 1×1 map has no value at π).
         public var meanChangeByKind: [String: Double]?
     }
 
@@ -227,7 +228,8 @@ public enum FeatureFrequency {
             for (name, recorder) in branchLayers {
                 guard let record = recorder.record, let x = measured(record.input), let y = measured(record.output) else { continue }
                 guard let xMap = x.map, let yMap = y.map else {
-                    exclude(name, "sub-layer", y.grid, "before: \(x.reason ?? "measured"); after: \(y.reason ?? "measured")")
+                    let reasons = [x.reason.map { "before: \($0)" }, y.reason.map { "after: \($0)" }].compactMap { $0 }
+                    exclude(name, "sub-layer", y.grid, reasons.joined(separator: "; "))
                     continue
                 }
                 before.add(name, relativeLogAmplitude(xMap), images: end - start)
