@@ -19,6 +19,22 @@ public struct SubsetDataset: Dataset {
         self.indices = all.prefix(n).sorted()
     }
 
+    /// `base` cut in two at random (seeded): `count` images held out for validation, the rest to train on.
+    public static func holdingOut(_ count: Int, of base: any Dataset, seed: UInt64) throws -> (train: SubsetDataset, validation: SubsetDataset) {
+        guard count >= 1 && count < base.count else {
+            throw DataError("cannot hold out \(count) of \(base.count) training images for validation (need 1 ≤ N < \(base.count))")
+        }
+        let validation = SubsetDataset(base, count: count, seed: Generator.derivedSeed(seed, 0x7A11D))
+        let held = Set(validation.indices)
+        return (SubsetDataset(base, indices: (0..<base.count).filter { !held.contains($0) }), validation)
+    }
+
+    /// The samples at `indices` of `base`, in that order.
+    public init(_ base: any Dataset, indices: [Int]) {
+        self.base = base
+        self.indices = indices
+    }
+
     public func sample(_ index: Int) throws -> (image: Tensor, label: Int) {
         guard index >= 0 && index < count else { throw DataError("subset: sample \(index) is outside 0..<\(count)") }
         return try base.sample(indices[index])

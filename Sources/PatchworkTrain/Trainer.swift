@@ -25,6 +25,11 @@ public struct TrainingOptions: Codable, Sendable {
     /// "none", "crop" (random crop with 1/8 padding) or "crop-flip" (plus horizontal flips).
     public var augment = "crop-flip"
     public var seed: UInt64 = 0
+    /// Stop as soon as the validation set's top-1 accuracy reaches this (checked every
+    /// `targetCheckSteps` steps), so that models can be compared at equal accuracy; nil trains
+    /// every epoch. Needs the trainer's `validation` set. The schedule stays the one of `epochs`.
+    public var targetAccuracy: Double?
+    public var targetCheckSteps = 50
 
     public init() {}
 
@@ -51,6 +56,20 @@ public struct TrainingSummary: Codable, Sendable {
     public var options: TrainingOptions
     /// Processes that trained the model together (nil in summaries written before distributed training).
     public var worldSize: Int?
+    /// With `TrainingOptions.targetAccuracy`: where the run reached it (nil when it never did).
+    public var target: TargetReached?
+    /// With a validation set: its last measured top-1 accuracy.
+    public var validationAccuracy: Double?
+    /// Training images the run took steps on (steps × batch size).
+    public var imagesSeen: Int?
+}
+
+/// The step at which a run reached its target accuracy on the validation set.
+public struct TargetReached: Codable, Sendable {
+    public var step: Int
+    /// Training images seen by then (steps × batch size).
+    public var images: Int
+    public var validationAccuracy: Double
 }
 
 /// Images in [0, 1] → the models' input scale: (x − 0.5) / 0.25, the same for
@@ -95,6 +114,8 @@ public final class Trainer {
     public var bucketBytes = 25 << 20
     /// Batch norm with the statistics of all ranks' batches (as SyncBatchNorm) instead of each rank's own.
     public var syncBatchNorm = false
+    /// Held-out images for `TrainingOptions.targetAccuracy` (never trained on; the test set stays untouched).
+    public var validation: (any Dataset)?
 
     public var checkpointPath: String { outDirectory + "/checkpoint.safetensors" }
     public var weightsPath: String { outDirectory + "/weights.safetensors" }
@@ -215,6 +236,17 @@ public final class Trainer {
         let testBatch = max(options.batchSize, 128)
         let testLoader = DataLoader(dataset: test, batchSize: (testBatch + group.size - 1) / group.size * group.size,
                                     shuffle: false, dropLast: false, seed: options.seed, shard: shard)
+        let validationLoader = validation.map {
+            DataLoader(dataset: $0, batchSize: testLoader.batchSize, shuffle: false, dropLast: false, seed: options.seed, shard: shard)
+        }
+        if let target = options.targetAccuracy {
+            guard validationLoader != nil else {
+                throw TrainingError("a target accuracy (\(target)) needs a validation set: hold training images out for it")
+            }
+            guard target > 0 && target <= 1, options.targetCheckSteps >= 1 else {
+                throw TrainingError("the target accuracy must be in (0, 1] and checked every ≥ 1 steps (got \(target), every \(options.targetCheckSteps))")
+            }
+        }
         guard trainLoader.count > 0 else {
             throw TrainingError("the training set has \(train.count) images, fewer than one batch of \(options.batchSize)")
         }
@@ -238,6 +270,8 @@ public final class Trainer {
         var trainImages = 0, trainSeconds = 0.0
         var lastTest = ClassificationMetrics()
         var lastCheckpoint = Date()
+        var reached: TargetReached?
+        var lastValidation: Double?
         /// The position after `batch` batches of `epoch` (0-based), with that epoch's running metrics.
         func saveCheckpoint(epoch: Int, batch: Int, metrics: ClassificationMetrics, elapsed: Double) throws {
             guard writes else { return }
@@ -319,6 +353,15 @@ public final class Trainer {
                                     imagesPerSecond: rate, etaSeconds: remaining,
                                     detail: String(format: "loss %.4f  acc %.1f%%", metrics.loss, 100 * metrics.top1))
                 }
+                if let target = options.targetAccuracy, let validationLoader, step % options.targetCheckSteps == 0 {
+                    let accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
+                    model.train()
+                    lastValidation = accuracy
+                    if accuracy >= target {
+                        reached = TargetReached(step: step, images: step * options.batchSize, validationAccuracy: accuracy)
+                        break
+                    }
+                }
             }
             progress.finishLine()
             try checkRanksAgree(after: epoch + 1)
@@ -344,6 +387,13 @@ public final class Trainer {
                 throw TrainingError("the test loss became \(lastTest.loss) after epoch \(epoch + 1) (step \(step)): the weights are no longer finite; lower --lr or set --clip-norm. The last checkpoint, if any, is \(checkpointPath)")
             }
             try saveCheckpoint(epoch: epoch + 1, batch: 0, metrics: ClassificationMetrics(), elapsed: elapsed)
+            if let reached {
+                if verbose {
+                    print(String(format: "reached the target: validation accuracy %.2f%% ≥ %.2f%% at step %d (%d images)",
+                                 100 * reached.validationAccuracy, 100 * options.targetAccuracy!, reached.step, reached.images))
+                }
+                break
+            }
         }
         if start.epoch >= options.epochs {
             lastTest = try evaluate(model, loader: testLoader, preprocess: standardize).summed(over: group)
@@ -360,7 +410,8 @@ public final class Trainer {
             imagesPerSecond: trainSeconds > 0 ? Double(trainImages) / trainSeconds : 0,
             parameters: model.parameterCount, seed: options.seed,
             weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: options,
-            worldSize: group.size)
+            worldSize: group.size, target: reached, validationAccuracy: lastValidation,
+            imagesSeen: step * options.batchSize)
         try RunJSON.write(summary, to: summaryPath)
         return summary
     }

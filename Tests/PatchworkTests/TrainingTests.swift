@@ -17,7 +17,7 @@ final class TrainingTests: XCTestCase {
     override func tearDownWithError() throws { try? FileManager.default.removeItem(at: dir) }
 
     /// A tiny run: resnet_nano on 16x16 ShapeTex, 96 training images, batches of 32.
-    func makeTrainer(_ name: String, epochs: Int = 2) throws -> Trainer {
+    func makeTrainer(_ name: String, epochs: Int = 2, configure: (inout TrainingOptions) -> Void = { _ in }) throws -> Trainer {
         let train = try ShapeTex(split: .train, count: 96, size: 16, seed: 3)
         let test = try ShapeTex(split: .test, count: 32, size: 16, seed: 3)
         Generator.global.reseed(7)
@@ -26,6 +26,7 @@ final class TrainingTests: XCTestCase {
         options.epochs = epochs
         options.batchSize = 32
         options.seed = 7
+        configure(&options)
         let trainer = try Trainer(model: model, modelName: "resnet_nano", dataName: "shapetex", train: train, test: test,
                                   options: options, outDirectory: dir.appendingPathComponent(name).path)
         trainer.verbose = false
@@ -98,6 +99,45 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try TrainingCheckpoint.load(from: cut, model: try Models.create("resnet_nano", numClasses: 8),
                                                          optimizer: SGD(learningRate: 0.1))) { error in
             XCTAssertTrue("\(error)".contains(cut), "\(error)")
+        }
+    }
+
+    /// --target-accuracy: the run stops at the first check that reaches it and says where; an unreachable
+    /// target trains every epoch and says it was not reached; no validation set is an error.
+    func testTargetAccuracyStopsTheRunWhereItIsReached() throws {
+        // Validation on the training images themselves (all ten classes): any constant guess is right
+        // on some, so a target of 1e-9 is met at the first check.
+        let reachable = try makeTrainer("reachable", epochs: 3) { $0.targetAccuracy = 1e-9; $0.targetCheckSteps = 1 }
+        reachable.validation = reachable.train
+        let early = try reachable.run()
+        XCTAssertEqual(early.target?.step, 1)
+        XCTAssertEqual(early.target?.images, 32)
+        XCTAssertEqual(early.imagesSeen, 32)
+        XCTAssertGreaterThan(early.validationAccuracy ?? 0, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: reachable.weightsPath))
+
+        let unreachable = try makeTrainer("unreachable", epochs: 2) { $0.targetAccuracy = 1; $0.targetCheckSteps = 2 }
+        unreachable.validation = try ShapeTex(split: .test, count: 40, size: 16, seed: 3)
+        let all = try unreachable.run()
+        XCTAssertNil(all.target)
+        XCTAssertEqual(all.imagesSeen, 2 * 3 * 32)
+        XCTAssertNotNil(all.validationAccuracy)
+
+        let missing = try makeTrainer("missing") { $0.targetAccuracy = 0.5 }
+        XCTAssertThrowsError(try missing.run()) { XCTAssertTrue("\($0)".contains("needs a validation set"), "\($0)") }
+    }
+
+    func testHoldingOutSplitsTheTrainingSetInTwo() throws {
+        let base = try ShapeTex(split: .train, count: 50, size: 16, seed: 3)
+        let (train, validation) = try SubsetDataset.holdingOut(10, of: base, seed: 4)
+        XCTAssertEqual(train.count, 40)
+        XCTAssertEqual(validation.count, 10)
+        XCTAssertTrue(Set(train.indices).isDisjoint(with: validation.indices))
+        XCTAssertEqual(Set(train.indices + validation.indices), Set(0..<50))
+        XCTAssertEqual(try SubsetDataset.holdingOut(10, of: base, seed: 4).validation.indices, validation.indices)
+        XCTAssertNotEqual(try SubsetDataset.holdingOut(10, of: base, seed: 5).validation.indices, validation.indices)
+        for bad in [0, 50, -1] {
+            XCTAssertThrowsError(try SubsetDataset.holdingOut(bad, of: base, seed: 4)) { XCTAssertTrue("\($0)".contains("hold out \(bad) of 50"), "\($0)") }
         }
     }
 

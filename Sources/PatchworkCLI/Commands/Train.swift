@@ -40,6 +40,11 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
     var maxImagePixels: Int = ImageIO.defaultMaxPixels
     @Option(help: "Random seed (weights, data order, augmentation, dropout).") var seed: UInt64 = 0
+    @Option(help: "Stop as soon as the validation accuracy reaches this fraction (e.g. 0.8), checked every --target-check-steps steps: models compared at equal accuracy. Needs --validation.")
+    var targetAccuracy: Double?
+    @Option(help: "Steps between validation checks for --target-accuracy.") var targetCheckSteps: Int = 50
+    @Option(help: "Hold out N random training images (never trained on) as the validation set for --target-accuracy.")
+    var validation: Int?
     @Flag(help: "Continue from OUT/checkpoint.safetensors.") var resume = false
     @Option(help: "Also write the checkpoint every N optimizer steps (default: whenever 10 minutes have passed since the last one).")
     var checkpointEvery: Int?
@@ -63,6 +68,12 @@ struct TrainCommand: ParsableCommand {
         try OptionCheck.imageSize(imgSize, model: model)
         try OptionCheck.outputFolder(out)
         try OptionCheck.positive(bucketMb, "--bucket-mb")
+        if let targetAccuracy {
+            try OptionCheck.between(targetAccuracy, "--target-accuracy", 0, 1, highIncluded: true)
+            guard validation != nil else { throw ValidationError("--target-accuracy \(targetAccuracy) needs --validation N (held-out training images to check it on)") }
+        }
+        try OptionCheck.integer(targetCheckSteps, "--target-check-steps", atLeast: 1, atMost: 1_000_000)
+        if let validation { try OptionCheck.integer(validation, "--validation", atLeast: 1, atMost: 10_000_000) }
     }
 
     func run() throws {
@@ -107,6 +118,8 @@ struct TrainCommand: ParsableCommand {
         options.cutmix = cutmix
         options.augment = augment ?? (isShapeTex ? "none" : "crop-flip")
         options.seed = seed
+        options.targetAccuracy = targetAccuracy
+        options.targetCheckSteps = targetCheckSteps
         if let checkpointEvery, checkpointEvery < 1 {
             throw ValidationError("--checkpoint-every must be at least 1 step (got \(checkpointEvery))")
         }
@@ -116,8 +129,12 @@ struct TrainCommand: ParsableCommand {
         // Taken before the data and model are built, so a busy folder stops the run at once (rank 0 alone writes to it).
         let lock = group.isRoot ? try RunLock(folder: out) : nil
         let variant = try Models.variant(model)
-        let (train, test) = try DatasetSpec.openSplits(data, imageSize: imgSize ?? variant.inputSize, channels: 3,
-                                                        maxImagePixels: maxImagePixels)
+        let (allTrain, test) = try DatasetSpec.openSplits(data, imageSize: imgSize ?? variant.inputSize, channels: 3,
+                                                           maxImagePixels: maxImagePixels)
+        let (train, validationSet): (any Dataset, (any Dataset)?) = try validation.map {
+            let parts = try SubsetDataset.holdingOut($0, of: allTrain, seed: seed)
+            return (parts.train, parts.validation)
+        } ?? (allTrain, nil)
         Generator.global.reseed(seed)
         let net = try variant.create(numClasses: train.classNames.count)
         if group.isRoot {
@@ -132,6 +149,7 @@ struct TrainCommand: ParsableCommand {
         trainer.bucketBytes = max(1, Int(bucketMb * 1_048_576))
         trainer.verbose = group.isRoot
         trainer.syncBatchNorm = syncBn
+        trainer.validation = validationSet
         let summary = try trainer.run(resume: resume, lock: lock)
         guard group.isRoot else { return }
         print(String(format: "test accuracy %.2f%% (top-5 %.2f%%) after %d epochs in %.0f s, %.0f img/s; weights: %@",
