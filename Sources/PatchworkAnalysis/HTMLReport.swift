@@ -22,18 +22,12 @@ public enum HTMLReport {
         public let pngs: [String]
     }
 
-    /// One claim the demo checked: what the literature says, what was measured, whether it held.
-    public struct Claim: Codable {
-        public let claim: String
-        public let measured: String
-        public let held: Bool?
-        public init(claim: String, measured: String, held: Bool?) { self.claim = claim; self.measured = measured; self.held = held }
-    }
-
     /// What each analysis shows, in the report's order.
     public static let sections: [(name: String, title: String, caption: String)] = [
         ("shape-bias", "Shape or texture?",
          "Cue-conflict images carry the shape of one class and the texture of another. Shape bias = shape decisions ÷ (shape + texture decisions) (Geirhos et al. 2019): 1 means the model follows shape, 0 texture. CNNs trained on ImageNet lean on texture; ViTs are reported to lean more on shape."),
+        ("data-spectrum", "Where the data puts its energy",
+         "Radial power spectra of ShapeTex's shape-only and texture-only images, and the cut-off radius between the band where shapes put their energy and the band where textures do: the low and high bands of the noise claims."),
         ("fourier-heatmap", "Sensitivity to noise by frequency",
          "Error rate when a single Fourier basis image of fixed L2 norm is added, at every frequency (u, v); the centre is the lowest frequency (Yin et al. 2019). CNNs are reported to be fragile at high frequencies, ViTs less so."),
         ("frequency-noise", "Band-limited noise and filtered inputs",
@@ -59,8 +53,8 @@ public enum HTMLReport {
     ]
 
     /// Every analysis result in `folders` (and their direct subfolders).
-    public static func collect(_ folders: [String]) throws -> (entries: [Entry], runs: [[String: Any]], claims: [Claim]) {
-        var entries: [Entry] = [], runs: [[String: Any]] = [], claims: [Claim] = []
+    public static func collect(_ folders: [String]) throws -> (entries: [Entry], runs: [[String: Any]], claims: [ClaimResult]) {
+        var entries: [Entry] = [], runs: [[String: Any]] = [], claims: [ClaimResult] = []
         let fm = FileManager.default
         var queue: [String] = []
         for folder in folders {
@@ -80,7 +74,7 @@ public enum HTMLReport {
                 let path = (folder as NSString).appendingPathComponent(file)
                 guard let data = fm.contents(atPath: path) else { continue }
                 if file == "claims.json" {
-                    do { claims += try JSONDecoder().decode([Claim].self, from: data) } catch {
+                    do { claims += try JSONDecoder().decode([ClaimResult].self, from: data) } catch {
                         throw AnalysisError("report: \(path) is not a list of claims: \(error)")
                     }
                     continue
@@ -114,7 +108,7 @@ public enum HTMLReport {
     }
 
     /// The whole page.
-    public static func render(title: String, entries: [Entry], runs: [[String: Any]], claims: [Claim], note: String? = nil) -> String {
+    public static func render(title: String, entries: [Entry], runs: [[String: Any]], claims: [ClaimResult], note: String? = nil) -> String {
         var html = """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>\(escape(title))</title>
@@ -134,19 +128,35 @@ public enum HTMLReport {
         """
         if let note { html += "<p class=\"caption\">\(escape(note))</p>\n" }
         if !claims.isEmpty {
-            html += "<h2 id=\"claims\">The claims, checked</h2>\n<table><tr><th>claim</th><th>measured here</th><th>held?</th></tr>\n"
+            html += "<h2 id=\"claims\">The claims, checked</h2>\n"
+            html += "<p class=\"caption\">Each claim is one signed number per training seed (positive supports it), against the baseline named. "
+                + "Held: the 95 % confidence interval of its mean over seeds lies above 0; not held: below 0; inconclusive: it spans 0, "
+                + "there is one seed, or a precondition failed (a model at chance). docs/ANALYSES.md gives each claim's definition.</p>\n"
+            html += "<table><tr><th>claim</th><th>measured here, against</th><th>per seed</th><th>mean ± std (95 % CI)</th><th>verdict</th></tr>\n"
             for c in claims {
-                let verdict = c.held.map { $0 ? "<span class=\"held\">yes</span>" : "<span class=\"notheld\">no</span>" }
-                    ?? "<span class=\"unknown\">not measured</span>"
-                html += "<tr><td style=\"text-align:left\">\(escape(c.claim))</td><td style=\"text-align:left\">\(escape(c.measured))</td><td>\(verdict)</td></tr>\n"
+                let verdict: String
+                switch c.verdict {
+                case .held: verdict = "<span class=\"held\">held</span>"
+                case .notHeld: verdict = "<span class=\"notheld\">not held</span>"
+                case .inconclusive: verdict = "<span class=\"unknown\">inconclusive</span>"
+                }
+                let perSeed = c.seeds.map { "seed \($0.seed): \($0.value.map { String(format: "%.3f", $0) } ?? "–")" }.joined(separator: "<br>")
+                let why = escape(c.reason) + (c.settle.map { "<br><i>to settle: \(escape($0))</i>" } ?? "")
+                html += "<tr><td style=\"text-align:left\">\(escape(c.claim))</td>"
+                    + "<td style=\"text-align:left\">\(escape(c.setting))<br>baseline: \(escape(c.baseline.name))"
+                    + (c.baseline.value.map { String(format: " = %.3f", $0) } ?? "") + "</td>"
+                    + "<td>\(perSeed)</td><td>\(escape(c.measured))</td><td>\(verdict)<br><small>\(why)</small></td></tr>\n"
             }
             html += "</table>\n"
         }
         if !runs.isEmpty {
-            html += "<h2 id=\"runs\">Training runs</h2>\n<table><tr><th>model</th><th>data</th><th>epochs</th><th>test accuracy</th><th>train time (s)</th><th>images/s</th><th>parameters</th></tr>\n"
+            html += "<h2 id=\"runs\">Training runs</h2>\n<table><tr><th>model</th><th>data</th><th>seed</th><th>epochs</th><th>target reached after (images)</th><th>test accuracy</th><th>train time (s)</th><th>images/s</th><th>parameters</th></tr>\n"
             for r in runs {
+                let options = r["options"] as? [String: Any]
+                let target = (r["target"] as? [String: Any]).map { format($0["images"]) }
+                    ?? (options?["target_accuracy"] != nil ? "not reached" : "–")
                 html += "<tr><td>\(escape(r["model"] as? String ?? "?"))</td><td>\(escape(r["data"] as? String ?? ""))</td>"
-                    + "<td>\(format(r["epochs"]))</td><td>\(format(r["test_accuracy"] ?? r["testAccuracy"]))</td>"
+                    + "<td>\(format(r["seed"]))</td><td>\(format(r["epochs"]))</td><td>\(target)</td><td>\(format(r["test_accuracy"] ?? r["testAccuracy"]))</td>"
                     + "<td>\(format(r["train_seconds"] ?? r["trainSeconds"]))</td><td>\(format(r["images_per_second"] ?? r["imagesPerSecond"]))</td>"
                     + "<td>\(format(r["parameters"]))</td></tr>\n"
             }

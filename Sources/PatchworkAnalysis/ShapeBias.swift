@@ -65,6 +65,8 @@ public enum ShapeBias {
         /// Accuracy on ShapeTex's shape-only / texture-only splits (nil for a Geirhos folder).
         public var shapeOnlyAccuracy: Double?
         public var textureOnlyAccuracy: Double?
+        /// How many shape-only and texture-only images each accuracy is over (nil for a Geirhos folder).
+        public var singleCueImages: Int?
         /// Images left out because shape and texture are the same category (Geirhos folders).
         public var excludedSameCategory: Int?
     }
@@ -112,7 +114,8 @@ public enum ShapeBias {
         let to = try ImageSet(try ShapeTex(split: .textureOnly, count: singleCueCount, size: textureOnly.size, seed: textureOnly.seed, noise: textureOnly.noise), count: nil)
         let summary = Summary(shapeBias: overall.shapeBias, cueMatchRate: overall.cueMatchRate, cueConflictImages: overall.images,
                               shapeOnlyAccuracy: model.accuracy(so.images, labels: so.labels),
-                              textureOnlyAccuracy: model.accuracy(to.images, labels: to.labels), excludedSameCategory: nil)
+                              textureOnlyAccuracy: model.accuracy(to.images, labels: to.labels), singleCueImages: so.count,
+                              excludedSameCategory: nil)
         let names = ShapeTex.combinedNames
         return Report(analysis: Summary.analysis, summary: summary,
                       settings: Settings(source: source, mode: "shapetex", cueConflictImages: conflictSet.count,
@@ -150,7 +153,8 @@ public enum ShapeBias {
         let (overall, perClass) = tally(decisions: decisions, shapes: stimuli.map(\.shape), textures: stimuli.map(\.texture),
                                         classCount: GeirhosCategories.names.count)
         let summary = Summary(shapeBias: overall.shapeBias, cueMatchRate: overall.cueMatchRate, cueConflictImages: overall.images,
-                              shapeOnlyAccuracy: nil, textureOnlyAccuracy: nil, excludedSameCategory: excluded)
+                              shapeOnlyAccuracy: nil, textureOnlyAccuracy: nil, singleCueImages: nil,
+                              excludedSameCategory: excluded)
         return Report(analysis: Summary.analysis, summary: summary,
                       settings: Settings(source: source, mode: "geirhos-folder", cueConflictImages: stimuli.count, singleCueImages: nil,
                                          classMapping: "16-class-ImageNet, mean probability per category (rgeirhos/texture-vs-shape helper/human_categories.py)",

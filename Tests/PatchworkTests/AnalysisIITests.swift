@@ -282,15 +282,20 @@ final class AnalysisIITests: XCTestCase {
             try "{\"model\": \"\(model)\", \"data\": \"shapetex\", \"epochs\": 3, \"test_accuracy\": 0.9}"
                 .write(toFile: dir + "/summary.json", atomically: true, encoding: .utf8)
         }
-        try "[{\"claim\": \"ViTs lean on shape\", \"measured\": \"0.7 vs 0.2\", \"held\": true}]"
-            .write(toFile: root + "/claims.json", atomically: true, encoding: .utf8)
+        let claim = ClaimResult(id: "shape-bias", claim: "ViTs lean on shape", setting: "shape bias, ViT minus CNN",
+                                baseline: .init(name: "resnet_nano", value: 0.2),
+                                seeds: [.init(seed: 0, value: 0.5, parts: [:]), .init(seed: 1, value: 0.48, parts: [:])], settle: "more seeds")
+        try JSONEncoder().encode([claim]).write(to: URL(fileURLWithPath: root + "/claims.json"))
         let (entries, runs, claims) = try HTMLReport.collect([root])
         XCTAssertEqual(entries.map(\.model).sorted(), ["resnet_nano", "vit_nano"])
         XCTAssertEqual(runs.count, 2)
-        XCTAssertEqual(claims.first?.held, true)
+        XCTAssertEqual(claims, [claim])
+        XCTAssertEqual(claim.verdict, .held)
         let html = HTMLReport.render(title: "T", entries: entries, runs: runs, claims: claims)
         XCTAssertTrue(html.contains("<h2 id=\"shape-bias\">"))
         XCTAssertTrue(html.contains("ViTs lean on shape"))
+        XCTAssertTrue(html.contains("<span class=\"held\">held</span>"))
+        XCTAssertTrue(html.contains("seed 1: 0.480"))
         XCTAssertFalse(html.contains("<?xml"), "SVG is inlined without its prolog")
         XCTAssertTrue(html.contains("id=\"f1-c\"") && html.contains("url(#f2-c)"), "ids are unique per figure")
         XCTAssertFalse(html.contains("http://") && html.contains("src=\"http"), "nothing is fetched")
