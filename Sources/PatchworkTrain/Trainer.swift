@@ -25,9 +25,10 @@ public struct TrainingOptions: Codable, Sendable {
     /// "none", "crop" (random crop with 1/8 padding) or "crop-flip" (plus horizontal flips).
     public var augment = "crop-flip"
     public var seed: UInt64 = 0
-    /// Stop as soon as the validation set's top-1 accuracy reaches this (checked every
-    /// `targetCheckSteps` steps), so that models can be compared at equal accuracy; nil trains
-    /// every epoch. Needs the trainer's `validation` set. The schedule stays the one of `epochs`.
+    /// Stop as soon as the validation set's top-1 accuracy reaches this, so that models can be
+    /// compared at equal accuracy; nil trains every epoch. Checked every `targetCheckSteps` steps,
+    /// more often as the accuracy nears the target. Needs the trainer's `validation` set. The
+    /// schedule stays the one of `epochs`.
     public var targetAccuracy: Double?
     public var targetCheckSteps = 50
 
@@ -272,6 +273,9 @@ public final class Trainer {
         var lastCheckpoint = Date()
         var reached: TargetReached?
         var lastValidation: Double?
+        /// When to check the target next, and the previous check (step, accuracy): see below.
+        var nextCheck = step + options.targetCheckSteps
+        var previousCheck: (step: Int, accuracy: Double)?
         /// The position after `batch` batches of `epoch` (0-based), with that epoch's running metrics.
         func saveCheckpoint(epoch: Int, batch: Int, metrics: ClassificationMetrics, elapsed: Double) throws {
             guard writes else { return }
@@ -353,7 +357,7 @@ public final class Trainer {
                                     imagesPerSecond: rate, etaSeconds: remaining,
                                     detail: String(format: "loss %.4f  acc %.1f%%", metrics.loss, 100 * metrics.top1))
                 }
-                if let target = options.targetAccuracy, let validationLoader, step % options.targetCheckSteps == 0 {
+                if let target = options.targetAccuracy, let validationLoader, step >= nextCheck {
                     let accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
                     model.train()
                     lastValidation = accuracy
@@ -361,6 +365,16 @@ public final class Trainer {
                         reached = TargetReached(step: step, images: step * options.batchSize, validationAccuracy: accuracy)
                         break
                     }
+                    // A fast learner can gain 20 points between two checks `targetCheckSteps` apart and stop far
+                    // above the target: at the rate the last two checks show, the next check comes halfway to
+                    // where the target would be reached (at least 1 step later, at most `targetCheckSteps`).
+                    var interval = options.targetCheckSteps
+                    if let previous = previousCheck, accuracy > previous.accuracy {
+                        let stepsToTarget = (target - accuracy) / ((accuracy - previous.accuracy) / Double(step - previous.step))
+                        interval = min(interval, max(1, Int(stepsToTarget / 2)))
+                    }
+                    previousCheck = (step, accuracy)
+                    nextCheck = step + interval
                 }
             }
             progress.finishLine()
