@@ -300,11 +300,7 @@ public enum Claims {
 
     /// Block outputs compared on the same grid (every map pooled to the ViT's token grid).
     public static func featuresLowPass(_ seeds: [SeedResults]) throws -> ClaimResult {
-        let values = try seeds.map { s -> ClaimResult.SeedValue in
-            let a = try s.cnn.summary(FeatureFrequency.Summary.self).meanHighFrequency
-            let b = try s.vit.summary(FeatureFrequency.Summary.self).meanHighFrequency
-            return .init(seed: s.seed, value: a - b, parts: [s.cnn.model: a, s.vit.model: b])
-        }
+        let values = try difference(seeds, \.cnn, minus: \.vit) { try $0.summary(FeatureFrequency.Summary.self).meanHighFrequency }
         return ClaimResult(
             id: "features-low-pass",
             claim: "A ViT's features carry less high-frequency content than a CNN's (Park & Kim 2022, Fig. 2)",
@@ -438,11 +434,7 @@ public enum Claims {
     }
 
     public static func lessConvexLoss(_ seeds: [SeedResults]) throws -> ClaimResult {
-        let values = try seeds.map { s -> ClaimResult.SeedValue in
-            let a = try s.cnn.summary(HessianSpectrum.Summary.self).negativeToTopRatio
-            let b = try s.vit.summary(HessianSpectrum.Summary.self).negativeToTopRatio
-            return .init(seed: s.seed, value: b - a, parts: [s.cnn.model: a, s.vit.model: b])
-        }
+        let values = try difference(seeds, \.vit, minus: \.cnn) { try $0.summary(HessianSpectrum.Summary.self).negativeToTopRatio }
         return ClaimResult(
             id: "hessian-negative-eigenvalues",
             claim: "A ViT's loss is less convex than a CNN's: stronger negative Hessian eigenvalues (Park & Kim 2022)",
@@ -450,6 +442,17 @@ public enum Claims {
             baseline: .init(name: "\(seeds[0].cnn.model)'s ratio", value: mean(values, seeds[0].cnn.model)),
             seeds: values,
             settle: "more batches per seed and more seeds; Park & Kim measure on ImageNet-scale models")
+    }
+
+    /// One value per seed: `read` of the `first` model minus `read` of the `second`, both kept as parts.
+    static func difference(_ seeds: [SeedResults], _ first: KeyPath<SeedResults, ModelResults>,
+                           minus second: KeyPath<SeedResults, ModelResults>,
+                           _ read: (ModelResults) throws -> Double) throws -> [ClaimResult.SeedValue] {
+        try seeds.map { s in
+            let (a, b) = (s[keyPath: first], s[keyPath: second])
+            let (x, y) = (try read(a), try read(b))
+            return .init(seed: s.seed, value: x - y, parts: [a.model: x, b.model: y])
+        }
     }
 
     /// The mean over seeds of one part (nil when no seed has it).

@@ -93,7 +93,6 @@ public enum FourierHeatmap {
         let bands = bands ?? FrequencyBands.quarterOfSide(set.height)
         guard bands.cutoff >= 0, bands.cutoff.isFinite else { throw AnalysisError("fourier-heatmap: the band cut-off must be ≥ 0, got \(bands.cutoff)") }
         let (h, w, c, n) = (set.height, set.width, set.channels, set.count)
-        let pixels = set.pixels
         let clean = 1 - model.accuracy(set.images, labels: set.labels)
         let classes = model.classes(probing: set.images)
         let rowFreqs = (0..<h).map { $0 - h / 2 }, colFreqs = (0..<w).map { $0 - w / 2 }
@@ -104,22 +103,13 @@ public enum FourierHeatmap {
         let total = h * w
         for (ri, u) in rowFreqs.enumerated() {
             for (cj, v) in colFreqs.enumerated() where errors[0][ri][cj].isNaN {
-                let b = basis(u: u, v: v, height: h, width: w)
                 for d in 0..<draws {
                     // Draw 0 keeps the seeds of single-draw runs.
                     let g = Generator(seed: d == 0 ? Generator.derivedSeed(seed, UInt64(bitPattern: Int64(u)), UInt64(bitPattern: Int64(v)))
                                               : Generator.derivedSeed(seed, UInt64(bitPattern: Int64(u)), UInt64(bitPattern: Int64(v)), UInt64(d)))
-                    var noisy = pixels
-                    for img in 0..<n {
-                        for ch in 0..<c {
-                            let r: Float = g.nextUniform() < 0.5 ? -Float(norm) : Float(norm)
-                            for p in 0..<(h * w) {
-                                let k = (img * h * w + p) * c + ch
-                                noisy[k] = min(max(noisy[k] + r * b[p], 0), 1)
-                            }
-                        }
-                    }
-                    let e = 1 - model.accuracy(Tensor(noisy, shape: set.images.shape), labels: set.labels)
+                    let signs: [Float] = (0..<(n * c)).map { _ in g.nextUniform() < 0.5 ? -1 : 1 }
+                    let noisy = perturbed(set.images, u: u, v: v, norm: norm, signs: signs)
+                    let e = 1 - model.accuracy(noisy, labels: set.labels)
                     errors[d][ri][cj] = e
                     // The mirror frequency (−u, −v) has the same basis image.
                     let mi = (-u) + h / 2, mj = (-v) + w / 2
@@ -193,8 +183,8 @@ public enum FourierHeatmap {
 extension FourierHeatmap {
     /// One cell's perturbed images with the signs given instead of drawn: `images` [N, H, W, C] in
     /// [0, 1] plus r·norm·U(u, v), clipped to [0, 1], with r = `signs`[i·C + c] (±1) for image i and
-    /// channel c. The noise `run` adds, for a caller that makes the draw itself (the cross-check
-    /// against scripts/reference/analyses.py uses the signs committed with its fixture).
+    /// channel c. `run` draws the signs; the cross-check against scripts/reference/analyses.py
+    /// gives the ones committed with its fixture.
     public static func perturbed(_ images: Tensor, u: Int, v: Int, norm: Double, signs: [Float]) -> Tensor {
         let shape = images.shape
         require(shape.count == 4, "FourierHeatmap.perturbed", "images must be [N, H, W, C], got \(shape)")

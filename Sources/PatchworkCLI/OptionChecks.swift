@@ -21,10 +21,11 @@ enum OptionCheck {
         guard value.isFinite, value >= 0 else { throw ValidationError("\(option) must be a finite number ≥ 0, got \(value)") }
     }
 
-    /// A finite number from `low` to `high` (`high` itself only when `highIncluded`).
-    static func between<F: BinaryFloatingPoint>(_ value: F, _ option: String, _ low: F, _ high: F, highIncluded: Bool) throws {
-        guard value.isFinite, value >= low, highIncluded ? value <= high : value < high else {
-            throw ValidationError("\(option) must be in [\(low), \(high)\(highIncluded ? "]" : ")"), got \(value)")
+    /// A finite number from `low` to `high` (each end itself only when it is included).
+    static func between<F: BinaryFloatingPoint>(_ value: F, _ option: String, _ low: F, _ high: F, lowIncluded: Bool = true,
+                                                highIncluded: Bool) throws {
+        guard value.isFinite, lowIncluded ? value >= low : value > low, highIncluded ? value <= high : value < high else {
+            throw ValidationError("\(option) must be in \(lowIncluded ? "[" : "(")\(low), \(high)\(highIncluded ? "]" : ")"), got \(value)")
         }
     }
 

@@ -28,7 +28,9 @@ public struct TrainingOptions: Codable, Sendable {
     /// Stop as soon as the validation set's top-1 accuracy reaches this, so that models can be
     /// compared at equal accuracy; nil trains every epoch. Checked every `targetCheckSteps` steps,
     /// more often as the accuracy nears the target. Needs the trainer's `validation` set. The
-    /// schedule stays the one of `epochs`.
+    /// schedule stays the one of `epochs`. A large validation set is checked in two stages: its
+    /// first `Trainer.firstStageValidation` images, then the whole set only where those are within
+    /// three standard errors of the target.
     public var targetAccuracy: Double?
     public var targetCheckSteps = 50
 
@@ -117,6 +119,8 @@ public final class Trainer {
     public var syncBatchNorm = false
     /// Held-out images for `TrainingOptions.targetAccuracy` (never trained on; the test set stays untouched).
     public var validation: (any Dataset)?
+    /// The first stage of a target check on a validation set of at least twice this many images.
+    public static let firstStageValidation = 500
 
     public var checkpointPath: String { outDirectory + "/checkpoint.safetensors" }
     public var weightsPath: String { outDirectory + "/weights.safetensors" }
@@ -240,6 +244,14 @@ public final class Trainer {
         let validationLoader = validation.map {
             DataLoader(dataset: $0, batchSize: testLoader.batchSize, shuffle: false, dropLast: false, seed: options.seed, shard: shard)
         }
+        // A large validation set makes the stopping accuracy precise but costs a pass per check, and
+        // most checks come while the model is far below the target: those look at a first stage of
+        // the set only (a random sample of it, as the held-out images are).
+        let firstStage = validation.flatMap { v -> DataLoader? in
+            guard v.count >= 2 * Self.firstStageValidation else { return nil }
+            return DataLoader(dataset: SubsetDataset(v, indices: Array(0..<Self.firstStageValidation)), batchSize: testLoader.batchSize,
+                              shuffle: false, dropLast: false, seed: options.seed, shard: shard)
+        }
         if let target = options.targetAccuracy {
             guard validationLoader != nil else {
                 throw TrainingError("a target accuracy (\(target)) needs a validation set: hold training images out for it")
@@ -358,7 +370,18 @@ public final class Trainer {
                                     detail: String(format: "loss %.4f  acc %.1f%%", metrics.loss, 100 * metrics.top1))
                 }
                 if let target = options.targetAccuracy, let validationLoader, step >= nextCheck {
-                    let accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
+                    var accuracy: Double
+                    if let firstStage {
+                        accuracy = try evaluate(model, loader: firstStage, preprocess: standardize).summed(over: group).top1
+                        // Three standard errors of the first stage's accuracy at the target: a model this far
+                        // below it has not reached it; one nearer is checked on the whole set.
+                        let margin = 3 * (target * (1 - target) / Double(Self.firstStageValidation)).squareRoot()
+                        if accuracy >= target - margin {
+                            accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
+                        }
+                    } else {
+                        accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
+                    }
                     model.train()
                     lastValidation = accuracy
                     if accuracy >= target {

@@ -131,6 +131,10 @@ final class OptionValidationTests: XCTestCase {
             (["shapetex", "--out", root, "--size", "4"], "--size"), (["shapetex", "--out", root, "--noise", "nan"], "--noise"),
             (["shapetex", "--out", root, "--count", "100000000"], "--count"),
             (["demo", "--out", root, "--models", "resnet_nano,nonet"], "--models"),
+            (["demo", "--out", root, "--control", "resnet_nano"], "--control resnet_nano has no depthwise-convolution token mixer"),
+            (["demo", "--out", root, "--target-accuracy", "0"], "--target-accuracy must be in (0.0, 1.0]"),
+            (["train", "--model", "resnet_nano", "--data", "shapetex", "--out", root, "--validation", "10", "--target-accuracy", "0"],
+             "--target-accuracy must be in (0.0, 1.0]"),
             (["bench", "gemm", "--seconds", "0"], "--seconds"), (["bench", "gemm", "--seconds", "nan"], "--seconds"),
         ])
     }

@@ -127,6 +127,41 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try missing.run()) { XCTAssertTrue("\($0)".contains("needs a validation set"), "\($0)") }
     }
 
+    /// A dataset that records which samples were read (the loader reads on its own threads).
+    final class ReadRecorder: Dataset, @unchecked Sendable {
+        let base: any Dataset
+        private let lock = NSLock()
+        private var read = Set<Int>()
+        init(_ base: any Dataset) { self.base = base }
+        var count: Int { base.count }
+        var classNames: [String] { base.classNames }
+        var imageShape: [Int] { base.imageShape }
+        var readIndices: Set<Int> { lock.withLock { read } }
+        func sample(_ index: Int) throws -> (image: Tensor, label: Int) {
+            lock.withLock { _ = read.insert(index) }
+            return try base.sample(index)
+        }
+    }
+
+    func testTargetChecksALargeValidationSetInTwoStages() throws {
+        let images = 2 * Trainer.firstStageValidation
+        // A target of 1 is never within three standard errors (none, at 1) of a first stage below 1:
+        // every check reads the first stage only.
+        let far = try makeTrainer("two-stage-far", epochs: 1) { $0.targetAccuracy = 1; $0.targetCheckSteps = 1 }
+        let farValidation = ReadRecorder(try ShapeTex(split: .test, count: images, size: 16, seed: 5))
+        far.validation = farValidation
+        XCTAssertNil(try far.run().target)
+        XCTAssertEqual(farValidation.readIndices, Set(0..<Trainer.firstStageValidation))
+
+        // A first stage near the target sends the check to the whole set, which decides.
+        let near = try makeTrainer("two-stage-near", epochs: 1) { $0.targetAccuracy = 1e-9; $0.targetCheckSteps = 1 }
+        let nearValidation = ReadRecorder(try ShapeTex(split: .test, count: images, size: 16, seed: 5))
+        near.validation = nearValidation
+        let reached = try near.run()
+        XCTAssertEqual(reached.target?.step, 1)
+        XCTAssertEqual(nearValidation.readIndices, Set(0..<images))
+    }
+
     func testHoldingOutSplitsTheTrainingSetInTwo() throws {
         let base = try ShapeTex(split: .train, count: 50, size: 16, seed: 3)
         let (train, validation) = try SubsetDataset.holdingOut(10, of: base, seed: 4)

@@ -41,12 +41,12 @@ struct DemoCommand: ParsableCommand {
         var landscapePoints: Int, landscapeImages: Int, hessianImages: Int, hessianBatches: Int, lanczosMaxSteps: Int
         var spectrumImages: Int, costSeconds: Double
 
-        static let standard = Plan(seeds: 2, trainImages: 20_000, validationImages: 500, testImages: 1000, maxEpochs: 4, target: 0.65,
+        static let standard = Plan(seeds: 2, trainImages: 20_000, validationImages: 2000, testImages: 3000, maxEpochs: 4, target: 0.65,
                                    analysisImages: 200, fourierImages: 24, fourierDraws: 2, noiseImages: 200, conflictImages: 900,
                                    singleCueImages: 300, corruptionImages: 150, adversarialImages: 100, pgdSteps: 5, pgdRestarts: 2,
                                    landscapePoints: 9, landscapeImages: 200, hessianImages: 24, hessianBatches: 3, lanczosMaxSteps: 30,
                                    spectrumImages: 300, costSeconds: 1.5)
-        static let full = Plan(seeds: 3, trainImages: 50_000, validationImages: 1000, testImages: 2000, maxEpochs: 6, target: 0.85,
+        static let full = Plan(seeds: 3, trainImages: 50_000, validationImages: 2000, testImages: 5000, maxEpochs: 6, target: 0.85,
                                analysisImages: 500, fourierImages: 500, fourierDraws: 2, noiseImages: 500, conflictImages: 1800,
                                singleCueImages: 1000, corruptionImages: 500, adversarialImages: 200, pgdSteps: 10, pgdRestarts: 3,
                                landscapePoints: 11, landscapeImages: 500, hessianImages: 64, hessianBatches: 4, lanczosMaxSteps: 80,
@@ -68,9 +68,17 @@ struct DemoCommand: ParsableCommand {
     func validate() throws {
         try OptionCheck.outputFolder(out)
         for name in models.split(separator: ",") { try OptionCheck.model(name.trimmingCharacters(in: .whitespaces), "--models") }
-        if control != "none" { try OptionCheck.model(control, "--control") }
+        if control != "none" {
+            try OptionCheck.model(control, "--control")
+            let kinds = Set(try Models.create(control, numClasses: ShapeTex.classCount).residualBranchLayers().map(\.recorder.kind))
+            guard kinds.contains("depthwise-conv") else {
+                throw ValidationError("--control \(control) has no depthwise-convolution token mixer (its residual branches: "
+                                      + "\(kinds.sorted().joined(separator: ", "))); the control is a ViT with attention swapped "
+                                      + "for a depthwise convolution, such as vit_dwconv_nano, or none")
+            }
+        }
         if let seeds { try OptionCheck.integer(seeds, "--seeds", atLeast: 1, atMost: 100) }
-        if let targetAccuracy { try OptionCheck.between(targetAccuracy, "--target-accuracy", 0, 1, highIncluded: true) }
+        if let targetAccuracy { try OptionCheck.between(targetAccuracy, "--target-accuracy", 0, 1, lowIncluded: false, highIncluded: true) }
         guard !(quick && full) else { throw ValidationError("--quick and --full exclude each other") }
     }
 
@@ -128,10 +136,10 @@ struct DemoCommand: ParsableCommand {
 
         // 4. Compare on the first seed: CKA of the CNN with each other model; cost of all.
         let first = seedList[0]
+        let ckaImages = try ImageSet(try DatasetSpec.open(data, split: .test, imageSize: 32, channels: 3), count: plan.analysisImages)
         for other in roles.trained.dropFirst() {
             let a = try loaded(roles.cnn, seed: first), b = try loaded(other, seed: first)
-            let set = try ImageSet(try DatasetSpec.open(data, split: .test, imageSize: 32, channels: 3), count: plan.analysisImages)
-            let report = try CKAAccumulator.run(a, b, images: set, sourceA: source(roles.cnn, seed: first, data: data),
+            let report = try CKAAccumulator.run(a, b, images: ckaImages, sourceA: source(roles.cnn, seed: first, data: data),
                                                 sourceB: source(other, seed: first, data: data), batchSize: 50, command: command)
             try report.write(svg: CKAAccumulator.svg(report), to: "\(seedFolder(first))/cka-\(roles.cnn)-vs-\(other)")
         }
@@ -270,7 +278,7 @@ struct DemoCommand: ParsableCommand {
             let fourier = try FourierHeatmap.run(m, images: try images(plan.fourierImages), norm: 4, draws: plan.fourierDraws, bands: bands,
                                                  seed: seed, source: src, command: command)
             try fourier.write(svg: FourierHeatmap.svg(fourier, title: name), to: dir)
-            try featureFrequency(m, name: name, seed: seed, data: data, plan: plan)
+            try featureFrequency(m, name: name, seed: seed, data: data, test: test, plan: plan)
             if name == roles.vit { try attentionDistance(m, source: src, images: try images(plan.analysisImages), to: dir) }
             // The claim reads the extreme eigenvalues (Lanczos to convergence, per batch); the power iteration,
             // trace and density are kept short.
@@ -281,7 +289,7 @@ struct DemoCommand: ParsableCommand {
             try hessian.write(svg: HessianSpectrum.svg(hessian, title: name), to: dir)
             if everything { try reportOnly(m, name: name, source: src, test: test, plan: plan, bands: bands, seed: seed) }
         }
-        if let control = roles.control { try featureFrequency(try loaded(control, seed: seed), name: control, seed: seed, data: data, plan: plan) }
+        if let control = roles.control { try featureFrequency(try loaded(control, seed: seed), name: control, seed: seed, data: data, test: test, plan: plan) }
         // The untrained ViT: the same architecture and seed as initialised.
         let untrainedDir = "\(seedFolder(seed))/\(roles.untrainedViT)"
         try FileManager.default.createDirectory(atPath: untrainedDir, withIntermediateDirectories: true)
@@ -300,15 +308,14 @@ struct DemoCommand: ParsableCommand {
                 let shape = try ShapeBias.runShapeTex(m, spec: data, imageSize: 32, conflictCount: plan.conflictImages,
                                                       singleCueCount: plan.singleCueImages, source: src, command: command)
                 try shape.write(svg: ShapeBias.svg(shape, title: hybrid), to: dir)
-                try featureFrequency(m, name: hybrid, seed: seed, data: data, plan: plan)
+                try featureFrequency(m, name: hybrid, seed: seed, data: data, test: test, plan: plan)
                 if !m.model.attentionLayers().isEmpty { try attentionDistance(m, source: src, images: try images(plan.analysisImages), to: dir) }
             }
         }
     }
 
     /// Feature frequency with every map pooled to the ViT's 8×8 token grid, and per sub-layer.
-    func featureFrequency(_ m: AnalysisModel, name: String, seed: UInt64, data: String, plan: Plan) throws {
-        let test = try DatasetSpec.open(data, split: .test, imageSize: 32, channels: 3)
+    func featureFrequency(_ m: AnalysisModel, name: String, seed: UInt64, data: String, test: any Dataset, plan: Plan) throws {
         let report = try FeatureFrequency.run(m, images: try ImageSet(test, count: plan.analysisImages, seed: seed), resolution: 8,
                                               source: source(name, seed: seed, data: data), command: command)
         try report.write(svg: FeatureFrequency.svg(report, title: name), to: folder(name, seed: seed))

@@ -69,7 +69,7 @@ struct TrainCommand: ParsableCommand {
         try OptionCheck.outputFolder(out)
         try OptionCheck.positive(bucketMb, "--bucket-mb")
         if let targetAccuracy {
-            try OptionCheck.between(targetAccuracy, "--target-accuracy", 0, 1, highIncluded: true)
+            try OptionCheck.between(targetAccuracy, "--target-accuracy", 0, 1, lowIncluded: false, highIncluded: true)
             guard validation != nil else { throw ValidationError("--target-accuracy \(targetAccuracy) needs --validation N (held-out training images to check it on)") }
         }
         try OptionCheck.integer(targetCheckSteps, "--target-check-steps", atLeast: 1, atMost: 1_000_000)
