@@ -65,6 +65,17 @@ public struct TrainingSummary: Codable, Sendable {
     public var validationAccuracy: Double?
     /// Training images the run took steps on (steps × batch size).
     public var imagesSeen: Int?
+    /// With `TrainingOptions.targetAccuracy`: every check of this process's run, in order.
+    public var validationChecks: [ValidationCheck]?
+}
+
+/// One check of the target accuracy: the step, the accuracy, and how many validation images it read
+/// (the first stage only, or the whole set).
+public struct ValidationCheck: Codable, Sendable, Equatable {
+    public var step: Int
+    public var accuracy: Double
+    public var images: Int
+    public init(step: Int, accuracy: Double, images: Int) { self.step = step; self.accuracy = accuracy; self.images = images }
 }
 
 /// The step at which a run reached its target accuracy on the validation set.
@@ -287,7 +298,7 @@ public final class Trainer {
         var lastValidation: Double?
         /// When to check the target next, and the previous check (step, accuracy): see below.
         var nextCheck = step + options.targetCheckSteps
-        var previousCheck: (step: Int, accuracy: Double)?
+        var checks: [ValidationCheck] = []
         /// The position after `batch` batches of `epoch` (0-based), with that epoch's running metrics.
         func saveCheckpoint(epoch: Int, batch: Int, metrics: ClassificationMetrics, elapsed: Double) throws {
             guard writes else { return }
@@ -370,34 +381,29 @@ public final class Trainer {
                                     detail: String(format: "loss %.4f  acc %.1f%%", metrics.loss, 100 * metrics.top1))
                 }
                 if let target = options.targetAccuracy, let validationLoader, step >= nextCheck {
-                    var accuracy: Double
+                    var check = ValidationCheck(step: step, accuracy: 0, images: validation?.count ?? 0)
                     if let firstStage {
-                        accuracy = try evaluate(model, loader: firstStage, preprocess: standardize).summed(over: group).top1
+                        check.accuracy = try evaluate(model, loader: firstStage, preprocess: standardize).summed(over: group).top1
+                        check.images = Self.firstStageValidation
                         // Three standard errors of the first stage's accuracy at the target: a model this far
                         // below it has not reached it; one nearer is checked on the whole set.
                         let margin = 3 * (target * (1 - target) / Double(Self.firstStageValidation)).squareRoot()
-                        if accuracy >= target - margin {
-                            accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
+                        if check.accuracy >= target - margin {
+                            check.accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
+                            check.images = validation?.count ?? 0
                         }
                     } else {
-                        accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
+                        check.accuracy = try evaluate(model, loader: validationLoader, preprocess: standardize).summed(over: group).top1
                     }
                     model.train()
-                    lastValidation = accuracy
-                    if accuracy >= target {
-                        reached = TargetReached(step: step, images: step * options.batchSize, validationAccuracy: accuracy)
+                    lastValidation = check.accuracy
+                    if check.accuracy >= target {
+                        checks.append(check)
+                        reached = TargetReached(step: step, images: step * options.batchSize, validationAccuracy: check.accuracy)
                         break
                     }
-                    // A fast learner can gain 20 points between two checks `targetCheckSteps` apart and stop far
-                    // above the target: at the rate the last two checks show, the next check comes halfway to
-                    // where the target would be reached (at least 1 step later, at most `targetCheckSteps`).
-                    var interval = options.targetCheckSteps
-                    if let previous = previousCheck, accuracy > previous.accuracy {
-                        let stepsToTarget = (target - accuracy) / ((accuracy - previous.accuracy) / Double(step - previous.step))
-                        interval = min(interval, max(1, Int(stepsToTarget / 2)))
-                    }
-                    previousCheck = (step, accuracy)
-                    nextCheck = step + interval
+                    nextCheck = step + Self.stepsToNextCheck(after: checks, check, target: target, most: options.targetCheckSteps)
+                    checks.append(check)
                 }
             }
             progress.finishLine()
@@ -448,9 +454,24 @@ public final class Trainer {
             parameters: model.parameterCount, seed: options.seed,
             weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: options,
             worldSize: group.size, target: reached, validationAccuracy: lastValidation,
-            imagesSeen: step * options.batchSize)
+            imagesSeen: step * options.batchSize, validationChecks: options.targetAccuracy == nil ? nil : checks)
         try RunJSON.write(summary, to: summaryPath)
         return summary
+    }
+
+    /// Steps from `check` to the next target check. A fast learner gains 20 points in 20 steps and
+    /// would stop far above the target, so the next check comes halfway to where the target would be
+    /// reached at the recent rate (at least 1 step later, at most `most`). The rate is taken over
+    /// the last `3 × most` steps, from the latest earlier check at least that old (or the first):
+    /// between two adjacent checks, evaluation noise (and batch-norm statistics catching up) can
+    /// show a fall while the model is rising fast, which would reset the interval to `most`.
+    public static func stepsToNextCheck(after earlier: [ValidationCheck], _ check: ValidationCheck, target: Double, most: Int) -> Int {
+        let window = 3 * most
+        guard let reference = earlier.last(where: { check.step - $0.step >= window }) ?? earlier.first,
+              check.accuracy > reference.accuracy, check.step > reference.step else { return most }
+        let rate = (check.accuracy - reference.accuracy) / Double(check.step - reference.step)
+        let stepsToTarget = (target - check.accuracy) / rate
+        return min(most, max(1, Int(stepsToTarget / 2)))
     }
 
     /// The summary of a run stopped by `stopAfterSteps` (nothing is written).

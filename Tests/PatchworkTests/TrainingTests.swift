@@ -150,8 +150,11 @@ final class TrainingTests: XCTestCase {
         let far = try makeTrainer("two-stage-far", epochs: 1) { $0.targetAccuracy = 1; $0.targetCheckSteps = 1 }
         let farValidation = ReadRecorder(try ShapeTex(split: .test, count: images, size: 16, seed: 5))
         far.validation = farValidation
-        XCTAssertNil(try far.run().target)
+        let farSummary = try far.run()
+        XCTAssertNil(farSummary.target)
         XCTAssertEqual(farValidation.readIndices, Set(0..<Trainer.firstStageValidation))
+        XCTAssertEqual(farSummary.validationChecks?.map(\.step), [1, 2, 3])
+        XCTAssertEqual(farSummary.validationChecks?.map(\.images), [500, 500, 500])
 
         // A first stage near the target sends the check to the whole set, which decides.
         let near = try makeTrainer("two-stage-near", epochs: 1) { $0.targetAccuracy = 1e-9; $0.targetCheckSteps = 1 }
@@ -160,6 +163,24 @@ final class TrainingTests: XCTestCase {
         let reached = try near.run()
         XCTAssertEqual(reached.target?.step, 1)
         XCTAssertEqual(nearValidation.readIndices, Set(0..<images))
+        XCTAssertEqual(reached.validationChecks, [ValidationCheck(step: 1, accuracy: reached.validationAccuracy ?? -1, images: images)])
+    }
+
+    func testTargetChecksComeSoonerAsTheTargetNears() {
+        func check(_ step: Int, _ accuracy: Double) -> ValidationCheck { ValidationCheck(step: step, accuracy: accuracy, images: 500) }
+        // No history, or no rise over the window: the longest interval.
+        XCTAssertEqual(Trainer.stepsToNextCheck(after: [], check(20, 0.3), target: 0.65, most: 20), 20)
+        XCTAssertEqual(Trainer.stepsToNextCheck(after: [check(20, 0.3)], check(40, 0.3), target: 0.65, most: 20), 20)
+        // Slow (0.1 point per step over 60 steps), 20 points below: the longest interval.
+        XCTAssertEqual(Trainer.stepsToNextCheck(after: [check(40, 0.39), check(100, 0.4)], check(100 + 60, 0.45), target: 0.65, most: 20), 20)
+        // A fast rise (0.5 point per step since step 240), 5 points below: halfway there, 5 steps.
+        let rising = [check(200, 0.25), check(240, 0.3), check(280, 0.5), check(290, 0.55)]
+        XCTAssertEqual(Trainer.stepsToNextCheck(after: rising, check(300, 0.60), target: 0.65, most: 20), 5)
+        // The same rise with a noisy fall at the last check: the rate is read over the window, not from
+        // the previous check, so the interval stays short (the previous rule gave 20).
+        XCTAssertEqual(Trainer.stepsToNextCheck(after: rising + [check(300, 0.60)], check(302, 0.58), target: 0.65, most: 20), 7)
+        // Right below the target: at least one step.
+        XCTAssertEqual(Trainer.stepsToNextCheck(after: rising, check(300, 0.6499), target: 0.65, most: 20), 1)
     }
 
     func testHoldingOutSplitsTheTrainingSetInTwo() throws {
