@@ -19,7 +19,7 @@ struct DemoCommand: ParsableCommand {
         0.65; --full: 0.85), so that the models are compared at equal accuracy. Writes OUT/seed-<s>/<model>/ (training \
         run + analyses), OUT/seed-<s>/<vit>-untrained/ (the baseline for learned attention), OUT/data-spectrum/ (the \
         frequency bands), OUT/training.json (every run's accuracy and the bar), OUT/claims.json and OUT/report.html. \
-        A finished training run with the same settings is reused. The default took 17 minutes on 2 cores; \
+        A finished training run with the same settings is reused. The default took 20 minutes on 2 cores; \
         --full (3 seeds, 85 %, 500-image noise analyses) is estimated at over an hour; --quick is a smoke test.
         """)
     @Option(help: "Output folder.") var out: String = "runs/demo"
