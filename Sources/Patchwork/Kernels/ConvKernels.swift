@@ -2,7 +2,9 @@ import Foundation
 
 /// Convolution kernels on channels-last data ([B, H, W, C] maps, OHWI weights).
 ///
-/// Three paths (DESIGN.md §2):
+/// Where `usesPrimitive` says so (most non-pointwise shapes, measured), a
+/// convolution runs on oneDNN's convolution primitive (`DnnlConv`); otherwise,
+/// and where oneDNN has no fast implementation, on one of three paths (DESIGN.md §2):
 /// - pointwise (1x1, stride 1, no padding): the map is a [B·H·W, C] matrix and
 ///   the convolution is one GEMM per group, threaded by oneDNN;
 /// - depthwise (groups == C == O): direct SIMD loops vectorised over the
