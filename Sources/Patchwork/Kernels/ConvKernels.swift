@@ -1,6 +1,10 @@
+import Foundation
+
 /// Convolution kernels on channels-last data ([B, H, W, C] maps, OHWI weights).
 ///
-/// Three paths (DESIGN.md §2):
+/// Where `usesPrimitive` says so (most non-pointwise shapes, measured), a
+/// convolution runs on oneDNN's convolution primitive (`DnnlConv`); otherwise,
+/// and where oneDNN has no fast implementation, on one of three paths (DESIGN.md §2):
 /// - pointwise (1x1, stride 1, no padding): the map is a [B·H·W, C] matrix and
 ///   the convolution is one GEMM per group, threaded by oneDNN;
 /// - depthwise (groups == C == O): direct SIMD loops vectorised over the
@@ -13,7 +17,7 @@
 /// [groups, kH, kW, C/groups], so group g's patches are the columns
 /// g·K ..< (g+1)·K (K = kH·kW·C/groups) and its weights the rows
 /// g·O/groups ..< (g+1)·O/groups of the OHWI weight seen as [O, K].
-struct ConvGeometry {
+struct ConvGeometry: Hashable {
     let batch, height, width, inChannels: Int
     let outChannels, kernelH, kernelW: Int
     let strideH, strideW, padH, padW, dilationH, dilationW, groups: Int
@@ -142,6 +146,47 @@ enum ConvKernels {
         Parallel.forEach(rows, costPerItem: n) { r in (out + r * n).update(from: bias, count: n) }
     }
 
+    // MARK: Choice of path
+
+    /// Which implementation convolutions run on: `automatic` chooses per shape
+    /// (`usesPrimitive`); the other two force one path where it can run, for
+    /// the tests that compare the paths and for timing them against each other.
+    /// The environment variable PATCHWORK_CONV_PATH (automatic, im2col, onednn)
+    /// sets it for a whole run, e.g. to time a model on both paths.
+    enum Path: String { case automatic, im2colGemm = "im2col", primitive = "onednn" }
+    nonisolated(unsafe) static var path: Path = {
+        guard let value = ProcessInfo.processInfo.environment["PATCHWORK_CONV_PATH"] else { return .automatic }
+        guard let path = Path(rawValue: value) else {
+            fail("conv2d", "environment variable PATCHWORK_CONV_PATH is '\(value)'; use automatic, im2col or onednn")
+        }
+        return path
+    }()
+
+    /// Whether `pass` on `geo` runs on oneDNN's convolution primitive
+    /// (`DnnlConv`) rather than on the loops below; the primitive still falls
+    /// back to them where oneDNN has no fast implementation.
+    ///
+    /// Measured (docs/PERFORMANCE.md, "oneDNN convolution primitives"; batch 64,
+    /// 32x32 inputs, one thread, fastest of 9 interleaved runs): the primitive
+    /// is 1.2-3x faster for every forward pass, every depthwise pass and every
+    /// weight gradient of a stem, 1.1-1.5x for the input gradient once the
+    /// convolution has 32 or more input channels, and level (0.92-1.2x) for the
+    /// weight gradient of the other convolutions. Two exceptions keep the old path:
+    /// - pointwise (1x1, stride 1, no padding) convolutions are one GEMM already;
+    /// - the input gradient with few input channels (stems on 3 channels: 0.5-0.7x,
+    ///   oneDNN's backward-data kernel blocks over input channels); training
+    ///   never asks for it, as images need no gradient.
+    static func usesPrimitive(_ pass: DnnlConv.Pass, _ geo: ConvGeometry) -> Bool {
+        switch path {
+        case .im2colGemm: return false
+        case .primitive: return true
+        case .automatic:
+            if geo.isPointwise { return false }
+            if pass == .inputGradient && geo.groups == 1 && geo.inChannels < 16 { return false }
+            return true
+        }
+    }
+
     // MARK: im2col / col2im
 
     /// Patch matrix of output rows `rows` of image `b`: row (i − rows.lowerBound)·Wo + j
@@ -239,7 +284,9 @@ enum ConvKernels {
     static func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         _ out: UnsafeMutablePointer<Float>, _ geo: ConvGeometry) {
         if geo.batch == 0 || geo.outChannels == 0 { return }
-        if geo.isDepthwise {
+        if usesPrimitive(.forward, geo), let built = DnnlConv.primitive(.forward, geo, hasBias: bias != nil) {
+            DnnlConv.forward(built, x, w, bias: bias, out, geo)
+        } else if geo.isDepthwise {
             forwardDepthwise(x, w, bias: bias, out, geo)
         } else if geo.isPointwise {
             forwardPointwise(x, w, bias: bias, out, geo)
@@ -389,7 +436,9 @@ enum ConvKernels {
         let count = geo.batch * geo.height * geo.width * geo.inChannels
         if count == 0 { return }
         if geo.outChannels == 0 { dx.update(repeating: 0, count: count); return }
-        if geo.isDepthwise {
+        if usesPrimitive(.inputGradient, geo), let built = DnnlConv.primitive(.inputGradient, geo) {
+            DnnlConv.inputGradient(built, g, w, dx, geo)
+        } else if geo.isDepthwise {
             inputGradientDepthwise(g, w, dx, geo)
         } else if geo.isPointwise {
             let m = geo.batch * geo.height * geo.width, og = geo.groupOut, cg = geo.groupIn
@@ -496,7 +545,9 @@ enum ConvKernels {
         let count = geo.outChannels * geo.patch
         if count == 0 { return }
         if geo.batch == 0 || geo.outH * geo.outW == 0 { dw.update(repeating: 0, count: count); return }
-        if geo.isDepthwise {
+        if usesPrimitive(.weightGradient, geo), let built = DnnlConv.primitive(.weightGradient, geo) {
+            DnnlConv.weightGradient(built, x, g, dw, geo)
+        } else if geo.isDepthwise {
             weightGradientDepthwise(x, g, dw, geo)
         } else if geo.isPointwise {
             let m = geo.batch * geo.height * geo.width, og = geo.groupOut, cg = geo.groupIn

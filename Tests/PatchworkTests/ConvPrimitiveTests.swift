@@ -1,0 +1,125 @@
+import XCTest
+@testable import Patchwork
+
+/// oneDNN's convolution primitives (`DnnlConv`) against the im2col + GEMM and
+/// depthwise loops of `ConvKernels`, which ConvPoolTests checks against
+/// PyTorch and against the defining sums.
+final class ConvPrimitiveTests: XCTestCase {
+    private struct Case {
+        let batch, height, width, channels, outChannels: Int
+        let kernel: (Int, Int)
+        var stride = (1, 1), padding = (0, 0), dilation = (1, 1), groups = 1
+        var bias = false
+
+        var name: String {
+            "B\(batch) \(height)x\(width)x\(channels)→\(outChannels) k\(kernel) s\(stride) p\(padding) d\(dilation) g\(groups)\(bias ? " bias" : "")"
+        }
+        func geometry() -> ConvGeometry {
+            ConvGeometry(op: "test", input: [batch, height, width, channels],
+                         weight: [outChannels, kernel.0, kernel.1, channels / groups],
+                         stride: stride, padding: padding, dilation: dilation, groups: groups)
+        }
+    }
+
+    override func tearDown() {
+        ConvKernels.path = .automatic
+        super.tearDown()
+    }
+
+    /// conv2d, its input gradient and its weight gradient on one path.
+    private func run(_ c: Case, _ path: ConvKernels.Path, x: Tensor, w: Tensor, b: Tensor?, g: Tensor) -> [Tensor] {
+        ConvKernels.path = path
+        defer { ConvKernels.path = .automatic }
+        return [
+            conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups),
+            conv2dInputGradient(g, weight: w, inputSize: (c.height, c.width), stride: c.stride, padding: c.padding,
+                                dilation: c.dilation, groups: c.groups),
+            conv2dWeightGradient(x, g, kernelSize: c.kernel, stride: c.stride, padding: c.padding,
+                                 dilation: c.dilation, groups: c.groups),
+        ]
+    }
+
+    func testPrimitiveMatchesIm2colPath() {
+        let gen = Generator(seed: 41)
+        let cases: [Case] = [
+            Case(batch: 4, height: 32, width: 32, channels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1)),
+            Case(batch: 2, height: 32, width: 32, channels: 3, outChannels: 24, kernel: (3, 3), stride: (2, 2), padding: (1, 1), bias: true),
+            Case(batch: 1, height: 17, width: 15, channels: 5, outChannels: 7, kernel: (3, 3), padding: (1, 1), bias: true),
+            Case(batch: 3, height: 16, width: 16, channels: 32, outChannels: 48, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
+            Case(batch: 2, height: 13, width: 11, channels: 12, outChannels: 20, kernel: (5, 3), stride: (2, 1), padding: (2, 1)),
+            Case(batch: 2, height: 20, width: 19, channels: 16, outChannels: 16, kernel: (3, 3), padding: (2, 2), dilation: (2, 2)),
+            Case(batch: 2, height: 12, width: 14, channels: 16, outChannels: 24, kernel: (3, 3), padding: (1, 1), groups: 4, bias: true),
+            Case(batch: 2, height: 14, width: 14, channels: 32, outChannels: 32, kernel: (3, 3), padding: (1, 1), groups: 32),
+            Case(batch: 1, height: 15, width: 13, channels: 24, outChannels: 24, kernel: (3, 3), stride: (2, 2), padding: (1, 1), groups: 24, bias: true),
+            Case(batch: 2, height: 9, width: 9, channels: 40, outChannels: 40, kernel: (7, 7), padding: (3, 3), groups: 40),
+            Case(batch: 2, height: 8, width: 9, channels: 24, outChannels: 40, kernel: (1, 1), bias: true),
+            Case(batch: 1, height: 9, width: 8, channels: 16, outChannels: 8, kernel: (1, 1), stride: (2, 2)),
+            Case(batch: 2, height: 32, width: 32, channels: 3, outChannels: 64, kernel: (4, 4), stride: (4, 4)),  // patch stem
+            Case(batch: 1, height: 7, width: 10, channels: 6, outChannels: 9, kernel: (2, 3), stride: (3, 2), padding: (1, 0), dilation: (2, 1)),
+            Case(batch: 1, height: 5, width: 5, channels: 4, outChannels: 4, kernel: (3, 3), padding: (3, 0)),  // padding beyond the span
+        ]
+        var built = 0
+        for c in cases {
+            let x = Tensor.randomNormal([c.batch, c.height, c.width, c.channels], generator: gen)
+            let w = Tensor.randomNormal([c.outChannels, c.kernel.0, c.kernel.1, c.channels / c.groups], std: 0.3, generator: gen)
+            let b = c.bias ? Tensor.randomNormal([c.outChannels], generator: gen) : nil
+            let geo = c.geometry()
+            let g = Tensor.randomNormal(geo.outputShape, generator: gen)
+            let reference = run(c, .im2colGemm, x: x, w: w, b: b, g: g)
+            let primitive = run(c, .primitive, x: x, w: w, b: b, g: g)
+            for (k, what) in ["forward", "input gradient", "weight gradient"].enumerated() {
+                XCTAssertEqual(primitive[k].shape, reference[k].shape, "\(c.name): \(what) shape")
+                assertClose(primitive[k], reference[k], atol: 1e-4, rtol: 1e-4, "\(c.name): \(what)")
+            }
+            let passes: [DnnlConv.Pass] = [.forward, .inputGradient, .weightGradient]
+            built += passes.filter { DnnlConv.primitive($0, geo) != nil }.count
+        }
+        // The comparison means something only where a primitive ran: the
+        // common 3x3 convolution must have all three, and most cases some.
+        let common = cases[0].geometry()
+        for pass in [DnnlConv.Pass.forward, .inputGradient, .weightGradient] {
+            XCTAssertNotNil(DnnlConv.primitive(pass, common), "no oneDNN primitive for \(pass) on \(cases[0].name)")
+        }
+        XCTAssertGreaterThan(built, cases.count * 2, "oneDNN built only \(built) of \(cases.count * 3) primitives")
+    }
+
+    func testPrimitiveCacheReturnsTheSamePrimitive() {
+        let geo = Case(batch: 2, height: 10, width: 10, channels: 8, outChannels: 8, kernel: (3, 3), padding: (1, 1)).geometry()
+        let first = DnnlConv.primitive(.forward, geo, hasBias: true)
+        XCTAssertNotNil(first)
+        XCTAssertTrue(first === DnnlConv.primitive(.forward, geo, hasBias: true))
+        XCTAssertFalse(first === DnnlConv.primitive(.forward, geo, hasBias: false), "bias is part of the key")
+    }
+
+    func testDoubleBackwardOnPrimitivePathMatchesIm2colPath() {
+        // Gradients of a gradient: the first-order results come from the chosen
+        // kernels, their derivatives from the differentiable conv ops again.
+        let gen = Generator(seed: 42)
+        let x = Tensor.randomNormal([2, 9, 8, 5], generator: gen)
+        let w1 = Tensor.randomNormal([8, 3, 3, 5], std: 0.4, generator: gen)
+        let b1 = Tensor.randomNormal([8], std: 0.1, generator: gen)
+        let w2 = Tensor.randomNormal([12, 3, 3, 2], std: 0.4, generator: gen)
+        let dirs = [x, w1, b1, w2].enumerated().map {
+            Tensor.randomNormal($0.element.shape, generator: Generator(seed: 50 + UInt64($0.offset)))
+        }
+        func hessianVector(_ path: ConvKernels.Path) -> [Tensor] {
+            ConvKernels.path = path
+            defer { ConvKernels.path = .automatic }
+            let leaves = [x, w1, b1, w2].map { $0.requiringGrad() }
+            let first = valueAndGradient(at: leaves, createGraph: true) { p in
+                let h = conv2d(p[0], weight: p[1], bias: p[2], stride: (2, 1), padding: (1, 1)).tanh()
+                return conv2d(h, weight: p[3], padding: (2, 2), dilation: (2, 2), groups: 4).square().mean()
+            }.gradients
+            var gv = (first[0] * dirs[0]).sum()
+            for k in 1..<first.count { gv = gv + (first[k] * dirs[k]).sum() }
+            gv.backward()
+            return leaves.map { $0.grad! }
+        }
+        let reference = hessianVector(.im2colGemm)
+        let primitive = hessianVector(.primitive)
+        for k in reference.indices {
+            assertClose(primitive[k], reference[k], atol: 1e-4, rtol: 1e-3, "H·v of parameter \(k)")
+            XCTAssertGreaterThan(primitive[k].abs().max().item(), 1e-4, "H·v of parameter \(k) must not be trivially zero")
+        }
+    }
+}
