@@ -31,6 +31,10 @@ public struct TrainingOptions: Codable, Sendable {
     /// schedule stays the one of `epochs`.
     public var targetAccuracy: Double?
     public var targetCheckSteps = 50
+    /// The precision of the run's matrix products (`Precision`, autocast semantics): the whole
+    /// run, training steps and evaluations, runs in it. nil is fp32, as in options written
+    /// before the setting existed.
+    public var precision: Precision?
 
     public init() {}
 
@@ -39,6 +43,8 @@ public struct TrainingOptions: Codable, Sendable {
     }
 
     public var resolvedWeightDecay: Float { weightDecay ?? (optimizer == "adamw" ? 0.05 : 5e-4) }
+
+    public var resolvedPrecision: Precision { precision ?? .fp32 }
 }
 
 /// The numbers a finished run reports (DIR/summary.json).
@@ -166,8 +172,13 @@ public final class Trainer {
     /// Trains (from scratch, or from DIR/checkpoint.safetensors with `resume`) and returns the summary.
     /// `lock` is the folder's lock when the caller took it already (the CLI does, before loading
     /// data); otherwise the run takes it, and a folder another run holds stops it at once.
+    /// Everything runs in `options.resolvedPrecision`, recorded in the summary's options.
     @discardableResult
     public func run(resume: Bool = false, lock: RunLock? = nil) throws -> TrainingSummary {
+        try Precision.with(options.resolvedPrecision) { try runInPrecision(resume: resume, lock: lock) }
+    }
+
+    private func runInPrecision(resume: Bool, lock: RunLock?) throws -> TrainingSummary {
         if let lock, lock.folder != outDirectory {
             throw TrainingError("the run folder's lock is for \(lock.folder), not \(outDirectory)")
         }
@@ -423,18 +434,25 @@ public final class Trainer {
             testTop5: lastTest.top5, testLoss: lastTest.loss,
             imagesPerSecond: trainSeconds > 0 ? Double(trainImages) / trainSeconds : 0,
             parameters: model.parameterCount, seed: options.seed,
-            weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: options,
+            weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: recordedOptions,
             worldSize: group.size, target: reached, validationAccuracy: lastValidation,
             imagesSeen: step * options.batchSize)
         try RunJSON.write(summary, to: summaryPath)
         return summary
     }
 
+    /// The options as the summary records them: with the precision the run used, even when left nil.
+    private var recordedOptions: TrainingOptions {
+        var recorded = options
+        recorded.precision = options.resolvedPrecision
+        return recorded
+    }
+
     /// The summary of a run stopped by `stopAfterSteps` (nothing is written).
     private func partialSummary() throws -> TrainingSummary {
         TrainingSummary(model: modelName, data: dataName, epochs: options.epochs, trainSeconds: 0, testAccuracy: .nan,
                         testTop5: .nan, testLoss: .nan, imagesPerSecond: 0, parameters: model.parameterCount,
-                        seed: options.seed, weightsSha256: "", options: options, worldSize: group.size)
+                        seed: options.seed, weightsSha256: "", options: recordedOptions, worldSize: group.size)
     }
 
     // MARK: Distributed runs
