@@ -13,6 +13,11 @@ public enum Gemm {
         return "oneDNN \(v.major).\(v.minor).\(v.patch) dnnl_sgemm, ISA \(isaName), \(Parallel.threadCount) OpenMP threads"
     }
 
+    /// What products under `Precision.bf16` run on (creates one primitive the first time).
+    public static var bf16Description: String {
+        "oneDNN \(dnnl_version().pointee.major).\(dnnl_version().pointee.minor) matmul primitive \(BF16Gemm.implementation), bf16 inputs, fp32 accumulation"
+    }
+
     public static var isaName: String {
         switch dnnl_get_effective_cpu_isa() {
         case dnnl_cpu_isa_sse41: return "sse41"

@@ -134,11 +134,11 @@ enum BF16Gemm {
         return entry
     }
 
-    /// Primitives created so far (tests; a training step should stop adding to it after step 1).
-    static var cachedCount: Int {
-        pthread_mutex_lock(&lock)
-        defer { pthread_mutex_unlock(&lock) }
-        return cache.count
+    /// The implementation oneDNN picks for a 1024³ product on all threads (e.g. "brg:avx512_core_bf16"),
+    /// for the benchmarks' headers.
+    static var implementation: String {
+        entry(Key(transA: false, transB: false, m: 1024, n: 1024, k: 1024, ldc: 1024, alpha: 1, beta: 0,
+                  threads: Parallel.threadCount)).implementation
     }
 
     static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,

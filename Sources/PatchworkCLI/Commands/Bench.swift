@@ -71,7 +71,8 @@ struct BenchRun: PrecisionCommand {
             return
         }
         let policy = quick ? BenchPolicy.quick : BenchPolicy.full
-        print("# Patchwork \(PatchworkVersion.string) | precision \(precision.rawValue) | GEMM: \(Gemm.description) | threads \(Parallel.threadCount) | \(BenchMachine.cpuModel())")
+        print("# Patchwork \(PatchworkVersion.string) | precision \(precision.rawValue) | GEMM: \(Gemm.description)"
+              + (precision == .bf16 ? "; bf16: \(Gemm.bf16Description)" : "") + " | threads \(Parallel.threadCount) | \(BenchMachine.cpuModel())")
         var rows: [[String: Any]] = []
         for c in selected {
             for m in c.modes where mode == nil || m == mode {
@@ -114,7 +115,7 @@ struct BenchGemm: ParsableCommand {
     @Option(name: .customLong("shape"), help: "A product to time, as MxKxN (A is M×K, B is K×N), e.g. 1576x384x1536; repeat the option for several (default: 256, 1024 and 2048 cubed).")
     var shapes: [String] = []
 
-    @Option(help: "bf16 also times each product direct in bf16 (Precision.bf16: bf16 inputs, fp32 accumulation) beside fp32.")
+    @Option(help: "bf16 also times each product direct under Precision.bf16 (bf16 inputs, fp32 accumulation) beside fp32; shapes too narrow or small to gain stay fp32 there too (BF16Gemm.pays).")
     var precision: String = "fp32"
 
     struct Shape { let label: String; let m: Int; let k: Int; let n: Int }
@@ -182,7 +183,7 @@ struct BenchGemm: ParsableCommand {
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("GEMM: \(Gemm.description)" + (withBF16 ? "; bf16: oneDNN matmul primitive, bf16 inputs, fp32 accumulation" : ""))
+        print("GEMM: \(Gemm.description)" + (withBF16 ? "; bf16: \(Gemm.bf16Description)" : ""))
         let width = max(7, sizes.map(\.label.count).max() ?? 0)
         print("size".padding(toLength: width, withPad: " ", startingAt: 0) + " Tensor GFLOP/s   direct GFLOP/s   Tensor/direct"
               + (withBF16 ? "   bf16 direct GFLOP/s   bf16/fp32" : ""))
