@@ -4,7 +4,13 @@
 # process (so peak RSS is per case and mode on both sides), then the ratio table
 # Patchwork img/s ÷ PyTorch img/s (`patchwork bench compare`).
 #
-#   scripts/bench-vs-torch.sh [--quick] [--group small|imagenet] [--out DIR] [NAME...]
+#   scripts/bench-vs-torch.sh [--quick] [--group small|imagenet] [--precision fp32|bf16] [--compile]
+#                             [--out DIR] [NAME...]
+#
+# --precision bf16 runs both sides with bf16 matrix products and fp32 weights (Patchwork's
+# Precision.bf16, torch.autocast on PyTorch's side); --compile runs PyTorch's side under
+# torch.compile (inductor), Patchwork's side unchanged. The ratio table names the peer. The
+# default folder is runs/bench, or runs/bench-bf16, runs/bench-compile, runs/bench-bf16-compile.
 #
 # The PyTorch side needs torch 2.15.0, timm 1.0.31 and transformers 5.24.0
 # (pip install torch==2.15.0 timm==1.0.31 transformers==5.24.0); without them
@@ -14,18 +20,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-quick=() group=() names=() out=runs/bench
+quick=() group=() names=() out="" precision=fp32 compile=()
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) quick=(--quick); shift ;;
         --group) group=(--group "$2"); shift 2 ;;
+        --precision)
+            case "${2:-}" in fp32|bf16) precision="$2" ;; *) echo "--precision must be fp32 or bf16, got '${2:-}'" >&2; exit 2 ;; esac
+            shift 2 ;;
+        --compile) compile=(--compile); shift ;;
         --out) out="$2"; shift 2 ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
         -*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
         *) names+=("$1"); shift ;;
     esac
 done
 torch_bench="${TORCH_BENCH:-../shared/bench/torch_bench.py}"
+if [ -z "$out" ]; then
+    out=runs/bench
+    [ "$precision" = bf16 ] && out="$out-bf16"
+    [ ${#compile[@]} -gt 0 ] && out="$out-compile"
+fi
 
 swift build -c release --product patchwork >/dev/null
 patchwork=.build/release/patchwork
@@ -43,10 +58,10 @@ fi
 ours=() theirs=()
 while read -r name _ _ modes; do
     for mode in ${modes//,/ }; do
-        $patchwork bench "${quick[@]}" --mode "$mode" "$name" --json "$out/patchwork-$name-$mode.json" | grep "img/s \[" | sed 's/^/patchwork: /'
+        $patchwork bench "${quick[@]}" --precision "$precision" --mode "$mode" "$name" --json "$out/patchwork-$name-$mode.json" | grep "img/s \[" | sed 's/^/patchwork: /'
         ours+=("$out/patchwork-$name-$mode.json")
         if [ $with_torch = 1 ]; then
-            python3 "$torch_bench" "${quick[@]}" --mode "$mode" "$name" --json "$out/torch-$name-$mode.json" \
+            python3 "$torch_bench" "${quick[@]}" --precision "$precision" "${compile[@]}" --mode "$mode" "$name" --json "$out/torch-$name-$mode.json" \
                 | grep "img/s \[" | sed 's/^/torch: /'
             theirs+=("$out/torch-$name-$mode.json")
         fi

@@ -103,6 +103,16 @@ void pw_max_pool_row(const float *image, float *out, int *indices, long w, long 
     }
 }
 
+void pw_to_bf16_rows(const float *x, long ld, unsigned short *y, long rows, long cols) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: to_bf16_rows_avx512(x, ld, y, rows, cols); return;
+    case PATH_AVX2: to_bf16_rows_avx2(x, ld, y, rows, cols); return;
+#endif
+    default: to_bf16_rows_baseline(x, ld, y, rows, cols); return;
+    }
+}
+
 const char *pw_kernel_isa(void) {
     switch (pick_path()) {
     case PATH_AVX512: return "avx512";

@@ -250,3 +250,22 @@ static void ISA(max_pool_row)(const float *image, float *out, int *indices, long
 }
 
 #undef PW_INLINE
+
+// fp32 → bf16, round to nearest even (BF16Gemm's operands). Adding 0x7FFF plus the lowest kept bit
+// rounds the dropped 16 bits half to even, carrying into the exponent where it must (the largest
+// finite floats round to infinity, as IEEE rounding does); infinities keep their bits. A NaN would
+// round to an infinity or change sign, so NaNs keep their top bits with the quiet bit set.
+// Scalar code on integers: clang vectorises the loop for the ISA of each copy.
+static void ISA(to_bf16_rows)(const float *x, long ld, unsigned short *y, long rows, long cols) {
+    for (long r = 0; r < rows; r++) {
+        const float *src = x + r * ld;
+        unsigned short *dst = y + r * cols;
+        for (long j = 0; j < cols; j++) {
+            unsigned u;
+            memcpy(&u, src + j, 4);
+            unsigned rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+            unsigned nan = (u >> 16) | 0x40u;
+            dst[j] = (unsigned short)((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+        }
+    }
+}

@@ -33,6 +33,10 @@ public struct TrainingOptions: Codable, Sendable {
     /// three standard errors of the target.
     public var targetAccuracy: Double?
     public var targetCheckSteps = 50
+    /// The precision of the run's matrix products (`Precision`, autocast semantics): the whole
+    /// run, training steps and evaluations, runs in it. nil is fp32, as in options written
+    /// before the setting existed.
+    public var precision: Precision?
 
     public init() {}
 
@@ -41,6 +45,8 @@ public struct TrainingOptions: Codable, Sendable {
     }
 
     public var resolvedWeightDecay: Float { weightDecay ?? (optimizer == "adamw" ? 0.05 : 5e-4) }
+
+    public var resolvedPrecision: Precision { precision ?? .fp32 }
 }
 
 /// The numbers a finished run reports (DIR/summary.json).
@@ -181,8 +187,13 @@ public final class Trainer {
     /// Trains (from scratch, or from DIR/checkpoint.safetensors with `resume`) and returns the summary.
     /// `lock` is the folder's lock when the caller took it already (the CLI does, before loading
     /// data); otherwise the run takes it, and a folder another run holds stops it at once.
+    /// Everything runs in `options.resolvedPrecision`, recorded in the summary's options.
     @discardableResult
     public func run(resume: Bool = false, lock: RunLock? = nil) throws -> TrainingSummary {
+        try Precision.with(options.resolvedPrecision) { try runInPrecision(resume: resume, lock: lock) }
+    }
+
+    private func runInPrecision(resume: Bool, lock: RunLock?) throws -> TrainingSummary {
         if let lock, lock.folder != outDirectory {
             throw TrainingError("the run folder's lock is for \(lock.folder), not \(outDirectory)")
         }
@@ -452,7 +463,7 @@ public final class Trainer {
             testTop5: lastTest.top5, testLoss: lastTest.loss,
             imagesPerSecond: trainSeconds > 0 ? Double(trainImages) / trainSeconds : 0,
             parameters: model.parameterCount, seed: options.seed,
-            weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: options,
+            weightsSha256: SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: weightsPath))), options: recordedOptions,
             worldSize: group.size, target: reached, validationAccuracy: lastValidation,
             imagesSeen: step * options.batchSize, validationChecks: options.targetAccuracy == nil ? nil : checks)
         try RunJSON.write(summary, to: summaryPath)
@@ -474,11 +485,18 @@ public final class Trainer {
         return min(most, max(1, Int(stepsToTarget / 2)))
     }
 
+    /// The options as the summary records them: with the precision the run used, even when left nil.
+    private var recordedOptions: TrainingOptions {
+        var recorded = options
+        recorded.precision = options.resolvedPrecision
+        return recorded
+    }
+
     /// The summary of a run stopped by `stopAfterSteps` (nothing is written).
     private func partialSummary() throws -> TrainingSummary {
         TrainingSummary(model: modelName, data: dataName, epochs: options.epochs, trainSeconds: 0, testAccuracy: .nan,
                         testTop5: .nan, testLoss: .nan, imagesPerSecond: 0, parameters: model.parameterCount,
-                        seed: options.seed, weightsSha256: "", options: options, worldSize: group.size)
+                        seed: options.seed, weightsSha256: "", options: recordedOptions, worldSize: group.size)
     }
 
     // MARK: Distributed runs

@@ -23,6 +23,10 @@ void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float
 void pw_max_pool_row(const float *image, float *out, int *indices, long w, long c, long y0, long y1,
                      const long *col_lo, const long *col_hi, long wo);
 
+/// bf16 copies (round to nearest even, NaN stays NaN) of `rows` rows of `cols` floats, row r starting at
+/// x + r·ld, written packed: y[r·cols + j]. bf16 is the top 16 bits of an fp32.
+void pw_to_bf16_rows(const float *x, long ld, unsigned short *y, long rows, long cols);
+
 /// Which path runs on this CPU: "avx512", "avx2" or "baseline".
 const char *pw_kernel_isa(void);
 

@@ -13,6 +13,11 @@ public enum Gemm {
         return "oneDNN \(v.major).\(v.minor).\(v.patch) dnnl_sgemm, ISA \(isaName), \(Parallel.threadCount) OpenMP threads"
     }
 
+    /// What products under `Precision.bf16` run on (creates one primitive the first time).
+    public static var bf16Description: String {
+        "oneDNN \(dnnl_version().pointee.major).\(dnnl_version().pointee.minor) matmul primitive \(BF16Gemm.implementation), bf16 inputs, fp32 accumulation"
+    }
+
     public static var isaName: String {
         switch dnnl_get_effective_cpu_isa() {
         case dnnl_cpu_isa_sse41: return "sse41"
@@ -31,6 +36,8 @@ public enum Gemm {
 
     /// C = alpha·op(A)·op(B) + beta·C, row-major; op(A) is m×k, op(B) k×n.
     /// Inside a `Parallel` loop the call runs on the calling thread only.
+    /// Under `Precision.bf16` the product runs on `BF16Gemm` (operands rounded to bf16, fp32
+    /// accumulation) where that pays (`BF16Gemm.pays`; the others stay fp32).
     @inline(__always)
     public static func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
@@ -39,6 +46,11 @@ public enum Gemm {
         if k == 0 {
             if beta == 0 { for i in 0..<m { (c + i * ldc).update(repeating: 0, count: n) } }
             else { for i in 0..<m { for j in 0..<n { c[i * ldc + j] *= beta } } }
+            return
+        }
+        if Precision.current == .bf16 && BF16Gemm.pays(m: m, n: n, k: k) {
+            BF16Gemm.gemm(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb,
+                          beta: beta, c: c, ldc: ldc)
             return
         }
         let status = dnnl_sgemm(transA ? 0x54 : 0x4E, transB ? 0x54 : 0x4E, Int64(m), Int64(n), Int64(k), alpha,

@@ -34,6 +34,7 @@ struct AnalysisOptions: ParsableArguments {
     @Option(help: "Images per forward pass.") var batchSize: Int = 100
     @Option(help: "Random seed (noise draws, attack starts).") var seed: UInt64 = 0
     @Option(help: "Input pipeline: patchwork or imagenet (default: the weights' own, or the checkpoint's pretrained configuration).") var normalize: String?
+    @OptionGroup var precisionOption: PrecisionOption
 
     func validate() throws {
         try OptionCheck.model(model)
@@ -88,10 +89,19 @@ struct AnalysisOptions: ParsableArguments {
     }
 }
 
+/// An analysis: its work runs in the `--precision` of its shared options.
+protocol AnalysisCommand: PrecisionCommand {
+    var options: AnalysisOptions { get }
+}
+
+extension AnalysisCommand {
+    var precision: Precision { options.precisionOption.value }
+}
+
 /// The command line as typed, for the settings.
 var commandLineText: String { (["patchwork"] + CommandLine.arguments.dropFirst()).joined(separator: " ") }
 
-struct ShapeBiasCommand: ParsableCommand {
+struct ShapeBiasCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "shape-bias",
         abstract: "Shape vs texture decisions on cue-conflict images (Geirhos et al. 2019).",
@@ -111,7 +121,7 @@ struct ShapeBiasCommand: ParsableCommand {
         try AnalysisOptions.samples(singleCueSamples, "--single-cue-samples")
     }
 
-    func run() throws {
+    func execute() throws {
         guard samples >= 1, singleCueSamples >= 1 else { throw ValidationError("--samples and --single-cue-samples must be at least 1") }
         let report: ShapeBias.Report
         let size = try options.imageSize
@@ -136,7 +146,7 @@ struct ShapeBiasCommand: ParsableCommand {
     }
 }
 
-struct FourierHeatmapCommand: ParsableCommand {
+struct FourierHeatmapCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "fourier-heatmap",
         abstract: "Error rate under Fourier-basis noise at every frequency (Yin et al. 2019).")
@@ -154,7 +164,7 @@ struct FourierHeatmapCommand: ParsableCommand {
         if let bandCutoff { try OptionCheck.nonNegative(bandCutoff, "--band-cutoff") }
     }
 
-    func run() throws {
+    func execute() throws {
         let (m, set, source) = try options.load(samples: samples)
         let bands = bandCutoff.map { FrequencyBands(cutoff: $0, origin: "--band-cutoff") }
         let report = try FourierHeatmap.run(m, images: set, norm: norm, draws: draws, bands: bands, seed: options.seed, source: source,
@@ -165,7 +175,7 @@ struct FourierHeatmapCommand: ParsableCommand {
     }
 }
 
-struct FrequencyNoiseCommand: ParsableCommand {
+struct FrequencyNoiseCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "frequency-noise",
         abstract: "Accuracy under band-limited Gaussian noise, and of low-pass and high-pass filtered inputs.")
@@ -198,7 +208,7 @@ struct FrequencyNoiseCommand: ParsableCommand {
         if let bandCutoff { try OptionCheck.nonNegative(bandCutoff, "--band-cutoff") }
     }
 
-    func run() throws {
+    func execute() throws {
         let radii = try self.radii
         let (m, set, source) = try options.load(samples: samples)
         let report = try FrequencyNoise.run(m, images: set, bands: bands, norm: norm, cutoffs: radii,
@@ -210,7 +220,7 @@ struct FrequencyNoiseCommand: ParsableCommand {
     }
 }
 
-struct FeatureFrequencyCommand: ParsableCommand {
+struct FeatureFrequencyCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "feature-frequency",
         abstract: "Relative log amplitude of high frequencies in each block's feature maps, and the change each residual sub-layer makes to it (Park & Kim 2022, Fig. 2 and 8).",
@@ -224,7 +234,7 @@ struct FeatureFrequencyCommand: ParsableCommand {
         if let r = resolution { try OptionCheck.integer(r, "--resolution", atLeast: 2, atMost: 4096) }
     }
 
-    func run() throws {
+    func execute() throws {
         let (m, set, source) = try options.load(samples: samples)
         let report = try FeatureFrequency.run(m, images: set, resolution: resolution, source: source, command: commandLineText,
                                               progress: printProgress)
@@ -239,7 +249,7 @@ struct FeatureFrequencyCommand: ParsableCommand {
     }
 }
 
-struct CorruptionsCommand: ParsableCommand {
+struct CorruptionsCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "corruptions",
         abstract: "Accuracy under ImageNet-C-style corruptions, 5 severities each.",
@@ -267,7 +277,7 @@ struct CorruptionsCommand: ParsableCommand {
         if try chosen.isEmpty { throw ValidationError("--only must name at least one corruption") }
     }
 
-    func run() throws {
+    func execute() throws {
         let chosen = try self.chosen
         let (m, set, source) = try options.load(samples: samples)
         let report = try Corruptions.run(m, images: set, corruptions: chosen, seed: options.seed, source: source, command: commandLineText,
@@ -278,7 +288,7 @@ struct CorruptionsCommand: ParsableCommand {
     }
 }
 
-struct AdversarialCommand: ParsableCommand {
+struct AdversarialCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "adversarial",
         abstract: "Accuracy under L∞ FGSM and PGD attacks against ε (in [0, 1] pixel units, before standardisation).")
@@ -311,7 +321,7 @@ struct AdversarialCommand: ParsableCommand {
         if restarts > 1 && !randomStart { throw ValidationError("--restarts \(restarts) needs --random-start true (otherwise every restart is the same attack)") }
     }
 
-    func run() throws {
+    func execute() throws {
         let eps = try self.eps
         let (m, set, source) = try options.load(samples: samples)
         let report = try Adversarial.run(m, images: set, epsilons: eps, steps: steps, stepSizeOverEpsilon: stepSize, randomStart: randomStart,
@@ -320,7 +330,7 @@ struct AdversarialCommand: ParsableCommand {
     }
 }
 
-struct AttentionDistanceCommand: ParsableCommand {
+struct AttentionDistanceCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "attention-distance",
         abstract: "Mean attention distance per layer and head, in input pixels (Dosovitskiy et al. 2021, Fig. 7).")
@@ -329,7 +339,7 @@ struct AttentionDistanceCommand: ParsableCommand {
 
     func validate() throws { try AnalysisOptions.samples(samples) }
 
-    func run() throws {
+    func execute() throws {
         let (m, set, source) = try options.load(samples: samples)
         let report = try AttentionDistance.run(m, images: set, source: source, command: commandLineText, progress: printProgress)
         for l in report.data.layers {
@@ -340,7 +350,7 @@ struct AttentionDistanceCommand: ParsableCommand {
     }
 }
 
-struct AttentionMapsCommand: ParsableCommand {
+struct AttentionMapsCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "attention-maps",
         abstract: "Attention rollout (Abnar & Zuidema 2020) for a few test images, as PNG overlays.",
@@ -354,7 +364,7 @@ struct AttentionMapsCommand: ParsableCommand {
         try OptionCheck.integer(scale, "--scale", atLeast: 1, atMost: 64)
     }
 
-    func run() throws {
+    func execute() throws {
         let (m, set, source) = try options.load(samples: samples)
         let report = try AttentionRollout.run(m, images: set, source: source, command: commandLineText, directory: options.out, scale: scale)
         print("wrote \(report.data.files.count) overlays (\(report.data.gridHeight)×\(report.data.gridWidth) tokens) into \(options.out)")
@@ -362,7 +372,7 @@ struct AttentionMapsCommand: ParsableCommand {
     }
 }
 
-struct CKACommand: ParsableCommand {
+struct CKACommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "cka",
         abstract: "Linear CKA between every layer of two models (minibatch unbiased estimator, Nguyen et al. 2021).")
@@ -379,7 +389,7 @@ struct CKACommand: ParsableCommand {
         try OptionCheck.integer(samples, "--samples", atLeast: ckaBatch, atMost: 1_000_000)
     }
 
-    func run() throws {
+    func execute() throws {
         let (a, set, sourceA) = try options.load(samples: samples)
         var optionsB = options
         optionsB.model = modelB
@@ -396,7 +406,7 @@ struct CKACommand: ParsableCommand {
     }
 }
 
-struct LandscapeCommand: ParsableCommand {
+struct LandscapeCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "landscape",
         abstract: "Loss and accuracy along filter-normalised random directions (Li et al. 2018).")
@@ -413,7 +423,7 @@ struct LandscapeCommand: ParsableCommand {
         try OptionCheck.integer(points, "--points", atLeast: 2, atMost: 1001)
     }
 
-    func run() throws {
+    func execute() throws {
         let (m, set, source) = try options.load(samples: samples)
         let report = try LossLandscape.run(m, images: set, source: source, dimensions: dimensions, range: range, points: points,
                                            seed: options.seed, command: commandLineText, progress: printProgress)
@@ -423,7 +433,7 @@ struct LandscapeCommand: ParsableCommand {
     }
 }
 
-struct HessianCommand: ParsableCommand {
+struct HessianCommand: AnalysisCommand {
     static let configuration = CommandConfiguration(
         commandName: "hessian",
         abstract: "Top Hessian eigenvalues, trace and eigenvalue density from exact Hessian-vector products (as PyHessian).")
@@ -452,7 +462,7 @@ struct HessianCommand: ParsableCommand {
         try OptionCheck.integer(lanczosMaxSteps, "--lanczos-max-steps", atLeast: 2, atMost: 10_000)
     }
 
-    func run() throws {
+    func execute() throws {
         let (m, set, source) = try options.load(samples: samples)
         let report = try HessianSpectrum.run(m, images: set, source: source, eigenvalues: eigenvalues, iterations: iterations,
                                              traceSamples: traceSamples, lanczosRuns: lanczosRuns, lanczosSteps: lanczosSteps,
@@ -497,7 +507,7 @@ struct DataSpectrumCommand: ParsableCommand {
     }
 }
 
-struct CostCommand: ParsableCommand {
+struct CostCommand: PrecisionCommand {
     static let configuration = CommandConfiguration(
         commandName: "cost",
         abstract: "Parameters, FLOPs, throughput and peak memory of models; with run folders, accuracy against FLOPs.")
@@ -507,6 +517,9 @@ struct CostCommand: ParsableCommand {
     @Option(help: "Images per timed batch.") var batch: Int = 32
     @Option(help: "Seconds per timed mode.") var seconds: Double = 2
     @Option(help: "Classes of the classifier head (when no run gives them).") var classes: Int = 10
+    @OptionGroup var precisionOption: PrecisionOption
+
+    var precision: Precision { precisionOption.value }
 
     func validate() throws {
         for name in (models ?? "").split(separator: ",") { try OptionCheck.model(name.trimmingCharacters(in: .whitespaces), "--models") }
@@ -516,7 +529,7 @@ struct CostCommand: ParsableCommand {
         try OptionCheck.outputFolder(out)
     }
 
-    func run() throws {
+    func execute() throws {
         var todo: [(name: String, accuracy: Double?, classes: Int)] = []
         for folder in runs {
             let path = (folder as NSString).appendingPathComponent("summary.json")

@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
 }
 
 /// `patchwork bench [NAME...]`: the suite's cases, timed.
-struct BenchRun: ParsableCommand {
+struct BenchRun: PrecisionCommand {
     static let configuration = CommandConfiguration(
         commandName: "run",
         abstract: "Time the suite's cases (the default: `patchwork bench [NAME...]`).",
@@ -23,7 +23,9 @@ struct BenchRun: ParsableCommand {
         times PyTorch: train = forward + mean cross-entropy + backward + SGD(lr 1e-3, momentum 0.9) step in training \
         mode; infer = forward in eval mode without the tape. 3 untimed warm-up steps, then single steps timed until 6 s \
         are spent (at least 10, at most 100; --quick: 2 warm-up, 3 to 20 steps, 1 s). Peak RSS is the process's VmHWM, \
-        reset before the model is built. scripts/bench-vs-torch.sh runs both sides case by case and prints the ratios.
+        reset before the model is built. --precision bf16 times the steps with bf16 matrix products (autocast), as \
+        torch_bench.py --precision bf16 does, and labels the output so that `bench compare` pairs it with that. \
+        scripts/bench-vs-torch.sh runs both sides case by case and prints the ratios.
         """)
 
     @Argument(help: "Case names (default: every case of the suite).")
@@ -47,13 +49,17 @@ struct BenchRun: ParsableCommand {
     @Flag(help: "List the cases and exit.")
     var list = false
 
+    @OptionGroup var precisionOption: PrecisionOption
+
+    var precision: Precision { precisionOption.value }
+
     func validate() throws {
         if let group, !["small", "imagenet"].contains(group) { throw ValidationError("--group must be small or imagenet, got \(group)") }
         if let mode, !["train", "infer"].contains(mode) { throw ValidationError("--mode must be train or infer, got \(mode)") }
         if let json { try OptionCheck.outputFile(json, "--json") }
     }
 
-    func run() throws {
+    func execute() throws {
         let suite = try BenchCase.load(cases)
         let unknown = names.filter { n in !suite.contains { $0.name == n } }
         if !unknown.isEmpty {
@@ -65,22 +71,27 @@ struct BenchRun: ParsableCommand {
             return
         }
         let policy = quick ? BenchPolicy.quick : BenchPolicy.full
-        print("# Patchwork \(PatchworkVersion.string) | GEMM: \(Gemm.description) | threads \(Parallel.threadCount) | \(BenchMachine.cpuModel())")
+        print("# Patchwork \(PatchworkVersion.string) | precision \(precision.rawValue) | GEMM: \(Gemm.description)"
+              + (precision == .bf16 ? "; bf16: \(Gemm.bf16Description)" : "") + " | threads \(Parallel.threadCount) | \(BenchMachine.cpuModel())")
         var rows: [[String: Any]] = []
         for c in selected {
             for m in c.modes where mode == nil || m == mode {
                 let row = try BenchRunner.measure(c, mode: m, policy: policy)
-                rows.append(row.json)
+                var json = row.json
+                json["precision"] = precision.rawValue
+                rows.append(json)
                 print(row.line)
                 fflush(stdout)
             }
         }
         if let json {
+            // precision where torch_bench.py writes it (meta.policy), so `bench compare` reads both sides alike.
             let meta: [String: Any] = ["patchwork": PatchworkVersion.string, "gemm": Gemm.description,
                                        "threads": Parallel.threadCount, "cpu": BenchMachine.cpuModel(),
                                        "date_utc": ISO8601DateFormatter().string(from: Date()),
                                        "policy": ["warmup": policy.warmup, "min_reps": policy.minReps, "max_reps": policy.maxReps,
-                                                  "target_s": policy.targetSeconds, "quick": quick]]
+                                                  "target_s": policy.targetSeconds, "quick": quick,
+                                                  "precision": precision.rawValue, "compile": false]]
             let data = try JSONSerialization.data(withJSONObject: ["meta": meta, "results": rows], options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: json), options: .atomic)
             print("wrote \(json)")
@@ -88,12 +99,12 @@ struct BenchRun: ParsableCommand {
     }
 }
 
-/// GEMM GFLOP/s through `Tensor` and through the library directly, and
-/// element-wise bandwidth next to a plain memory copy.
+/// GEMM GFLOP/s through `Tensor` and through the library directly (and in bf16 with
+/// --precision bf16), and element-wise bandwidth next to a plain memory copy.
 struct BenchGemm: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "gemm",
-        abstract: "GEMM GFLOP/s (through Tensor and direct) and element-wise GB/s next to memcpy.")
+        abstract: "GEMM GFLOP/s (through Tensor and direct; bf16 too with --precision bf16) and element-wise GB/s next to memcpy.")
 
     @Flag(help: "Print one JSON object instead of a table.")
     var json = false
@@ -101,24 +112,52 @@ struct BenchGemm: ParsableCommand {
     @Option(help: "Seconds to spend timing each measurement.")
     var seconds: Double = 1.0
 
+    @Option(name: .customLong("shape"), help: "A product to time, as MxKxN (A is M×K, B is K×N), e.g. 1576x384x1536; repeat the option for several (default: 256, 1024 and 2048 cubed).")
+    var shapes: [String] = []
+
+    @Option(help: "bf16 also times each product direct under Precision.bf16 (bf16 inputs, fp32 accumulation) beside fp32; shapes too narrow or small to gain stay fp32 there too (BF16Gemm.pays).")
+    var precision: String = "fp32"
+
+    struct Shape { let label: String; let m: Int; let k: Int; let n: Int }
+
+    /// The shapes to time: --shape's, or the default cubes (labelled by their side, as before --shape).
+    func parsedShapes() throws -> [Shape] {
+        if shapes.isEmpty { return [256, 1024, 2048].map { Shape(label: "\($0)", m: $0, k: $0, n: $0) } }
+        return try shapes.map { text in
+            let sides = text.lowercased().split(separator: "x", omittingEmptySubsequences: false).map { Int($0) }
+            guard sides.count == 3, let m = sides[0], let k = sides[1], let n = sides[2],
+                  [m, k, n].allSatisfy({ (1...65_536).contains($0) }), m * k <= 1 << 28, k * n <= 1 << 28, m * n <= 1 << 28 else {
+                throw ValidationError("--shape \(text): expected MxKxN, three whole numbers from 1 to 65536 with each matrix at most 2^28 elements (e.g. 1576x384x1536)")
+            }
+            return Shape(label: "\(m)x\(k)x\(n)", m: m, k: k, n: n)
+        }
+    }
+
     func validate() throws {
         try OptionCheck.between(seconds, "--seconds", 0.001, 3600, highIncluded: true)
+        try OptionCheck.oneOf(precision, "--precision", Precision.allCases.map(\.rawValue))
+        _ = try parsedShapes()
     }
 
     func run() throws {
-        let sizes = [256, 1024, 2048]
-        var tensorGflops: [String: Double] = [:], directGflops: [String: Double] = [:]
-        for n in sizes {
-            let flops = 2 * Double(n) * Double(n) * Double(n)
-            let a = Tensor.randomNormal([n, n], generator: Generator(seed: 1))
-            let b = Tensor.randomNormal([n, n], generator: Generator(seed: 2))
-            tensorGflops["\(n)"] = flops / bestTime(seconds) { _ = matmul(a, b) } / 1e9
-            let c = UnsafeMutablePointer<Float>.allocate(capacity: n * n)
+        let sizes = try parsedShapes()
+        let withBF16 = precision == Precision.bf16.rawValue
+        var tensorGflops: [String: Double] = [:], directGflops: [String: Double] = [:], bf16Gflops: [String: Double] = [:]
+        for s in sizes {
+            let flops = 2 * Double(s.m) * Double(s.n) * Double(s.k)
+            let a = Tensor.randomNormal([s.m, s.k], generator: Generator(seed: 1))
+            let b = Tensor.randomNormal([s.k, s.n], generator: Generator(seed: 2))
+            tensorGflops[s.label] = flops / bestTime(seconds) { _ = matmul(a, b) } / 1e9
+            let c = UnsafeMutablePointer<Float>.allocate(capacity: s.m * s.n)
             defer { c.deallocate() }
             let pa = UnsafePointer(a.storage.pointer), pb = UnsafePointer(b.storage.pointer)
-            directGflops["\(n)"] = flops / bestTime(seconds) {
-                Gemm.sgemm(transA: false, transB: false, m: n, n: n, k: n, a: pa, lda: n, b: pb, ldb: n, c: c, ldc: n)
-            } / 1e9
+            let direct = {
+                Gemm.sgemm(transA: false, transB: false, m: s.m, n: s.n, k: s.k, a: pa, lda: s.k, b: pb, ldb: s.n, c: c, ldc: s.n)
+            }
+            directGflops[s.label] = flops / bestTime(seconds, direct) / 1e9
+            if withBF16 {
+                bf16Gflops[s.label] = Precision.with(.bf16) { flops / bestTime(seconds, direct) / 1e9 }
+            }
         }
         // Element-wise throughput on 16M floats: bytes read + written per second.
         let count = 16 << 20
@@ -134,20 +173,25 @@ struct BenchGemm: ParsableCommand {
         let copyGBps = 2 * bytes / bestTime(seconds) { memcpy(dst, src, count * 4) } / 1e9
 
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "library": Gemm.description,
                 "tensor_gflops": tensorGflops, "direct_gflops": directGflops,
                 "add_gbps": addGBps, "gelu_gbps": geluGBps, "copy_gbps": copyGBps,
             ]
+            if withBF16 { object["bf16_direct_gflops"] = bf16Gflops }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
             print(String(decoding: data, as: UTF8.self))
             return
         }
-        print("GEMM: \(Gemm.description)")
-        print("size    Tensor GFLOP/s   direct GFLOP/s   Tensor/direct")
-        for n in sizes {
-            let t = tensorGflops["\(n)"]!, d = directGflops["\(n)"]!
-            print(String(format: "%-7d %14.1f %16.1f %14.0f%%", n, t, d, 100 * t / d))
+        print("GEMM: \(Gemm.description)" + (withBF16 ? "; bf16: \(Gemm.bf16Description)" : ""))
+        let width = max(7, sizes.map(\.label.count).max() ?? 0)
+        print("size".padding(toLength: width, withPad: " ", startingAt: 0) + " Tensor GFLOP/s   direct GFLOP/s   Tensor/direct"
+              + (withBF16 ? "   bf16 direct GFLOP/s   bf16/fp32" : ""))
+        for s in sizes {
+            let t = tensorGflops[s.label]!, d = directGflops[s.label]!
+            var line = s.label.padding(toLength: width, withPad: " ", startingAt: 0) + String(format: " %14.1f %16.1f %14.0f%%", t, d, 100 * t / d)
+            if let h = bf16Gflops[s.label] { line += String(format: " %21.1f %10.2f×", h, h / d) }
+            print(line)
         }
         print("element-wise on 16M floats (bytes read + written per second):")
         print(String(format: "  add  %7.1f GB/s\n  gelu %7.1f GB/s\n  copy %7.1f GB/s (memcpy)", addGBps, geluGBps, copyGBps))
@@ -201,7 +245,9 @@ func bestTime(_ seconds: Double, _ body: () -> Void) -> Double {
 }
 
 /// The ratio table: Patchwork img/s ÷ PyTorch img/s per case and mode, from
-/// `patchwork bench --json` and `torch_bench.py --json` files.
+/// `patchwork bench --json` and `torch_bench.py --json` files. Both sides' files say how they were
+/// measured (meta.policy: precision, and torch.compile for PyTorch; files without it are fp32
+/// eager): a table pairs one precision with the same precision, and its first line names the peer.
 struct BenchCompare: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "compare",
@@ -222,12 +268,29 @@ struct BenchCompare: ParsableCommand {
 
     struct Row { let ips: Double; let min: Double; let max: Double; let rss: Double?; let gflops: Double? }
 
-    static func rows(_ paths: [String], rssKey: String) throws -> (rows: [String: Row], order: [String]) {
+    /// How a file's numbers were measured.
+    struct Setting: Equatable {
+        let precision: String, compile: Bool
+        /// "fp32", "bf16 autocast", with "torch.compile" or "eager" in front for PyTorch.
+        func name(torch: Bool) -> String {
+            let p = precision == "bf16" ? "bf16 autocast" : precision
+            return torch ? (compile ? "torch.compile, " : "eager, ") + p : p
+        }
+    }
+
+    static func rows(_ paths: [String], rssKey: String, option: String) throws -> (rows: [String: Row], order: [String], setting: Setting) {
         var rows: [String: Row] = [:], order: [String] = []
+        var setting: (Setting, String)?
         for path in paths {
             guard let data = FileManager.default.contents(atPath: path),
                   let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let results = object["results"] as? [[String: Any]] else { throw ValidationError("\(path): not a benchmark JSON file (no \"results\")") }
+            let policy = (object["meta"] as? [String: Any])?["policy"] as? [String: Any]
+            let this = Setting(precision: policy?["precision"] as? String ?? "fp32", compile: policy?["compile"] as? Bool ?? false)
+            if let (first, firstPath) = setting, first != this {
+                throw ValidationError("\(option): \(firstPath) was measured \(first.name(torch: option == "--torch")) but \(path) \(this.name(torch: option == "--torch")); compare runs of one setting")
+            }
+            if setting == nil { setting = (this, path) }
             for r in results {
                 guard let name = r["case"] as? String, let mode = r["mode"] as? String,
                       let stats = r["stats"] as? [String: Any], let ips = stats["img_per_s"] as? [String: Double],
@@ -238,13 +301,20 @@ struct BenchCompare: ParsableCommand {
                                 gflops: (stats["achieved_gflop_per_s"] as? [String: Double])?["median"])
             }
         }
-        return (rows, order)
+        return (rows, order, setting?.0 ?? Setting(precision: "fp32", compile: false))
     }
 
     func run() throws {
-        let ours = try Self.rows(patchworkFiles, rssKey: "peak_rss_mb")
-        let theirs = try Self.rows(torchFiles, rssKey: "peak_rss_mib")
-        var lines = ["| case | mode | Patchwork img/s [min–max] | PyTorch img/s [min–max] | ratio | Patchwork GFLOP/s | peak RSS MiB Patchwork / PyTorch |",
+        let ours = try Self.rows(patchworkFiles, rssKey: "peak_rss_mb", option: "--patchwork")
+        let theirs = try Self.rows(torchFiles, rssKey: "peak_rss_mib", option: "--torch")
+        if !torchFiles.isEmpty && theirs.setting.precision != ours.setting.precision {
+            throw ValidationError("--torch files were measured in \(theirs.setting.precision) but --patchwork files in \(ours.setting.precision): "
+                                  + "pair patchwork bench --precision P with torch_bench.py --precision P")
+        }
+        let oursName = "Patchwork " + ours.setting.name(torch: false)
+        let peerName = "PyTorch " + theirs.setting.name(torch: true)
+        var lines = [torchFiles.isEmpty ? "\(oursName), no peer" : "\(oursName) vs \(peerName)", "",
+                     "| case | mode | \(oursName) img/s [min–max] | \(peerName) img/s [min–max] | ratio | Patchwork GFLOP/s | peak RSS MiB Patchwork / PyTorch |",
                      "|---|---|---|---|---|---|---|"]
         var ratios: [Double] = []
         for key in ours.order {

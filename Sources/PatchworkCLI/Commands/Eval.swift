@@ -6,7 +6,7 @@ import PatchworkModels
 import PatchworkNN
 import PatchworkTrain
 
-struct EvalCommand: ParsableCommand {
+struct EvalCommand: PrecisionCommand {
     static let configuration = CommandConfiguration(
         commandName: "eval", abstract: "Evaluate weights on a dataset's test split (loss, top-1, top-5).",
         discussion: """
@@ -27,6 +27,9 @@ struct EvalCommand: ParsableCommand {
     @OptionGroup var overrides: PreprocessingOverrides
     @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
     var maxImagePixels: Int = ImageIO.defaultMaxPixels
+    @OptionGroup var precisionOption: PrecisionOption
+
+    var precision: Precision { precisionOption.value }
 
     func validate() throws {
         try OptionCheck.model(model)
@@ -35,7 +38,7 @@ struct EvalCommand: ParsableCommand {
         if let limit { try OptionCheck.integer(limit, "--limit", atLeast: 1, atMost: 100_000_000) }
     }
 
-    func run() throws {
+    func execute() throws {
         let loaded = try loadTrainedModel(model, weights: weights, classes: nil, key: key)
         let input = try overrides.applied(to: loaded.input)
         var test = try DatasetSpec.open(data, split: .test, imageSize: input.imageSize, channels: 3, maxImagePixels: maxImagePixels,

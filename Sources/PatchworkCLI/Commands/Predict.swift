@@ -6,7 +6,7 @@ import PatchworkModels
 import PatchworkNN
 import PatchworkTrain
 
-struct PredictCommand: ParsableCommand {
+struct PredictCommand: PrecisionCommand {
     static let configuration = CommandConfiguration(
         commandName: "predict", abstract: "The top classes, with probabilities and names, for image files (PNG, JPEG, BMP).",
         discussion: """
@@ -28,6 +28,9 @@ struct PredictCommand: ParsableCommand {
     @OptionGroup var overrides: PreprocessingOverrides
     @Option(help: "Refuse images of more than this many pixels (width × height), before decoding them.")
     var maxImagePixels: Int = ImageIO.defaultMaxPixels
+    @OptionGroup var precisionOption: PrecisionOption
+
+    var precision: Precision { precisionOption.value }
 
     func validate() throws {
         try OptionCheck.model(model)
@@ -42,7 +45,7 @@ struct PredictCommand: ParsableCommand {
         let top: [Entry]
     }
 
-    func run() throws {
+    func execute() throws {
         let loaded = try loadTrainedModel(model, weights: weights, classes: nil, key: key)
         let input = try overrides.applied(to: loaded.input)
         let toStandardOutput = json == "-"

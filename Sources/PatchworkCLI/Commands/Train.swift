@@ -51,6 +51,7 @@ struct TrainCommand: ParsableCommand {
     @Option(help: "Under mpirun: megabytes of gradients per allreduce.") var bucketMb: Double = 25
     @Flag(help: "Under mpirun: batch norm with the statistics of all processes' batches (SyncBatchNorm); default: each process's own.")
     var syncBn = false
+    @OptionGroup var precisionOption: PrecisionOption
 
     func validate() throws {
         try OptionCheck.model(model)
@@ -120,6 +121,7 @@ struct TrainCommand: ParsableCommand {
         options.seed = seed
         options.targetAccuracy = targetAccuracy
         options.targetCheckSteps = targetCheckSteps
+        options.precision = precisionOption.value
         if let checkpointEvery, checkpointEvery < 1 {
             throw ValidationError("--checkpoint-every must be at least 1 step (got \(checkpointEvery))")
         }
@@ -139,6 +141,7 @@ struct TrainCommand: ParsableCommand {
         let net = try variant.create(numClasses: train.classNames.count)
         if group.isRoot {
             print("\(model): \(net.parameterCount.formatted()) parameters; \(data): \(train.count) train / \(test.count) test images, \(train.classNames.count) classes, \(train.imageShape)")
+            if options.resolvedPrecision == .bf16 { print("precision bf16: matrix products and convolutions in bf16 with fp32 accumulation; weights, optimizer, norms and losses fp32") }
             if group.size > 1 { print("data-parallel over \(group.size) processes: \(batchSize / group.size) images each per step of \(batchSize)") }
             fflush(stdout)
         }

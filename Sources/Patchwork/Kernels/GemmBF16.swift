@@ -1,0 +1,188 @@
+import CDNNL
+import CPatchworkKernels
+import Foundation
+
+/// `Gemm.sgemm` under `Precision.bf16`: C = alpha·op(A)·op(B) + beta·C with op(A) and op(B)
+/// rounded to bfloat16 (round to nearest even), products accumulated in fp32, C fp32.
+///
+/// oneDNN 2.6's BLAS-like API has no bf16 GEMM, so this runs its matmul primitive: the operands
+/// are packed into bf16 copies in their stored orientation (a transpose is a stride in the memory
+/// descriptor, never a copy), the product is written straight into C through its leading
+/// dimension, alpha is the primitive's output scale and beta a `sum` post-op. Creating a primitive
+/// JIT-compiles its kernels (milliseconds), so primitives are cached by everything they were
+/// created for; a training step repeats the same shapes, so after its first step only cached
+/// primitives run.
+enum BF16Gemm {
+    /// Whether a product runs in bf16 under `Precision.bf16`; the others stay fp32, which is only
+    /// more exact. Two costs come on top of the bf16 kernel and must be paid back:
+    /// - rounding the operands, m·k + k·n elements, against m·n·k multiply-adds: m·n·k/(m·k + k·n)
+    ///   = m·n/(m + n) multiply-adds per rounded element, which must be at least
+    ///   `minimumMultiplyAddsPerElement` (both m and n above about 128);
+    /// - a fixed few microseconds per call (memory objects, the cache lookup, argument checks):
+    ///   at least `minimumMultiplyAdds` (128³, about 10 µs of fp32 GEMM here).
+    /// Measured with `patchwork bench gemm --precision bf16` on this 2-core Zen 4
+    /// (docs/PERFORMANCE.md, "bf16"): 4096×64×64 and 8192×27×16 ran at 0.5–0.75× of fp32 in bf16,
+    /// 96³ and 64³ at 0.4–0.7×, 4096×128×128 and 197×64×197 at 1.0×, 256³ and larger at 1.4–3×.
+    /// What stays fp32: convolutions and linear layers with fewer than ~128 output channels or
+    /// features, and attention's per-head products on small inputs.
+    static func pays(m: Int, n: Int, k: Int) -> Bool {
+        m &* n &* k >= minimumMultiplyAdds && m &* n >= minimumMultiplyAddsPerElement &* (m &+ n)
+    }
+
+    static let minimumMultiplyAdds = 1 << 21
+    static let minimumMultiplyAddsPerElement = 64
+
+    /// What a primitive was created for: the shape and layout of the product, the constants it
+    /// bakes in, and the threads it splits the work over (1 inside a `Parallel` loop).
+    struct Key: Hashable {
+        let transA: Bool, transB: Bool
+        let m: Int, n: Int, k: Int, ldc: Int
+        let alpha: Float, beta: Float
+        let threads: Int
+    }
+
+    /// A created primitive and the memory descriptors of its arguments. Entries live as long as
+    /// the process (the cache never drops one), and threads only read them.
+    final class Entry: @unchecked Sendable {
+        let primitive: dnnl_primitive_t
+        /// src, weights, dst and scratchpad descriptors, in that order.
+        let descriptors: UnsafeMutablePointer<dnnl_memory_desc_t>
+        let scratchpadBytes: Int
+        /// The implementation oneDNN chose (e.g. "brg:avx512_core_bf16"), for tests and bench output.
+        let implementation: String
+
+        init(_ key: Key, engine: dnnl_engine_t) {
+            let (m, n, k) = (Int64(key.m), Int64(key.n), Int64(key.k))
+            let md = UnsafeMutablePointer<dnnl_memory_desc_t>.allocate(capacity: 4)
+            md.initialize(repeating: dnnl_memory_desc_t(), count: 4)
+            // Logical src [m, k] and weights [k, n]; the packed copies keep the stored orientation.
+            check(dnnl_memory_desc_init_by_strides(md, 2, [m, k], dnnl_bf16, key.transA ? [1, m] : [k, 1]), "src descriptor", key)
+            check(dnnl_memory_desc_init_by_strides(md + 1, 2, [k, n], dnnl_bf16, key.transB ? [1, k] : [n, 1]), "weights descriptor", key)
+            check(dnnl_memory_desc_init_by_strides(md + 2, 2, [m, n], dnnl_f32, [Int64(key.ldc), 1]), "dst descriptor", key)
+            var desc = dnnl_matmul_desc_t()
+            check(dnnl_matmul_desc_init(&desc, md, md + 1, nil, md + 2), "matmul descriptor", key)
+
+            var attr: dnnl_primitive_attr_t?
+            check(dnnl_primitive_attr_create(&attr), "attributes", key)
+            defer { dnnl_primitive_attr_destroy(attr) }
+            // The caller's scratch memory, not the library's: no state shared between threads.
+            check(dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user), "scratchpad mode", key)
+            if key.alpha != 1 {
+                var alpha = key.alpha
+                check(dnnl_primitive_attr_set_output_scales(attr, 1, 0, &alpha), "output scale", key)
+            }
+            if key.beta != 0 {
+                var ops: dnnl_post_ops_t?
+                check(dnnl_post_ops_create(&ops), "post-ops", key)
+                defer { dnnl_post_ops_destroy(ops) }
+                check(dnnl_post_ops_append_sum(ops, key.beta), "sum post-op", key)
+                check(dnnl_primitive_attr_set_post_ops(attr, ops), "post-ops", key)
+            }
+
+            // oneDNN splits a primitive's work over the threads it sees when it is created and
+            // runs nested parallel regions on one thread: inside a `Parallel` loop, create it for
+            // that one thread, or it would compute only the first thread's share of C.
+            let saved = omp_get_max_threads()
+            if key.threads != Int(saved) { omp_set_num_threads(Int32(key.threads)) }
+            defer { if key.threads != Int(saved) { omp_set_num_threads(saved) } }
+            var pd: dnnl_primitive_desc_t?
+            check(dnnl_primitive_desc_create(&pd, &desc, attr, engine, nil), "primitive descriptor", key)
+            defer { dnnl_primitive_desc_destroy(pd) }
+            var info: UnsafePointer<CChar>?
+            implementation = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success && info != nil
+                ? String(cString: info!) : "unknown"
+            if let scratchpad = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0) { md[3] = scratchpad.pointee }
+            scratchpadBytes = dnnl_memory_desc_get_size(md + 3)
+            var primitive: dnnl_primitive_t?
+            check(dnnl_primitive_create(&primitive, pd), "primitive", key)
+            self.primitive = primitive!
+            descriptors = md
+        }
+    }
+
+    /// oneDNN's CPU engine and a stream on it. A CPU stream on the OpenMP runtime only hands a
+    /// primitive to its `execute`, so threads share it.
+    private static let engine: dnnl_engine_t = {
+        var engine: dnnl_engine_t?
+        let status = dnnl_engine_create(&engine, dnnl_cpu, 0)
+        require(status == dnnl_success, "bf16 GEMM", "cannot create oneDNN's CPU engine (status \(status))")
+        return engine!
+    }()
+    private static let stream: dnnl_stream_t = {
+        var stream: dnnl_stream_t?
+        let status = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags.rawValue)
+        require(status == dnnl_success, "bf16 GEMM", "cannot create a oneDNN stream (status \(status))")
+        return stream!
+    }()
+
+    private static var cache: [Key: Entry] = [:]
+    private static var lock: pthread_mutex_t = {
+        var lock = pthread_mutex_t()
+        pthread_mutex_init(&lock, nil)
+        return lock
+    }()
+
+    /// The primitive for `key`, created on first use. Creation happens under the lock: it is
+    /// rare, and two threads asking for the same new shape then create it once.
+    static func entry(_ key: Key) -> Entry {
+        let engine = self.engine
+        pthread_mutex_lock(&lock)
+        defer { pthread_mutex_unlock(&lock) }
+        if let entry = cache[key] { return entry }
+        let entry = Entry(key, engine: engine)
+        cache[key] = entry
+        return entry
+    }
+
+    /// The implementation oneDNN picks for a 1024³ product on all threads (e.g. "brg:avx512_core_bf16"),
+    /// for the benchmarks' headers.
+    static var implementation: String {
+        entry(Key(transA: false, transB: false, m: 1024, n: 1024, k: 1024, ldc: 1024, alpha: 1, beta: 0,
+                  threads: Parallel.threadCount)).implementation
+    }
+
+    static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                     a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                     beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let threads = omp_in_parallel() != 0 ? 1 : Parallel.threadCount
+        let entry = self.entry(Key(transA: transA, transB: transB, m: m, n: n, k: k, ldc: ldc,
+                                   alpha: alpha, beta: beta, threads: threads))
+        // bf16 copies in pooled fp32 buffers (two bf16 per float). Stored A is m×k, or k×m when
+        // transposed; stored B k×n, or n×k.
+        let aRows = transA ? k : m, aCols = transA ? m : k
+        let bRows = transB ? n : k, bCols = transB ? k : n
+        let aCopy = TensorStorage(count: (aRows * aCols + 1) / 2)
+        let bCopy = TensorStorage(count: (bRows * bCols + 1) / 2)
+        let scratch = TensorStorage(count: (entry.scratchpadBytes + 3) / 4)
+        withExtendedLifetime((aCopy, bCopy, scratch)) {
+            let pa = UnsafeMutableRawPointer(aCopy.pointer).assumingMemoryBound(to: UInt16.self)
+            let pb = UnsafeMutableRawPointer(bCopy.pointer).assumingMemoryBound(to: UInt16.self)
+            pw_to_bf16_rows(a, lda, pa, aRows, aCols)
+            pw_to_bf16_rows(b, ldb, pb, bRows, bCols)
+            var memories: [dnnl_memory_t?] = [nil, nil, nil, nil]
+            defer { for memory in memories where memory != nil { dnnl_memory_destroy(memory) } }
+            let md = entry.descriptors
+            execCheck(dnnl_memory_create(&memories[0], md, engine, pa), "src memory", m, n, k)
+            execCheck(dnnl_memory_create(&memories[1], md + 1, engine, pb), "weights memory", m, n, k)
+            execCheck(dnnl_memory_create(&memories[2], md + 2, engine, c), "dst memory", m, n, k)
+            var args = [dnnl_exec_arg_t(arg: DNNL_ARG_SRC, memory: memories[0]),
+                        dnnl_exec_arg_t(arg: DNNL_ARG_WEIGHTS, memory: memories[1]),
+                        dnnl_exec_arg_t(arg: DNNL_ARG_DST, memory: memories[2])]
+            if entry.scratchpadBytes > 0 {
+                execCheck(dnnl_memory_create(&memories[3], md + 3, engine, scratch.pointer), "scratchpad memory", m, n, k)
+                args.append(dnnl_exec_arg_t(arg: DNNL_ARG_SCRATCHPAD, memory: memories[3]))
+            }
+            execCheck(dnnl_primitive_execute(entry.primitive, stream, Int32(args.count), args), "execute", m, n, k)
+        }
+    }
+
+    private static func check(_ status: dnnl_status_t, _ what: String, _ key: Key) {
+        require(status == dnnl_success, "bf16 GEMM",
+                "oneDNN matmul \(what) failed with status \(status.rawValue) for m=\(key.m) n=\(key.n) k=\(key.k) "
+                + "transA=\(key.transA) transB=\(key.transB) ldc=\(key.ldc) alpha=\(key.alpha) beta=\(key.beta) threads=\(key.threads)")
+    }
+
+    private static func execCheck(_ status: dnnl_status_t, _ what: String, _ m: Int, _ n: Int, _ k: Int) {
+        require(status == dnnl_success, "bf16 GEMM", "oneDNN matmul \(what) failed with status \(status.rawValue) for m=\(m) n=\(n) k=\(k)")
+    }
+}
