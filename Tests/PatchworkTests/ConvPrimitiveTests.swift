@@ -91,6 +91,16 @@ final class ConvPrimitiveTests: XCTestCase {
         XCTAssertFalse(first === DnnlConv.primitive(.forward, geo, hasBias: false), "bias is part of the key")
     }
 
+    /// The primitives are fp32 only: under bf16 every convolution takes the im2col + GEMM loops,
+    /// whose GEMMs then run in bf16.
+    func testBF16ConvolutionsTakeTheGemmPath() {
+        let geo = Case(batch: 2, height: 10, width: 10, channels: 32, outChannels: 32, kernel: (3, 3), padding: (1, 1)).geometry()
+        for pass in [DnnlConv.Pass.forward, .inputGradient, .weightGradient] {
+            XCTAssertTrue(ConvKernels.usesPrimitive(pass, geo), "fp32 \(pass)")
+            XCTAssertFalse(Precision.with(.bf16) { ConvKernels.usesPrimitive(pass, geo) }, "bf16 \(pass)")
+        }
+    }
+
     func testDoubleBackwardOnPrimitivePathMatchesIm2colPath() {
         // Gradients of a gradient: the first-order results come from the chosen
         // kernels, their derivatives from the differentiable conv ops again.

@@ -176,11 +176,14 @@ enum ConvKernels {
     /// - the input gradient with few input channels (stems on 3 channels: 0.5-0.7x,
     ///   oneDNN's backward-data kernel blocks over input channels); training
     ///   never asks for it, as images need no gradient.
+    /// Under `Precision.bf16` the loops run (their GEMMs are then bf16): the
+    /// primitives are built for fp32 only (`DnnlConv.dataType`).
     static func usesPrimitive(_ pass: DnnlConv.Pass, _ geo: ConvGeometry) -> Bool {
         switch path {
         case .im2colGemm: return false
         case .primitive: return true
         case .automatic:
+            if Precision.current == .bf16 { return false }
             if geo.isPointwise { return false }
             if pass == .inputGradient && geo.groups == 1 && geo.inChannels < 16 { return false }
             return true

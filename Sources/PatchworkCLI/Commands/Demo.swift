@@ -20,7 +20,7 @@ struct DemoCommand: ParsableCommand {
         run + analyses), OUT/seed-<s>/<vit>-untrained/ (the baseline for learned attention), OUT/data-spectrum/ (the \
         frequency bands), OUT/training.json (every run's accuracy and the bar), OUT/claims.json and OUT/report.html. \
         A finished training run with the same settings is reused. The default took 20 minutes on 2 cores; \
-        --full (3 seeds, 85 %, 500-image noise analyses) is estimated at over an hour; --quick is a smoke test.
+        --full (3 seeds, 85 %, 500-image noise analyses) is estimated at 1.5 hours; --quick is a smoke test.
         """)
     @Option(help: "Output folder.") var out: String = "runs/demo"
     @Option(help: "Comma-separated models: the first is the CNN, the second the ViT, the rest hybrids.")
@@ -28,7 +28,7 @@ struct DemoCommand: ParsableCommand {
     @Option(help: "The ViT with its attention swapped for a depthwise convolution (the control for \"attention is a low-pass filter\"), or none.")
     var control: String = "vit_dwconv_nano"
     @Flag(help: "A smoke test: small data, a low target, small analyses.") var quick = false
-    @Flag(help: "The publishable version: 3 seeds, an 85 % target, 500-image noise analyses (estimated at over an hour).") var full = false
+    @Flag(help: "The publishable version: 3 seeds, an 85 % target, 500-image noise analyses (estimated at 1.5 hours).") var full = false
     @Option(help: "Training seeds (default: 2; 3 with --full).") var seeds: Int?
     @Option(help: "The first seed; seeds are consecutive from it.") var seed: UInt64 = 0
     @Option(help: "Validation accuracy every model trains to (default: the plan's).") var targetAccuracy: Double?
