@@ -28,9 +28,9 @@ public struct TrainingOptions: Codable, Sendable {
     /// Stop as soon as the validation set's top-1 accuracy reaches this, so that models can be
     /// compared at equal accuracy; nil trains every epoch. Checked every `targetCheckSteps` steps,
     /// more often as the accuracy nears the target. Needs the trainer's `validation` set. The
-    /// schedule stays the one of `epochs`. A large validation set is checked in two stages: its
-    /// first `Trainer.firstStageValidation` images, then the whole set only where those are within
-    /// three standard errors of the target.
+    /// schedule stays the one of `epochs`. A large validation set is checked in two stages:
+    /// `Trainer.firstStageValidation` random images of it, then the whole set only where those are
+    /// within three standard errors of the target.
     public var targetAccuracy: Double?
     public var targetCheckSteps = 50
     /// The precision of the run's matrix products (`Precision`, autocast semantics): the whole
@@ -268,10 +268,11 @@ public final class Trainer {
         }
         // A large validation set makes the stopping accuracy precise but costs a pass per check, and
         // most checks come while the model is far below the target: those look at a first stage of
-        // the set only (a random sample of it, as the held-out images are).
+        // the set only, a seeded random sample of it (a class-sorted set's first images would be a
+        // few classes).
         let firstStage = validation.flatMap { v -> DataLoader? in
             guard v.count >= 2 * Self.firstStageValidation else { return nil }
-            return DataLoader(dataset: SubsetDataset(v, indices: Array(0..<Self.firstStageValidation)), batchSize: testLoader.batchSize,
+            return DataLoader(dataset: SubsetDataset(v, count: Self.firstStageValidation, seed: options.seed), batchSize: testLoader.batchSize,
                               shuffle: false, dropLast: false, seed: options.seed, shard: shard)
         }
         if let target = options.targetAccuracy {
@@ -307,7 +308,7 @@ public final class Trainer {
         var lastCheckpoint = Date()
         var reached: TargetReached?
         var lastValidation: Double?
-        /// When to check the target next, and the previous check (step, accuracy): see below.
+        /// When to check the target next, and every check so far (`stepsToNextCheck` reads them).
         var nextCheck = step + options.targetCheckSteps
         var checks: [ValidationCheck] = []
         /// The position after `batch` batches of `epoch` (0-based), with that epoch's running metrics.

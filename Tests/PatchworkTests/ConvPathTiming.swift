@@ -40,7 +40,7 @@ final class ConvPathTiming: XCTestCase {
             Shape(label: "depthwise 128 3x3 s2 @8", batch: b, size: 8, channels: 128, outChannels: 128, kernel: 3, stride: 2, padding: 1, groups: 128),
             Shape(label: "depthwise 512 3x3 @4", batch: b, size: 4, channels: 512, outChannels: 512, kernel: 3, stride: 1, padding: 1, groups: 512),
         ]
-        defer { ConvKernels.path = .automatic }
+        defer { ConvKernels.path = ConvKernels.defaultPath }
         print("conv path A/B: fastest of \(reps) interleaved runs, ms (im2col+GEMM or loops | oneDNN primitive | ratio old/new)")
         for s in shapes {
             let geo = ConvGeometry(op: "timing", input: [s.batch, s.size, s.size, s.channels],

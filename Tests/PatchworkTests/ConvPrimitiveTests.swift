@@ -22,14 +22,14 @@ final class ConvPrimitiveTests: XCTestCase {
     }
 
     override func tearDown() {
-        ConvKernels.path = .automatic
+        ConvKernels.path = ConvKernels.defaultPath
         super.tearDown()
     }
 
     /// conv2d, its input gradient and its weight gradient on one path.
     private func run(_ c: Case, _ path: ConvKernels.Path, x: Tensor, w: Tensor, b: Tensor?, g: Tensor) -> [Tensor] {
         ConvKernels.path = path
-        defer { ConvKernels.path = .automatic }
+        defer { ConvKernels.path = ConvKernels.defaultPath }
         return [
             conv2d(x, weight: w, bias: b, stride: c.stride, padding: c.padding, dilation: c.dilation, groups: c.groups),
             conv2dInputGradient(g, weight: w, inputSize: (c.height, c.width), stride: c.stride, padding: c.padding,
@@ -95,6 +95,7 @@ final class ConvPrimitiveTests: XCTestCase {
     /// whose GEMMs then run in bf16.
     func testBF16ConvolutionsTakeTheGemmPath() {
         let geo = Case(batch: 2, height: 10, width: 10, channels: 32, outChannels: 32, kernel: (3, 3), padding: (1, 1)).geometry()
+        ConvKernels.path = .automatic
         for pass in [DnnlConv.Pass.forward, .inputGradient, .weightGradient] {
             XCTAssertTrue(ConvKernels.usesPrimitive(pass, geo), "fp32 \(pass)")
             XCTAssertFalse(Precision.with(.bf16) { ConvKernels.usesPrimitive(pass, geo) }, "bf16 \(pass)")
@@ -114,7 +115,7 @@ final class ConvPrimitiveTests: XCTestCase {
         }
         func hessianVector(_ path: ConvKernels.Path) -> [Tensor] {
             ConvKernels.path = path
-            defer { ConvKernels.path = .automatic }
+            defer { ConvKernels.path = ConvKernels.defaultPath }
             let leaves = [x, w1, b1, w2].map { $0.requiringGrad() }
             let first = valueAndGradient(at: leaves, createGraph: true) { p in
                 let h = conv2d(p[0], weight: p[1], bias: p[2], stride: (2, 1), padding: (1, 1)).tanh()

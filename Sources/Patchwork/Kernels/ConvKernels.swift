@@ -153,9 +153,16 @@ enum ConvKernels {
     /// the tests that compare the paths and for timing them against each other.
     /// The environment variable PATCHWORK_CONV_PATH (automatic, im2col, onednn)
     /// sets it for a whole run, e.g. to time a model on both paths.
+    ///
+    /// The default is im2col: with the primitives, `scripts/test-distributed.sh`'s
+    /// equivalence of 1 process and 2 ranks with synchronised batch norm
+    /// (resnet_nano, 4 steps) measured 1.49e-5 relative on bn1.bias against its
+    /// 1e-5 tolerance (oneDNN's kernels for batch 64 and 32 sum in different
+    /// orders). Until that is understood, `automatic` is opt-in.
     enum Path: String { case automatic, im2colGemm = "im2col", primitive = "onednn" }
+    static let defaultPath = Path.im2colGemm
     nonisolated(unsafe) static var path: Path = {
-        guard let value = ProcessInfo.processInfo.environment["PATCHWORK_CONV_PATH"] else { return .automatic }
+        guard let value = ProcessInfo.processInfo.environment["PATCHWORK_CONV_PATH"] else { return defaultPath }
         guard let path = Path(rawValue: value) else {
             fail("conv2d", "environment variable PATCHWORK_CONV_PATH is '\(value)'; use automatic, im2col or onednn")
         }
