@@ -1,3 +1,4 @@
+import CPatchworkKernels
 import XCTest
 @testable import Patchwork
 
@@ -91,15 +92,56 @@ final class ConvPrimitiveTests: XCTestCase {
         XCTAssertFalse(first === DnnlConv.primitive(.forward, geo, hasBias: false), "bias is part of the key")
     }
 
-    /// The primitives are fp32 only: under bf16 every convolution takes the im2col + GEMM loops,
-    /// whose GEMMs then run in bf16.
-    func testBF16ConvolutionsTakeTheGemmPath() {
-        let geo = Case(batch: 2, height: 10, width: 10, channels: 32, outChannels: 32, kernel: (3, 3), padding: (1, 1)).geometry()
-        ConvKernels.path = .automatic
-        for pass in [DnnlConv.Pass.forward, .inputGradient, .weightGradient] {
-            XCTAssertTrue(ConvKernels.usesPrimitive(pass, geo), "fp32 \(pass)")
-            XCTAssertFalse(Precision.with(.bf16) { ConvKernels.usesPrimitive(pass, geo) }, "bf16 \(pass)")
+    /// `t` with every value rounded to the nearest bf16 (ties to even), as fp32.
+    private func roundedToBF16(_ t: Tensor) -> Tensor {
+        let values = t.scalars
+        var halves = [UInt16](repeating: 0, count: values.count)
+        values.withUnsafeBufferPointer { x in
+            halves.withUnsafeMutableBufferPointer { y in pw_to_bf16_rows(x.baseAddress!, values.count, y.baseAddress!, 1, values.count) }
         }
+        return Tensor(halves.map { Float(bitPattern: UInt32($0) << 16) }, shape: t.shape)
+    }
+
+    /// Under bf16 a convolution whose GEMM pays runs on a bf16 primitive: each pass equals the fp32
+    /// convolution of its two inputs rounded to bf16 (exact products, fp32 sums), and differs from
+    /// the unrounded one by bf16's rounding. One that does not pay stays fp32 (bit-identical).
+    func testBF16PrimitivesMultiplyTheRoundedInputs() throws {
+        let c = Case(batch: 4, height: 16, width: 16, channels: 128, outChannels: 128, kernel: (3, 3), padding: (1, 1), bias: true)
+        let geo = c.geometry()
+        XCTAssertTrue(Precision.with(.bf16) { DnnlConv.runsInBF16(geo) }, "\(c.name) should pay in bf16")
+        XCTAssertFalse(DnnlConv.runsInBF16(geo), "fp32 runs nothing in bf16")
+        for pass in [DnnlConv.Pass.forward, .inputGradient, .weightGradient] {
+            guard let built = DnnlConv.primitive(pass, geo, hasBias: pass == .forward, bf16: true) else {
+                throw XCTSkip("oneDNN has no bf16 \(pass) convolution on this CPU")
+            }
+            XCTAssertTrue(built.bf16)
+        }
+        let gen = Generator(seed: 43)
+        let x = Tensor.randomNormal([c.batch, c.height, c.width, c.channels], generator: gen)
+        let w = Tensor.randomNormal([c.outChannels, 3, 3, c.channels], std: 0.05, generator: gen)
+        let b = Tensor.randomNormal([c.outChannels], generator: gen)
+        let g = Tensor.randomNormal(geo.outputShape, generator: gen)
+        let bf16 = Precision.with(.bf16) { run(c, .automatic, x: x, w: w, b: b, g: g) }
+        let exact = run(c, .im2colGemm, x: x, w: w, b: b, g: g)
+        // forward: x, w rounded; input gradient: g, w rounded; weight gradient: x, g rounded.
+        let (xr, wr, gr) = (roundedToBF16(x), roundedToBF16(w), roundedToBF16(g))
+        let rounded = [run(c, .im2colGemm, x: xr, w: wr, b: b, g: g)[0],
+                       run(c, .im2colGemm, x: x, w: wr, b: b, g: gr)[1],
+                       run(c, .im2colGemm, x: xr, w: w, b: b, g: gr)[2]]
+        for (k, what) in ["forward", "input gradient", "weight gradient"].enumerated() {
+            assertClose(bf16[k], rounded[k], atol: 1e-4, rtol: 1e-4, "\(what) against the rounded inputs' product")
+            let error = (bf16[k] - exact[k]).abs().max().item() / exact[k].abs().max().item()
+            XCTAssertGreaterThan(error, 1e-4, "\(what): no bf16 rounding seen (relative \(error))")
+            XCTAssertLessThan(error, 2e-2, "\(what): more than bf16's rounding (relative \(error))")
+        }
+        // A stem on 3 channels does not pay: its passes stay fp32, bit for bit.
+        let stem = Case(batch: 2, height: 16, width: 16, channels: 3, outChannels: 16, kernel: (3, 3), padding: (1, 1))
+        XCTAssertFalse(Precision.with(.bf16) { DnnlConv.runsInBF16(stem.geometry()) })
+        let sx = Tensor.randomNormal([2, 16, 16, 3], generator: gen), sw = Tensor.randomNormal([16, 3, 3, 3], generator: gen)
+        let sg = Tensor.randomNormal(stem.geometry().outputShape, generator: gen)
+        let stemBF16 = Precision.with(.bf16) { run(stem, .automatic, x: sx, w: sw, b: nil, g: sg) }
+        let stemFP32 = run(stem, .automatic, x: sx, w: sw, b: nil, g: sg)
+        for k in 0..<3 { XCTAssertEqual(stemBF16[k].scalars, stemFP32[k].scalars, "stem pass \(k)") }
     }
 
     func testDoubleBackwardOnPrimitivePathMatchesIm2colPath() {

@@ -153,14 +153,8 @@ enum ConvKernels {
     /// the tests that compare the paths and for timing them against each other.
     /// The environment variable PATCHWORK_CONV_PATH (automatic, im2col, onednn)
     /// sets it for a whole run, e.g. to time a model on both paths.
-    ///
-    /// The default is im2col: with the primitives, `scripts/test-distributed.sh`'s
-    /// equivalence of 1 process and 2 ranks with synchronised batch norm
-    /// (resnet_nano, 4 steps) measured 1.49e-5 relative on bn1.bias against its
-    /// 1e-5 tolerance (oneDNN's kernels for batch 64 and 32 sum in different
-    /// orders). Until that is understood, `automatic` is opt-in.
     enum Path: String { case automatic, im2colGemm = "im2col", primitive = "onednn" }
-    static let defaultPath = Path.im2colGemm
+    static let defaultPath = Path.automatic
     nonisolated(unsafe) static var path: Path = {
         guard let value = ProcessInfo.processInfo.environment["PATCHWORK_CONV_PATH"] else { return defaultPath }
         guard let path = Path(rawValue: value) else {
@@ -183,14 +177,13 @@ enum ConvKernels {
     /// - the input gradient with few input channels (stems on 3 channels: 0.5-0.7x,
     ///   oneDNN's backward-data kernel blocks over input channels); training
     ///   never asks for it, as images need no gradient.
-    /// Under `Precision.bf16` the loops run (their GEMMs are then bf16): the
-    /// primitives are built for fp32 only (`DnnlConv.dataType`).
+    /// Under `Precision.bf16` the same choice holds, with bf16 primitives where
+    /// `DnnlConv.runsInBF16`.
     static func usesPrimitive(_ pass: DnnlConv.Pass, _ geo: ConvGeometry) -> Bool {
         switch path {
         case .im2colGemm: return false
         case .primitive: return true
         case .automatic:
-            if Precision.current == .bf16 { return false }
             if geo.isPointwise { return false }
             if pass == .inputGradient && geo.groups == 1 && geo.inChannels < 16 { return false }
             return true
@@ -294,7 +287,7 @@ enum ConvKernels {
     static func forward(_ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         _ out: UnsafeMutablePointer<Float>, _ geo: ConvGeometry) {
         if geo.batch == 0 || geo.outChannels == 0 { return }
-        if usesPrimitive(.forward, geo), let built = DnnlConv.primitive(.forward, geo, hasBias: bias != nil) {
+        if usesPrimitive(.forward, geo), let built = DnnlConv.primitive(.forward, geo, hasBias: bias != nil, bf16: DnnlConv.runsInBF16(geo)) {
             DnnlConv.forward(built, x, w, bias: bias, out, geo)
         } else if geo.isDepthwise {
             forwardDepthwise(x, w, bias: bias, out, geo)
@@ -446,7 +439,7 @@ enum ConvKernels {
         let count = geo.batch * geo.height * geo.width * geo.inChannels
         if count == 0 { return }
         if geo.outChannels == 0 { dx.update(repeating: 0, count: count); return }
-        if usesPrimitive(.inputGradient, geo), let built = DnnlConv.primitive(.inputGradient, geo) {
+        if usesPrimitive(.inputGradient, geo), let built = DnnlConv.primitive(.inputGradient, geo, bf16: DnnlConv.runsInBF16(geo)) {
             DnnlConv.inputGradient(built, g, w, dx, geo)
         } else if geo.isDepthwise {
             inputGradientDepthwise(g, w, dx, geo)
@@ -555,7 +548,7 @@ enum ConvKernels {
         let count = geo.outChannels * geo.patch
         if count == 0 { return }
         if geo.batch == 0 || geo.outH * geo.outW == 0 { dw.update(repeating: 0, count: count); return }
-        if usesPrimitive(.weightGradient, geo), let built = DnnlConv.primitive(.weightGradient, geo) {
+        if usesPrimitive(.weightGradient, geo), let built = DnnlConv.primitive(.weightGradient, geo, bf16: DnnlConv.runsInBF16(geo)) {
             DnnlConv.weightGradient(built, x, g, dw, geo)
         } else if geo.isDepthwise {
             weightGradientDepthwise(x, g, dw, geo)

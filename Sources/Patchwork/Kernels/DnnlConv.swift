@@ -1,4 +1,5 @@
 import CDNNL
+import CPatchworkKernels
 import Foundation
 
 /// oneDNN's convolution primitives (forward, backward data, backward weights)
@@ -15,23 +16,32 @@ import Foundation
 /// full key (pass, geometry, bias) and kept for the life of the process.
 /// The scratchpad is per call (`scratchpad_mode_user`), so one primitive may
 /// run on several threads at once.
+///
+/// A bf16 primitive (`Precision.bf16`, where `BF16Gemm.pays` for the
+/// convolution's GEMM shape) multiplies bf16 copies of its two inputs
+/// (rounded to nearest even, as `BF16Gemm` rounds) and accumulates and writes
+/// fp32: the forward pass reads bf16 x and w and writes fp32 y; the input
+/// gradient reads bf16 dy and w and writes fp32 dx; the weight gradient reads
+/// bf16 x and dy and writes fp32 dw. Bias and everything stored stay fp32.
 enum DnnlConv {
     enum Pass: Hashable { case forward, inputGradient, weightGradient }
-
-    /// The element type of the primitives' activations and weights. fp32 only
-    /// for now; this is the single place a bf16 mode would pass `dnnl_bf16`
-    /// (with bf16 copies of the operands).
-    static let dataType = dnnl_f32
 
     private struct Key: Hashable {
         let pass: Pass
         let geometry: ConvGeometry
         let hasBias: Bool
+        let bf16: Bool
     }
 
     /// A built primitive and what a call needs around it.
     final class Built: @unchecked Sendable {
         let primitive: dnnl_primitive_t
+        /// Whether the primitive multiplies bf16 copies of its inputs.
+        let bf16: Bool
+        /// The activations' layouts, NHWC: the convolution's input (x, or dx
+        /// for the input gradient) and its output (y, or dy for both gradients).
+        let input: dnnl_memory_desc_t
+        let output: dnnl_memory_desc_t
         /// OHWI weights → the primitive's layout (forward, input gradient) or
         /// the primitive's layout → OHWI (weight gradient); nil when they agree.
         let weightReorder: dnnl_primitive_t?
@@ -41,9 +51,11 @@ enum DnnlConv {
         /// oneDNN's name for the implementation it chose (e.g. "brg:avx512_core").
         let implementation: String
 
-        init(primitive: dnnl_primitive_t, weightReorder: dnnl_primitive_t?, userWeights: dnnl_memory_desc_t,
+        init(primitive: dnnl_primitive_t, bf16: Bool, input: dnnl_memory_desc_t, output: dnnl_memory_desc_t,
+             weightReorder: dnnl_primitive_t?, userWeights: dnnl_memory_desc_t,
              primitiveWeights: dnnl_memory_desc_t, scratchpad: dnnl_memory_desc_t, implementation: String) {
-            self.primitive = primitive; self.weightReorder = weightReorder; self.userWeights = userWeights
+            self.primitive = primitive; self.bf16 = bf16; self.input = input; self.output = output
+            self.weightReorder = weightReorder; self.userWeights = userWeights
             self.primitiveWeights = primitiveWeights; self.scratchpad = scratchpad; self.implementation = implementation
         }
     }
@@ -59,40 +71,54 @@ enum DnnlConv {
     /// nil entries record shapes oneDNN has no fast implementation for.
     nonisolated(unsafe) private static var cache: [Key: Built?] = [:]
 
-    /// The primitive for `pass` on `geo`, built on first use; nil when oneDNN
-    /// offers only its reference implementation (or none) for the shape.
-    static func primitive(_ pass: Pass, _ geo: ConvGeometry, hasBias: Bool = false) -> Built? {
-        let key = Key(pass: pass, geometry: geo, hasBias: hasBias)
+    /// Whether a convolution on `geo` runs in bf16 under the current precision:
+    /// under `Precision.bf16`, where its GEMM (N·Ho·Wo × C_out/groups, reduced
+    /// over the patch) is large enough for bf16 to pay (`BF16Gemm.pays`), the
+    /// same rule the im2col path's GEMMs follow. Depthwise convolutions never do.
+    static func runsInBF16(_ geo: ConvGeometry) -> Bool {
+        Precision.current == .bf16
+            && BF16Gemm.pays(m: geo.batch * geo.outH * geo.outW, n: geo.groupOut, k: geo.patch)
+    }
+
+    /// The primitive for `pass` on `geo` (in bf16 when `bf16`), built on first
+    /// use; nil when oneDNN offers only its reference implementation (or none)
+    /// for the shape.
+    static func primitive(_ pass: Pass, _ geo: ConvGeometry, hasBias: Bool = false, bf16: Bool = false) -> Built? {
+        let key = Key(pass: pass, geometry: geo, hasBias: hasBias, bf16: bf16)
         lock.lock()
         defer { lock.unlock() }
         if let found = cache[key] { return found }
-        let built = build(pass, geo, hasBias: hasBias)
+        let built = build(pass, geo, hasBias: hasBias, bf16: bf16)
         cache[key] = built
         return built
     }
 
     // MARK: Building
 
-    private static func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t) -> dnnl_memory_desc_t {
+    private static func memoryDesc(_ dims: [Int], _ tag: dnnl_format_tag_t, _ type: dnnl_data_type_t) -> dnnl_memory_desc_t {
         var md = dnnl_memory_desc_t()
         let d = dims.map { Int64($0) }
-        let status = dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, dataType, tag)
+        let status = dnnl_memory_desc_init_by_tag(&md, Int32(d.count), d, type, tag)
         require(status == dnnl_success, "conv2d", "oneDNN memory descriptor \(dims) failed with status \(status)")
         return md
     }
 
-    private static func build(_ pass: Pass, _ geo: ConvGeometry, hasBias: Bool) -> Built? {
+    private static func build(_ pass: Pass, _ geo: ConvGeometry, hasBias: Bool, bf16: Bool) -> Built? {
+        // What the primitive reads is bf16 in a bf16 primitive; what it writes is always fp32.
+        let read = bf16 ? dnnl_bf16 : dnnl_f32
         // oneDNN's logical dims: activations NCHW, weights OIHW or GOIHW,
         // with the physical layouts NHWC and OHWI / GOHWI.
-        let src = memoryDesc([geo.batch, geo.inChannels, geo.height, geo.width], dnnl_nhwc)
-        let dst = memoryDesc([geo.batch, geo.outChannels, geo.outH, geo.outW], dnnl_nhwc)
-        let userWeights = geo.groups == 1
-            ? memoryDesc([geo.outChannels, geo.groupIn, geo.kernelH, geo.kernelW], dnnl_ohwi)
-            : memoryDesc([geo.groups, geo.groupOut, geo.groupIn, geo.kernelH, geo.kernelW], dnnl_gohwi)
-        let anyWeights = geo.groups == 1
-            ? memoryDesc([geo.outChannels, geo.groupIn, geo.kernelH, geo.kernelW], dnnl_format_tag_any)
-            : memoryDesc([geo.groups, geo.groupOut, geo.groupIn, geo.kernelH, geo.kernelW], dnnl_format_tag_any)
-        let bias = memoryDesc([geo.outChannels], dnnl_x)
+        let src = memoryDesc([geo.batch, geo.inChannels, geo.height, geo.width], dnnl_nhwc,
+                             pass == .inputGradient ? dnnl_f32 : read)
+        let dst = memoryDesc([geo.batch, geo.outChannels, geo.outH, geo.outW], dnnl_nhwc,
+                             pass == .forward ? dnnl_f32 : read)
+        let weightType = pass == .weightGradient ? dnnl_f32 : read
+        let weightDims = geo.groups == 1
+            ? [geo.outChannels, geo.groupIn, geo.kernelH, geo.kernelW]
+            : [geo.groups, geo.groupOut, geo.groupIn, geo.kernelH, geo.kernelW]
+        let userWeights = memoryDesc(weightDims, geo.groups == 1 ? dnnl_ohwi : dnnl_gohwi, weightType)
+        let anyWeights = memoryDesc(weightDims, dnnl_format_tag_any, weightType)
+        let bias = memoryDesc([geo.outChannels], dnnl_x, dnnl_f32)
         // oneDNN's dilation counts the gaps (0 = none); the right/bottom
         // padding is what the output size actually reaches (PyTorch's floor).
         let strides: [Int64] = [Int64(geo.strideH), Int64(geo.strideW)]
@@ -107,10 +133,14 @@ enum DnnlConv {
         defer { dnnl_primitive_attr_destroy(attr) }
         guard dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == dnnl_success else { return nil }
 
-        // The forward descriptor (also the hint the backward passes need).
+        // The forward descriptor (also the hint the backward passes need, so
+        // it reads the same types they do).
+        let hintSrc = memoryDesc([geo.batch, geo.inChannels, geo.height, geo.width], dnnl_nhwc, read)
+        let hintWeights = memoryDesc(weightDims, dnnl_format_tag_any, read)
+        let hintDst = memoryDesc([geo.batch, geo.outChannels, geo.outH, geo.outW], dnnl_nhwc, dnnl_f32)
         var forwardDesc = dnnl_convolution_desc_t()
         var status = withUnsafePointer(to: bias) { b in
-            [src, anyWeights, dst].withUnsafeBufferPointer { m in
+            [hintSrc, hintWeights, hintDst].withUnsafeBufferPointer { m in
                 dnnl_dilated_convolution_forward_desc_init(&forwardDesc, dnnl_forward_training, dnnl_convolution_direct,
                                                            m.baseAddress!, m.baseAddress! + 1,
                                                            pass == .forward && hasBias ? b : nil, m.baseAddress! + 2,
@@ -176,8 +206,9 @@ enum DnnlConv {
         }
         var primitive: dnnl_primitive_t?
         guard dnnl_primitive_create(&primitive, pd) == dnnl_success, let primitive else { return nil }
-        return Built(primitive: primitive, weightReorder: weightReorder, userWeights: userWeights,
-                     primitiveWeights: primitiveWeights, scratchpad: scratchpad, implementation: implementation)
+        return Built(primitive: primitive, bf16: bf16, input: src, output: dst, weightReorder: weightReorder,
+                     userWeights: userWeights, primitiveWeights: primitiveWeights, scratchpad: scratchpad,
+                     implementation: implementation)
     }
 
     // MARK: Running
@@ -218,63 +249,86 @@ enum DnnlConv {
         withExtendedLifetime(storage) { body(UnsafeMutableRawPointer(storage.pointer)) }
     }
 
-    /// The weights in the primitive's layout during `body` (a reordered copy when it differs from OHWI).
-    private static func withPrimitiveWeights(_ built: Built, _ w: UnsafePointer<Float>,
+    /// `values` as the primitive reads them during `body`: the fp32 values
+    /// themselves, or a bf16 copy (in a pooled buffer) for a bf16 primitive.
+    private static func withInput(_ built: Built, _ values: UnsafePointer<Float>, count: Int,
+                                  _ body: (UnsafeMutableRawPointer) -> Void) {
+        guard built.bf16 else { body(UnsafeMutableRawPointer(mutating: values)); return }
+        let copy = TensorStorage(count: (count + 1) / 2)
+        withExtendedLifetime(copy) {
+            let halves = UnsafeMutableRawPointer(copy.pointer).assumingMemoryBound(to: UInt16.self)
+            let chunk = 1 << 16
+            Parallel.forEach((count + chunk - 1) / chunk, costPerItem: chunk) { c in
+                let start = c * chunk, length = min(chunk, count - start)
+                pw_to_bf16_rows(values + start, length, halves + start, 1, length)
+            }
+            body(UnsafeMutableRawPointer(halves))
+        }
+    }
+
+    /// The weights as the primitive reads them (its type and layout) during `body`.
+    private static func withPrimitiveWeights(_ built: Built, _ geo: ConvGeometry, _ w: UnsafePointer<Float>,
                                              _ body: (UnsafeMutableRawPointer) -> Void) {
-        let user = UnsafeMutableRawPointer(mutating: w)
-        guard let reorder = built.weightReorder else { body(user); return }
-        withScratch(built.primitiveWeights) { reordered in
-            execute(reorder, [(DNNL_ARG_FROM, built.userWeights, user), (DNNL_ARG_TO, built.primitiveWeights, reordered)])
-            body(reordered!)
+        withInput(built, w, count: geo.outChannels * geo.patch) { user in
+            guard let reorder = built.weightReorder else { body(user); return }
+            withScratch(built.primitiveWeights) { reordered in
+                execute(reorder, [(DNNL_ARG_FROM, built.userWeights, user), (DNNL_ARG_TO, built.primitiveWeights, reordered)])
+                body(reordered!)
+            }
         }
     }
 
     static func forward(_ built: Built, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                         _ out: UnsafeMutablePointer<Float>, _ geo: ConvGeometry) {
-        let src = memoryDesc([geo.batch, geo.inChannels, geo.height, geo.width], dnnl_nhwc)
-        let dst = memoryDesc([geo.batch, geo.outChannels, geo.outH, geo.outW], dnnl_nhwc)
-        withPrimitiveWeights(built, w) { weights in
-            withScratch(built.scratchpad) { scratch in
-                var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer?)] = [
-                    (DNNL_ARG_SRC, src, UnsafeMutableRawPointer(mutating: x)),
-                    (DNNL_ARG_WEIGHTS, built.primitiveWeights, weights),
-                    (DNNL_ARG_DST, dst, UnsafeMutableRawPointer(out)),
-                    (DNNL_ARG_SCRATCHPAD, built.scratchpad, scratch),
-                ]
-                if let bias { args.append((DNNL_ARG_BIAS, memoryDesc([geo.outChannels], dnnl_x), UnsafeMutableRawPointer(mutating: bias))) }
-                execute(built.primitive, args)
+        withInput(built, x, count: geo.batch * geo.height * geo.width * geo.inChannels) { source in
+            withPrimitiveWeights(built, geo, w) { weights in
+                withScratch(built.scratchpad) { scratch in
+                    var args: [(Int32, dnnl_memory_desc_t, UnsafeMutableRawPointer?)] = [
+                        (DNNL_ARG_SRC, built.input, source),
+                        (DNNL_ARG_WEIGHTS, built.primitiveWeights, weights),
+                        (DNNL_ARG_DST, built.output, UnsafeMutableRawPointer(out)),
+                        (DNNL_ARG_SCRATCHPAD, built.scratchpad, scratch),
+                    ]
+                    if let bias {
+                        args.append((DNNL_ARG_BIAS, memoryDesc([geo.outChannels], dnnl_x, dnnl_f32),
+                                     UnsafeMutableRawPointer(mutating: bias)))
+                    }
+                    execute(built.primitive, args)
+                }
             }
         }
     }
 
     static func inputGradient(_ built: Built, _ g: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                               _ dx: UnsafeMutablePointer<Float>, _ geo: ConvGeometry) {
-        let diffSrc = memoryDesc([geo.batch, geo.inChannels, geo.height, geo.width], dnnl_nhwc)
-        let diffDst = memoryDesc([geo.batch, geo.outChannels, geo.outH, geo.outW], dnnl_nhwc)
-        withPrimitiveWeights(built, w) { weights in
-            withScratch(built.scratchpad) { scratch in
-                execute(built.primitive, [
-                    (DNNL_ARG_DIFF_DST, diffDst, UnsafeMutableRawPointer(mutating: g)),
-                    (DNNL_ARG_WEIGHTS, built.primitiveWeights, weights),
-                    (DNNL_ARG_DIFF_SRC, diffSrc, UnsafeMutableRawPointer(dx)),
-                    (DNNL_ARG_SCRATCHPAD, built.scratchpad, scratch),
-                ])
+        withInput(built, g, count: geo.batch * geo.outH * geo.outW * geo.outChannels) { diffDst in
+            withPrimitiveWeights(built, geo, w) { weights in
+                withScratch(built.scratchpad) { scratch in
+                    execute(built.primitive, [
+                        (DNNL_ARG_DIFF_DST, built.output, diffDst),
+                        (DNNL_ARG_WEIGHTS, built.primitiveWeights, weights),
+                        (DNNL_ARG_DIFF_SRC, built.input, UnsafeMutableRawPointer(dx)),
+                        (DNNL_ARG_SCRATCHPAD, built.scratchpad, scratch),
+                    ])
+                }
             }
         }
     }
 
     static func weightGradient(_ built: Built, _ x: UnsafePointer<Float>, _ g: UnsafePointer<Float>,
                                _ dw: UnsafeMutablePointer<Float>, _ geo: ConvGeometry) {
-        let src = memoryDesc([geo.batch, geo.inChannels, geo.height, geo.width], dnnl_nhwc)
-        let diffDst = memoryDesc([geo.batch, geo.outChannels, geo.outH, geo.outW], dnnl_nhwc)
         let run = { (weights: UnsafeMutableRawPointer) in
-            withScratch(built.scratchpad) { scratch in
-                execute(built.primitive, [
-                    (DNNL_ARG_SRC, src, UnsafeMutableRawPointer(mutating: x)),
-                    (DNNL_ARG_DIFF_DST, diffDst, UnsafeMutableRawPointer(mutating: g)),
-                    (DNNL_ARG_DIFF_WEIGHTS, built.primitiveWeights, weights),
-                    (DNNL_ARG_SCRATCHPAD, built.scratchpad, scratch),
-                ])
+            withInput(built, x, count: geo.batch * geo.height * geo.width * geo.inChannels) { source in
+                withInput(built, g, count: geo.batch * geo.outH * geo.outW * geo.outChannels) { diffDst in
+                    withScratch(built.scratchpad) { scratch in
+                        execute(built.primitive, [
+                            (DNNL_ARG_SRC, built.input, source),
+                            (DNNL_ARG_DIFF_DST, built.output, diffDst),
+                            (DNNL_ARG_DIFF_WEIGHTS, built.primitiveWeights, weights),
+                            (DNNL_ARG_SCRATCHPAD, built.scratchpad, scratch),
+                        ])
+                    }
+                }
             }
         }
         guard let reorder = built.weightReorder else { run(UnsafeMutableRawPointer(dw)); return }
