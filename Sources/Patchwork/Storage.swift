@@ -51,7 +51,7 @@ public final class BufferPool: @unchecked Sendable {
 
     init() {
         pthread_mutex_init(&lock, nil)
-        let mb = ProcessInfo.processInfo.environment["PATCHWORK_POOL_MB"].flatMap(Int.init) ?? 2048
+        let mb = ProcessInfo.processInfo.environment["PATCHWORK_POOL_MB"].flatMap { Int($0) }.map { max(0, $0) } ?? 2048
         capacityBytes = mb << 20
     }
 

@@ -14,4 +14,10 @@ public struct PatchworkCommand: ParsableCommand {
                       Version.self])
 
     public init() {}
+
+    /// Refuses a bad engine environment variable (`EngineEnvironment.problem`) as a usage error,
+    /// before any command runs.
+    public static func checkEnvironment() throws {
+        if let problem = EngineEnvironment.problem { throw ValidationError(problem) }
+    }
 }

@@ -6,6 +6,7 @@ import PatchworkCLI
 // only rank 0 (or a process mpirun did not start) prints the message, so N copies do not interleave.
 let reportsErrors = (ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_RANK"] ?? "0") == "0"
 do {
+    try PatchworkCommand.checkEnvironment()
     var command = try PatchworkCommand.parseAsRoot()
     try command.run()
 } catch {

@@ -138,4 +138,30 @@ final class OptionValidationTests: XCTestCase {
             (["bench", "gemm", "--seconds", "0"], "--seconds"), (["bench", "gemm", "--seconds", "nan"], "--seconds"),
         ])
     }
+
+    /// The engine's environment variables are checked before any command runs (main.swift), as
+    /// usage errors naming the variable, not as a stop in the middle of a run.
+    func testEngineEnvironmentVariablesAreChecked() throws {
+        defer { unsetenv("PATCHWORK_CONV_PATH"); unsetenv("PATCHWORK_POOL_MB") }
+        XCTAssertNoThrow(try PatchworkCommand.checkEnvironment())
+        for value in ["automatic", "im2col", "onednn"] {
+            setenv("PATCHWORK_CONV_PATH", value, 1)
+            XCTAssertNoThrow(try PatchworkCommand.checkEnvironment(), value)
+        }
+        let bad: [(String, String, String)] = [
+            ("PATCHWORK_CONV_PATH", "fast", "PATCHWORK_CONV_PATH is 'fast'; use automatic, im2col or onednn"),
+            ("PATCHWORK_CONV_PATH", "", "PATCHWORK_CONV_PATH is ''"),
+            ("PATCHWORK_POOL_MB", "-1", "PATCHWORK_POOL_MB is '-1'"),
+            ("PATCHWORK_POOL_MB", "2G", "PATCHWORK_POOL_MB is '2G'"),
+        ]
+        for (name, value, fragment) in bad {
+            unsetenv("PATCHWORK_CONV_PATH"); unsetenv("PATCHWORK_POOL_MB")
+            setenv(name, value, 1)
+            XCTAssertThrowsError(try PatchworkCommand.checkEnvironment(), "\(name)=\(value)") { error in
+                let message = PatchworkCommand.message(for: error)
+                XCTAssertTrue(message.contains(fragment), "\(name)=\(value): \(message)")
+                XCTAssertEqual(PatchworkCommand.exitCode(for: error), .validationFailure)
+            }
+        }
+    }
 }

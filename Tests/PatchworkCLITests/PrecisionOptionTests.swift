@@ -86,6 +86,8 @@ final class PrecisionOptionTests: XCTestCase {
             (["--patchwork", oursFP32, "--torch", torchBF16], "--torch files were measured in bf16 but --patchwork files in fp32"),
             (["--patchwork", oursFP32, oursBF16], "compare runs of one setting"),
             (["--patchwork", oursFP32, "--torch", torchEager, torchCompile], "compare runs of one setting"),
+            (["--patchwork", root + "/missing.json"], "--patchwork \(root)/missing.json: no such file"),
+            (["--patchwork", oursFP32, "--torch", try write("t-bad.json", ["results": 3])], "not a benchmark JSON file"),
         ]
         for (arguments, fragment) in refused {
             XCTAssertThrowsError(try BenchCompare.parse(arguments).run(), "\(arguments)") { error in

@@ -157,9 +157,7 @@ enum ConvKernels {
     static let defaultPath = Path.automatic
     nonisolated(unsafe) static var path: Path = {
         guard let value = ProcessInfo.processInfo.environment["PATCHWORK_CONV_PATH"] else { return defaultPath }
-        guard let path = Path(rawValue: value) else {
-            fail("conv2d", "environment variable PATCHWORK_CONV_PATH is '\(value)'; use automatic, im2col or onednn")
-        }
+        guard let path = Path(rawValue: value) else { fail("conv2d", EngineEnvironment.problem ?? value) }
         return path
     }()
 

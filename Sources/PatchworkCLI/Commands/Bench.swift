@@ -282,8 +282,10 @@ struct BenchCompare: ParsableCommand {
         var rows: [String: Row] = [:], order: [String] = []
         var setting: (Setting, String)?
         for path in paths {
-            guard let data = FileManager.default.contents(atPath: path),
-                  let object = try JSONSerialization.jsonObject(with: data) as? [String: Any],
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("\(option) \(path): no such file, or it cannot be read")
+            }
+            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                   let results = object["results"] as? [[String: Any]] else { throw ValidationError("\(path): not a benchmark JSON file (no \"results\")") }
             let policy = (object["meta"] as? [String: Any])?["policy"] as? [String: Any]
             let this = Setting(precision: policy?["precision"] as? String ?? "fp32", compile: policy?["compile"] as? Bool ?? false)
