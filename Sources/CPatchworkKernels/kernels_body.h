@@ -1,7 +1,7 @@
 // The kernels' bodies, included by kernels.c once per instruction set with ISA(name) giving each
 // copy its own names (and, through kernels.c's `#pragma clang attribute`, its own target).
 // Every helper is static and always inlined, so each copy is compiled whole for its ISA.
-// Each function mirrors VectorMath.swift / SoftmaxKernels.swift operation for operation.
+// These are the engine's only exp, erf, tanh and sigmoid: VectorMath.swift calls them on one vector.
 
 #define PW_INLINE static inline __attribute__((always_inline))
 
@@ -10,6 +10,11 @@ PW_INLINE v16 ISA(select)(v16i mask, v16 a, v16 b) { return (v16)(((v16i)a & mas
 PW_INLINE v16 ISA(abs)(v16 x) { return (v16)((v16i)x & 0x7FFFFFFF); }
 PW_INLINE v16 ISA(copysign)(v16 x, v16 s) { return (v16)(((v16i)x & 0x7FFFFFFF) | ((v16i)s & (int)0x80000000)); }
 
+// a·b + c rounded once. The polynomials step through this explicitly (kernels.c turns automatic
+// contraction off), so every ISA computes the same values; without FMA hardware (the baseline
+// copy) the compiler calls fmaf per lane, which is exact but slow.
+PW_INLINE v16 ISA(fma)(v16 a, v16 b, v16 c) { return __builtin_elementwise_fma(a, b, c); }
+
 // min(max(x, lo), hi); NaN stays NaN.
 PW_INLINE v16 ISA(clamp)(v16 x, float lo, float hi) {
     v16 l = ISA(splat)(lo), h = ISA(splat)(hi);
@@ -17,56 +22,56 @@ PW_INLINE v16 ISA(clamp)(v16 x, float lo, float hi) {
     return ISA(select)(above > h, h, above);
 }
 
-// e^x (Cephes): VectorMath.exp.
+// e^x (Cephes' expf: n = round(x/ln 2), r = x − n·ln 2 in two parts, e^r by a degree-7 polynomial).
 PW_INLINE v16 ISA(exp)(v16 x) {
     v16 clamped = ISA(clamp)(x, -87.3f, 88.7f);
     v16 magic = ISA(splat)(12582912.0f);
-    v16 shifted = clamped * 1.44269504088896341f + magic;
+    v16 shifted = ISA(fma)(clamped, ISA(splat)(1.44269504088896341f), magic);
     v16 n = shifted - magic;
-    v16 r = clamped - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
+    v16 r = ISA(fma)(n, ISA(splat)(-0.693359375f), clamped);
+    r = ISA(fma)(n, ISA(splat)(2.12194440e-4f), r);
     v16 z = r * r;
     v16 y = ISA(splat)(1.9875691500e-4f);
-    y = y * r + 1.3981999507e-3f;
-    y = y * r + 8.3334519073e-3f;
-    y = y * r + 4.1665795894e-2f;
-    y = y * r + 1.6666665459e-1f;
-    y = y * r + 5.0000001201e-1f;
-    y = y * z + r + 1.0f;
+    y = ISA(fma)(y, r, ISA(splat)(1.3981999507e-3f));
+    y = ISA(fma)(y, r, ISA(splat)(8.3334519073e-3f));
+    y = ISA(fma)(y, r, ISA(splat)(4.1665795894e-2f));
+    y = ISA(fma)(y, r, ISA(splat)(1.6666665459e-1f));
+    y = ISA(fma)(y, r, ISA(splat)(5.0000001201e-1f));
+    y = ISA(fma)(y, z, r) + 1.0f;
     v16i nBits = (v16i)shifted - (v16i)magic;
     v16 scale = (v16)((nBits + 127) << 23);
     v16 result = ISA(select)(x < -87.3f, ISA(splat)(0.0f), y * scale);
     return ISA(select)(x != x, x, result);  // NaN stays NaN
 }
 
-// erf (Numerical Recipes' erfc): VectorMath.erf.
+// erf through Numerical Recipes' erfc (Chebyshev fit, fractional error below 1.2e-7).
 PW_INLINE v16 ISA(erf)(v16 x) {
     v16 z = ISA(abs)(x);
-    v16 t = ISA(splat)(1.0f) / (ISA(splat)(1.0f) + ISA(splat)(0.5f) * z);
+    v16 t = ISA(splat)(1.0f) / ISA(fma)(ISA(splat)(0.5f), z, ISA(splat)(1.0f));
     v16 p = ISA(splat)(0.17087277f);
-    p = p * t - 0.82215223f;
-    p = p * t + 1.48851587f;
-    p = p * t - 1.13520398f;
-    p = p * t + 0.27886807f;
-    p = p * t - 0.18628806f;
-    p = p * t + 0.09678418f;
-    p = p * t + 0.37409196f;
-    p = p * t + 1.00002368f;
-    p = p * t - 1.26551223f;
-    v16 erfcAbs = t * ISA(exp)(-z * z + p);
+    p = ISA(fma)(p, t, ISA(splat)(-0.82215223f));
+    p = ISA(fma)(p, t, ISA(splat)(1.48851587f));
+    p = ISA(fma)(p, t, ISA(splat)(-1.13520398f));
+    p = ISA(fma)(p, t, ISA(splat)(0.27886807f));
+    p = ISA(fma)(p, t, ISA(splat)(-0.18628806f));
+    p = ISA(fma)(p, t, ISA(splat)(0.09678418f));
+    p = ISA(fma)(p, t, ISA(splat)(0.37409196f));
+    p = ISA(fma)(p, t, ISA(splat)(1.00002368f));
+    p = ISA(fma)(p, t, ISA(splat)(-1.26551223f));
+    v16 erfcAbs = t * ISA(exp)(ISA(fma)(-z, z, p));
     return ISA(copysign)(1.0f - erfcAbs, x);
 }
 
-// tanh: odd polynomial near 0, 1 − 2/(e^{2|x|} + 1) beyond: VectorMath.tanh.
+// tanh: Cephes' odd polynomial below 0.625, 1 − 2/(e^{2|x|} + 1) beyond.
 PW_INLINE v16 ISA(tanh)(v16 x) {
     v16 ax = ISA(abs)(x);
     v16 z = x * x;
     v16 p = ISA(splat)(-5.70498872745e-3f);
-    p = p * z + 2.06390887954e-2f;
-    p = p * z - 5.37397155531e-2f;
-    p = p * z + 1.33314422036e-1f;
-    p = p * z - 3.33332819422e-1f;
-    v16 small = p * z * x + x;
+    p = ISA(fma)(p, z, ISA(splat)(2.06390887954e-2f));
+    p = ISA(fma)(p, z, ISA(splat)(-5.37397155531e-2f));
+    p = ISA(fma)(p, z, ISA(splat)(1.33314422036e-1f));
+    p = ISA(fma)(p, z, ISA(splat)(-3.33332819422e-1f));
+    v16 small = ISA(fma)(p * z, x, x);
     v16 e = ISA(exp)(2.0f * ISA(clamp)(ax, 0.0f, 44.0f));
     v16 large = ISA(copysign)(1.0f - 2.0f / (e + 1.0f), x);
     return ISA(select)(ax < 0.625f, small, large);

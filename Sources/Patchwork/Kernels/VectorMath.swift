@@ -1,35 +1,55 @@
-/// Vectorised transcendental functions on 16 floats at a time.
+import CPatchworkKernels
+
+/// Vectorised functions on 16 floats at a time.
 ///
 /// Polynomial approximations (Cephes and Numerical Recipes forms) accurate to
-/// a few float32 ulps, written with SIMD16 so the compiler emits AVX-512 or
-/// two AVX2 halves. Scalar versions call the same code on a splat vector, so a
-/// value computes the same whether it lands in a vector body or a tail.
+/// a few float32 ulps. exp, tanh, erf and sigmoid are CPatchworkKernels' (one
+/// implementation for tensors and single vectors); the rest are SIMD16 Swift.
+/// Scalar versions call the same code on a splat vector, so a value computes
+/// the same whether it lands in a vector body or a tail.
 public typealias Vec = SIMD16<Float>
 
 public enum VectorMath {
     /// e^x. Underflows to 0 below -87.3; saturates near Float.greatestFiniteMagnitude above 88.7.
     @inline(__always)
-    public static func exp(_ x: Vec) -> Vec {
-        let clamped = clamp(x, -87.3, 88.7)
-        // Round x·log2(e) to the nearest integer n with the 1.5·2^23 trick: adding the
-        // magic constant leaves n in the low mantissa bits (no float→int conversion).
-        let magic = Vec(repeating: 12_582_912)
-        let shifted = clamped * 1.44269504088896341 + magic
-        let n = shifted - magic
-        var r = clamped - n * 0.693359375
-        r = r - n * -2.12194440e-4
-        let z = r * r
-        var y = Vec(repeating: 1.9875691500e-4)
-        y = y * r + 1.3981999507e-3
-        y = y * r + 8.3334519073e-3
-        y = y * r + 4.1665795894e-2
-        y = y * r + 1.6666665459e-1
-        y = y * r + 5.0000001201e-1
-        y = y * z + r + 1
-        let nBits = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- unsafeBitCast(magic, to: SIMD16<Int32>.self)
-        let scale = unsafeBitCast((nBits &+ 127) &<< 23, to: Vec.self)
-        let result = select(less(x, Vec(repeating: -87.3)), Vec(repeating: 0), y * scale)
-        return select(isNaN(x), x, result)  // NaN stays NaN
+    public static func exp(_ x: Vec) -> Vec { kernel(Int32(PW_EXP), x) }
+
+    /// f(x) per lane for f one of CPatchworkKernels' activations (PW_EXP … PW_GELU_TANH).
+    ///
+    /// The C kernels are the engine's one implementation of these functions: C gets FMA and the
+    /// running CPU's SIMD width, which Swift compiled for baseline x86-64 does not (kernels.c).
+    /// Whole tensors go through `pw_unary` directly; this is for single vectors.
+    @inline(__always)
+    static func kernel(_ op: Int32, _ x: Vec) -> Vec {
+        var y = Vec()
+        withUnsafePointer(to: x) { px in
+            withUnsafeMutablePointer(to: &y) { py in
+                px.withMemoryRebound(to: Float.self, capacity: 16) { xs in
+                    py.withMemoryRebound(to: Float.self, capacity: 16) { ys in pw_unary(op, xs, ys, 16) }
+                }
+            }
+        }
+        return y
+    }
+
+    /// g·f′(x) per lane for f one of PW_SILU, PW_GELU, PW_GELU_TANH (`pw_pullback` on one vector).
+    @inline(__always)
+    static func kernelPullback(_ op: Int32, _ g: Vec, _ x: Vec) -> Vec {
+        var y = Vec()
+        withUnsafePointer(to: g) { pg in
+            withUnsafePointer(to: x) { px in
+                withUnsafeMutablePointer(to: &y) { py in
+                    pg.withMemoryRebound(to: Float.self, capacity: 16) { gs in
+                        px.withMemoryRebound(to: Float.self, capacity: 16) { xs in
+                            py.withMemoryRebound(to: Float.self, capacity: 16) { ys in
+                                pw_pullback(op, gs, xs, ys, 16)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return y
     }
 
     /// min(max(x, lo), hi) (see LaneMask.swift for why not `clamped`).
@@ -90,40 +110,13 @@ public enum VectorMath {
         return select(greater(x, Vec(repeating: threshold)), x, result)
     }
 
-    /// tanh(x), odd polynomial near 0 and 1 - 2/(e^{2|x|}+1) beyond.
+    /// tanh(x): odd polynomial near 0 and 1 − 2/(e^{2|x|} + 1) beyond.
     @inline(__always)
-    public static func tanh(_ x: Vec) -> Vec {
-        let ax = VectorMath.abs(x)
-        let z = x * x
-        var p = Vec(repeating: -5.70498872745e-3)
-        p = p * z + 2.06390887954e-2
-        p = p * z - 5.37397155531e-2
-        p = p * z + 1.33314422036e-1
-        p = p * z - 3.33332819422e-1
-        let small = p * z * x + x
-        let e = exp(2 * clamp(ax, 0, 44))
-        let large = copySign(1 - 2 / (e + 1), x)
-        return select(less(ax, Vec(repeating: 0.625)), small, large)
-    }
+    public static func tanh(_ x: Vec) -> Vec { kernel(Int32(PW_TANH), x) }
 
     /// erf(x) from Numerical Recipes' erfc (fractional error below 1.2e-7).
     @inline(__always)
-    public static func erf(_ x: Vec) -> Vec {
-        let z = VectorMath.abs(x)
-        let t = Vec(repeating: 1) / (Vec(repeating: 1) + Vec(repeating: 0.5) * z)
-        var p = Vec(repeating: 0.17087277)
-        p = p * t - 0.82215223
-        p = p * t + 1.48851587
-        p = p * t - 1.13520398
-        p = p * t + 0.27886807
-        p = p * t - 0.18628806
-        p = p * t + 0.09678418
-        p = p * t + 0.37409196
-        p = p * t + 1.00002368
-        p = p * t - 1.26551223
-        let erfcAbs = t * exp(-z * z + p)
-        return copySign(1 - erfcAbs, x)
-    }
+    public static func erf(_ x: Vec) -> Vec { kernel(Int32(PW_ERF), x) }
 
     /// |x| by clearing the sign bit.
     @inline(__always)
@@ -132,7 +125,7 @@ public enum VectorMath {
     }
 
     @inline(__always)
-    public static func sigmoid(_ x: Vec) -> Vec { 1 / (1 + exp(-x)) }
+    public static func sigmoid(_ x: Vec) -> Vec { kernel(Int32(PW_SIGMOID), x) }
 
     @inline(__always) public static func exp(_ x: Float) -> Float { exp(Vec(repeating: x))[0] }
     @inline(__always) public static func tanh(_ x: Float) -> Float { tanh(Vec(repeating: x))[0] }

@@ -209,15 +209,13 @@ enum ReluFunction: UnaryFunction {
 }
 
 enum GeluFunction: UnaryFunction {
-    @inline(__always) static func apply(_ x: Vec) -> Vec { 0.5 * x * (1 + VectorMath.erf(x * 0.7071067811865476)) }
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.kernel(cKernel, x) }
     static var cost: Int { 10 }
     static var cKernel: Int32 { Int32(PW_GELU) }
 }
 
 enum GeluTanhFunction: UnaryFunction {
-    @inline(__always) static func apply(_ x: Vec) -> Vec {
-        0.5 * x * (1 + VectorMath.tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
-    }
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.kernel(cKernel, x) }
     static var cost: Int { 10 }
     static var cKernel: Int32 { Int32(PW_GELU_TANH) }
 }
@@ -225,27 +223,17 @@ enum GeluTanhFunction: UnaryFunction {
 // Activation pullbacks D(g, x) = g·f′(x) (tanh and sigmoid take their output y).
 
 enum GeluPullback: BinaryFunction {
-    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec {
-        g * (0.5 * (1 + VectorMath.erf(x * 0.7071067811865476)) + x * 0.3989422804014327 * VectorMath.exp(-0.5 * x * x))
-    }
+    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec { VectorMath.kernelPullback(cKernel, g, x) }
     static var cKernel: Int32 { Int32(PW_GELU) }
 }
 
 enum GeluTanhPullback: BinaryFunction {
-    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec {
-        let x2 = x * x
-        let t = VectorMath.tanh(0.7978845608028654 * (x + 0.044715 * x2 * x))
-        let du = 0.7978845608028654 * (1 + 0.134145 * x2)
-        return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * du)
-    }
+    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec { VectorMath.kernelPullback(cKernel, g, x) }
     static var cKernel: Int32 { Int32(PW_GELU_TANH) }
 }
 
 enum SiluPullback: BinaryFunction {
-    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec {
-        let s = VectorMath.sigmoid(x)
-        return g * s * (1 + x * (1 - s))
-    }
+    @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec { VectorMath.kernelPullback(cKernel, g, x) }
     static var cKernel: Int32 { Int32(PW_SILU) }
 }
 
@@ -270,7 +258,7 @@ enum SigmoidPullback: BinaryFunction {
 }
 
 enum SiluFunction: UnaryFunction {
-    @inline(__always) static func apply(_ x: Vec) -> Vec { x * VectorMath.sigmoid(x) }
+    @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.kernel(cKernel, x) }
     static var cost: Int { 8 }
     static var cKernel: Int32 { Int32(PW_SILU) }
 }
