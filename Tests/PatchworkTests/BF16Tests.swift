@@ -18,18 +18,6 @@ final class BF16Tests: XCTestCase {
 
     // MARK: Rounding
 
-    /// bf16 bits of `values` through the engine's conversion.
-    func toBF16(_ values: [Float]) -> [UInt16] {
-        var out = [UInt16](repeating: 0xDEAD, count: values.count)
-        values.withUnsafeBufferPointer { x in
-            out.withUnsafeMutableBufferPointer { y in pw_to_bf16_rows(x.baseAddress!, values.count, y.baseAddress!, 1, values.count) }
-        }
-        return out
-    }
-
-    /// The float a bf16 stands for.
-    func widen(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
-
     /// Round to nearest, ties to even, found by comparing the two neighbouring bf16 values in Double
     /// (not by the bit trick the kernel uses).
     func referenceBF16(_ x: Float) -> UInt16 {

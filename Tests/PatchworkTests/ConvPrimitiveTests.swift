@@ -1,4 +1,3 @@
-import CPatchworkKernels
 import XCTest
 @testable import Patchwork
 
@@ -90,16 +89,6 @@ final class ConvPrimitiveTests: XCTestCase {
         XCTAssertNotNil(first)
         XCTAssertTrue(first === DnnlConv.primitive(.forward, geo, hasBias: true))
         XCTAssertFalse(first === DnnlConv.primitive(.forward, geo, hasBias: false), "bias is part of the key")
-    }
-
-    /// `t` with every value rounded to the nearest bf16 (ties to even), as fp32.
-    private func roundedToBF16(_ t: Tensor) -> Tensor {
-        let values = t.scalars
-        var halves = [UInt16](repeating: 0, count: values.count)
-        values.withUnsafeBufferPointer { x in
-            halves.withUnsafeMutableBufferPointer { y in pw_to_bf16_rows(x.baseAddress!, values.count, y.baseAddress!, 1, values.count) }
-        }
-        return Tensor(halves.map { Float(bitPattern: UInt32($0) << 16) }, shape: t.shape)
     }
 
     /// Under bf16 a convolution whose GEMM pays runs on a bf16 primitive: each pass equals the fp32

@@ -1,3 +1,4 @@
+import CPatchworkKernels
 import Foundation
 import XCTest
 import Patchwork
@@ -172,3 +173,20 @@ func assertTrainStep(_ model: ImageClassifier, _ x: Tensor, labels: [Int],
     for (key, g) in grads { XCTAssertTrue(g.scalars.allSatisfy(\.isFinite), key, file: file, line: line) }
     return grads
 }
+
+// MARK: bf16
+
+/// bf16 bits of `values` through the engine's conversion (round to nearest even).
+func toBF16(_ values: [Float]) -> [UInt16] {
+    var out = [UInt16](repeating: 0xDEAD, count: values.count)
+    values.withUnsafeBufferPointer { x in
+        out.withUnsafeMutableBufferPointer { y in pw_to_bf16_rows(x.baseAddress!, values.count, y.baseAddress!, 1, values.count) }
+    }
+    return out
+}
+
+/// The float a bf16 stands for.
+func widen(_ h: UInt16) -> Float { Float(bitPattern: UInt32(h) << 16) }
+
+/// `t` with every value rounded to the nearest bf16.
+func roundedToBF16(_ t: Tensor) -> Tensor { Tensor(toBF16(t.scalars).map(widen), shape: t.shape) }

@@ -257,11 +257,7 @@ enum DnnlConv {
         let copy = TensorStorage(count: (count + 1) / 2)
         withExtendedLifetime(copy) {
             let halves = UnsafeMutableRawPointer(copy.pointer).assumingMemoryBound(to: UInt16.self)
-            let chunk = 1 << 16
-            Parallel.forEach((count + chunk - 1) / chunk, costPerItem: chunk) { c in
-                let start = c * chunk, length = min(chunk, count - start)
-                pw_to_bf16_rows(values + start, length, halves + start, 1, length)
-            }
+            Kernels.roundToBF16(values, ld: count, halves, rows: 1, cols: count)
             body(UnsafeMutableRawPointer(halves))
         }
     }

@@ -157,8 +157,8 @@ enum BF16Gemm {
         withExtendedLifetime((aCopy, bCopy, scratch)) {
             let pa = UnsafeMutableRawPointer(aCopy.pointer).assumingMemoryBound(to: UInt16.self)
             let pb = UnsafeMutableRawPointer(bCopy.pointer).assumingMemoryBound(to: UInt16.self)
-            pw_to_bf16_rows(a, lda, pa, aRows, aCols)
-            pw_to_bf16_rows(b, ldb, pb, bRows, bCols)
+            Kernels.roundToBF16(a, ld: lda, pa, rows: aRows, cols: aCols)
+            Kernels.roundToBF16(b, ld: ldb, pb, rows: bRows, cols: bCols)
             var memories: [dnnl_memory_t?] = [nil, nil, nil, nil]
             defer { for memory in memories where memory != nil { dnnl_memory_destroy(memory) } }
             let md = entry.descriptors
@@ -184,5 +184,23 @@ enum BF16Gemm {
 
     private static func execCheck(_ status: dnnl_status_t, _ what: String, _ m: Int, _ n: Int, _ k: Int) {
         require(status == dnnl_success, "bf16 GEMM", "oneDNN matmul \(what) failed with status \(status.rawValue) for m=\(m) n=\(n) k=\(k)")
+    }
+}
+
+extension Kernels {
+    /// bf16 copies (round to nearest even, as `pw_to_bf16_rows`) of `rows` rows of `cols` floats,
+    /// row r starting at x + r·ld, written packed into y. Split over threads when large; the bf16
+    /// GEMM and the bf16 convolution primitives round their operands through here.
+    static func roundToBF16(_ x: UnsafePointer<Float>, ld: Int, _ y: UnsafeMutablePointer<UInt16>, rows: Int, cols: Int) {
+        if rows == 1 || ld == cols {
+            // Contiguous: split the flat range, whatever the row count.
+            Parallel.forChunks(rows * cols) { r in
+                pw_to_bf16_rows(x + r.lowerBound, r.count, y + r.lowerBound, 1, r.count)
+            }
+        } else {
+            Parallel.forChunks(rows, costPerItem: cols) { r in
+                pw_to_bf16_rows(x + r.lowerBound * ld, ld, y + r.lowerBound * cols, r.count, cols)
+            }
+        }
     }
 }
