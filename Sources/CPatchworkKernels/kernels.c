@@ -94,6 +94,28 @@ void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float
     }
 }
 
+void pw_layer_norm_rows(const float *x, float *y, long rows, long n, const float *w, const float *b, float eps,
+                        float *mean, float *rstd) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: layer_norm_rows_avx512(x, y, rows, n, w, b, eps, mean, rstd); return;
+    case PATH_AVX2: layer_norm_rows_avx2(x, y, rows, n, w, b, eps, mean, rstd); return;
+#endif
+    default: layer_norm_rows_baseline(x, y, rows, n, w, b, eps, mean, rstd); return;
+    }
+}
+
+void pw_layer_norm_backward_rows(const float *x, const float *g, const float *mean, const float *rstd,
+                                 const float *w, long rows, long n, float *gx, float *accW, float *accB) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: layer_norm_backward_rows_avx512(x, g, mean, rstd, w, rows, n, gx, accW, accB); return;
+    case PATH_AVX2: layer_norm_backward_rows_avx2(x, g, mean, rstd, w, rows, n, gx, accW, accB); return;
+#endif
+    default: layer_norm_backward_rows_baseline(x, g, mean, rstd, w, rows, n, gx, accW, accB); return;
+    }
+}
+
 void pw_max_pool_row(const float *image, float *out, int *indices, long w, long c, long y0, long y1,
                      const long *col_lo, const long *col_hi, long wo) {
     switch (pick_path()) {

@@ -216,6 +216,81 @@ static void ISA(softmax_rows)(const float *x, float *y, long rows, long n, int l
     }
 }
 
+// Layer norm of `rows` rows of n floats (NormalizationKernels.swift's layerNormRows): the mean, then
+// the sum of squared deviations from it (two passes, the row in L1 for the second), then
+// y = (x − mean)·rstd·w + b. Writes each row's mean and rstd = 1/√(var + eps).
+static void ISA(layer_norm_rows)(const float *x, float *y, long rows, long n, const float *w, const float *b,
+                                 float eps, float *mean, float *rstd) {
+    for (long r = 0; r < rows; r++) {
+        const float *src = x + r * n;
+        float *dst = y + r * n;
+        long i = 0;
+        v16 acc = ISA(splat)(0.0f);
+        for (; i + 16 <= n; i += 16) acc += *(const v16u *)(src + i);
+        float s = ISA(hsum)(acc);
+        for (; i < n; i++) s += src[i];
+        float m = s / (float)n;
+        v16 mv = ISA(splat)(m);
+        acc = ISA(splat)(0.0f);
+        for (i = 0; i + 16 <= n; i += 16) {
+            v16 d = *(const v16u *)(src + i) - mv;
+            acc = ISA(fma)(d, d, acc);
+        }
+        float s2 = ISA(hsum)(acc);
+        for (; i < n; i++) { float d = src[i] - m; s2 = __builtin_fmaf(d, d, s2); }
+        float rs = 1.0f / sqrtf(s2 / (float)n + eps);
+        mean[r] = m;
+        rstd[r] = rs;
+        v16 rv = ISA(splat)(rs);
+        for (i = 0; i + 16 <= n; i += 16) {
+            v16 xh = (*(const v16u *)(src + i) - mv) * rv;
+            *(v16u *)(dst + i) = ISA(fma)(xh, *(const v16u *)(w + i), *(const v16u *)(b + i));
+        }
+        for (; i < n; i++) dst[i] = __builtin_fmaf((src[i] - m) * rs, w[i], b[i]);
+    }
+}
+
+// Layer norm's backward over `rows` rows (NormalizationKernels.swift's layerNormBackward): with
+// x̂ = (x − mean)·rstd and gw = g·w, gx = rstd·(gw − mean(gw) − x̂·mean(gw·x̂)) when gx is not null;
+// Σ g·x̂ and Σ g per column added into accW and accB when they are not null.
+static void ISA(layer_norm_backward_rows)(const float *x, const float *g, const float *mean, const float *rstd,
+                                          const float *w, long rows, long n, float *gx, float *accW, float *accB) {
+    for (long r = 0; r < rows; r++) {
+        const float *xr = x + r * n, *gr = g + r * n;
+        v16 m = ISA(splat)(mean[r]), s = ISA(splat)(rstd[r]);
+        v16 sumG = ISA(splat)(0.0f), sumGX = ISA(splat)(0.0f);
+        long i = 0;
+        for (; i + 16 <= n; i += 16) {
+            v16 xh = (*(const v16u *)(xr + i) - m) * s, gv = *(const v16u *)(gr + i);
+            v16 gw = gv * *(const v16u *)(w + i);
+            sumG += gw;
+            sumGX = ISA(fma)(gw, xh, sumGX);
+            if (accW) {
+                *(v16u *)(accW + i) = ISA(fma)(gv, xh, *(v16u *)(accW + i));
+                *(v16u *)(accB + i) = *(v16u *)(accB + i) + gv;
+            }
+        }
+        float a = ISA(hsum)(sumG), bsum = ISA(hsum)(sumGX);
+        for (; i < n; i++) {
+            float xh = (xr[i] - mean[r]) * rstd[r], gw = gr[i] * w[i];
+            a += gw;
+            bsum = __builtin_fmaf(gw, xh, bsum);
+            if (accW) { accW[i] = __builtin_fmaf(gr[i], xh, accW[i]); accB[i] += gr[i]; }
+        }
+        if (!gx) continue;
+        float *out = gx + r * n;
+        v16 ma = ISA(splat)(a / (float)n), mb = ISA(splat)(bsum / (float)n);
+        for (i = 0; i + 16 <= n; i += 16) {
+            v16 xh = (*(const v16u *)(xr + i) - m) * s, gw = *(const v16u *)(gr + i) * *(const v16u *)(w + i);
+            *(v16u *)(out + i) = s * (gw - ma - xh * mb);
+        }
+        for (; i < n; i++) {
+            float xh = (xr[i] - mean[r]) * rstd[r], gw = gr[i] * w[i];
+            out[i] = rstd[r] * (gw - a / (float)n - xh * (bsum / (float)n));
+        }
+    }
+}
+
 // PoolKernels.swift's max, for one output row of one image: the max over each window of channels-last
 // [h, w, c] and the position (y·w + x) of its first maximum, NaN winning, as PyTorch.
 static void ISA(max_pool_row)(const float *image, float *out, int *indices, long w, long c, long y0, long y1,

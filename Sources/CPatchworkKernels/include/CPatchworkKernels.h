@@ -18,6 +18,17 @@ void pw_pullback(int op, const float *g, const float *x, float *y, long n);
 /// Softmax (or log-softmax) of scale·x over each of `rows` rows of `n` contiguous floats.
 void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float scale);
 
+/// Layer norm of `rows` rows of n contiguous floats: y = (x − mean)·rstd·w + b, each row's mean and
+/// rstd = 1/√(var + eps) written to mean[r] and rstd[r].
+void pw_layer_norm_rows(const float *x, float *y, long rows, long n, const float *w, const float *b, float eps,
+                        float *mean, float *rstd);
+
+/// Layer norm's backward over `rows` rows: gx (when not null) = rstd·(gw − mean(gw) − x̂·mean(gw·x̂)) with
+/// x̂ = (x − mean)·rstd and gw = g·w; when accW is not null, Σ g·x̂ and Σ g of each column are added
+/// into accW[0..<n] and accB[0..<n].
+void pw_layer_norm_backward_rows(const float *x, const float *g, const float *mean, const float *rstd,
+                                 const float *w, long rows, long n, float *gx, float *accW, float *accB);
+
 /// Max pooling of one output row of one channels-last [h, w, c] image: rows y0..<y1 of the input,
 /// columns col_lo[j]..<col_hi[j] for output column j; writes wo·c maxima and their positions y·w + x.
 void pw_max_pool_row(const float *image, float *out, int *indices, long w, long c, long y0, long y1,

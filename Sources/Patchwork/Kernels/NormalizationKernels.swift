@@ -1,3 +1,5 @@
+import CPatchworkKernels
+
 /// Kernels for layer, batch and group normalisation over channels-last data.
 ///
 /// Statistics are computed in two passes (the mean, then the sum of squared
@@ -14,32 +16,10 @@ extension Kernels {
                               weight w: UnsafePointer<Float>, bias b: UnsafePointer<Float>, eps: Float,
                               mean: UnsafeMutablePointer<Float>, rstd: UnsafeMutablePointer<Float>) {
         if n == 0 { return }
+        // The C kernel (CPatchworkKernels, with FMA and the running CPU's SIMD width).
         Parallel.forChunks(rows, costPerItem: n * 4) { range in
-            for r in range {
-                let src = x + r * n, dst = y + r * n
-                var i = 0
-                var acc = Vec(repeating: 0)
-                while i + 16 <= n { acc += loadVec(src + i); i += 16 }
-                var s = acc.sum()
-                while i < n { s += src[i]; i += 1 }
-                let m = s / Float(n)
-                let mv = Vec(repeating: m)
-                i = 0
-                var acc2 = Vec(repeating: 0)
-                while i + 16 <= n { let d = loadVec(src + i) - mv; acc2 += d * d; i += 16 }
-                var s2 = acc2.sum()
-                while i < n { let d = src[i] - m; s2 += d * d; i += 1 }
-                let rs = 1 / (s2 / Float(n) + eps).squareRoot()
-                mean[r] = m
-                rstd[r] = rs
-                let rv = Vec(repeating: rs)
-                i = 0
-                while i + 16 <= n {
-                    storeVec((loadVec(src + i) - mv) * rv * loadVec(w + i) + loadVec(b + i), dst + i)
-                    i += 16
-                }
-                while i < n { dst[i] = (src[i] - m) * rs * w[i] + b[i]; i += 1 }
-            }
+            let offset = range.lowerBound * n
+            pw_layer_norm_rows(x + offset, y + offset, range.count, n, w, b, eps, mean + range.lowerBound, rstd + range.lowerBound)
         }
     }
 
@@ -146,42 +126,8 @@ extension Kernels {
         Parallel.forEach(pieces, costPerItem: rows * n * 8 / pieces) { piece in
             let lo = rows * piece / pieces, hi = rows * (piece + 1) / pieces
             let accW = scratch + piece * 2 * n, accB = accW + n
-            for r in lo..<hi {
-                let xr = x + r * n, gr = g + r * n
-                let m = Vec(repeating: mean[r]), s = Vec(repeating: rstd[r])
-                var sumG = Vec(repeating: 0), sumGX = Vec(repeating: 0)
-                var i = 0
-                while i + 16 <= n {
-                    let xh = (loadVec(xr + i) - m) * s, gv = loadVec(gr + i), gw = gv * loadVec(w + i)
-                    sumG += gw; sumGX += gw * xh
-                    if wantColumns {
-                        storeVec(loadVec(accW + i) + gv * xh, accW + i)
-                        storeVec(loadVec(accB + i) + gv, accB + i)
-                    }
-                    i += 16
-                }
-                var a = sumG.sum(), b = sumGX.sum()
-                while i < n {
-                    let xh = (xr[i] - mean[r]) * rstd[r], gw = gr[i] * w[i]
-                    a += gw; b += gw * xh
-                    if wantColumns { accW[i] += gr[i] * xh; accB[i] += gr[i] }
-                    i += 1
-                }
-                guard let gx else { continue }
-                let out = gx + r * n
-                let ma = Vec(repeating: a / Float(n)), mb = Vec(repeating: b / Float(n))
-                i = 0
-                while i + 16 <= n {
-                    let xh = (loadVec(xr + i) - m) * s, gw = loadVec(gr + i) * loadVec(w + i)
-                    storeVec(s * (gw - ma - xh * mb), out + i)
-                    i += 16
-                }
-                while i < n {
-                    let xh = (xr[i] - mean[r]) * rstd[r], gw = gr[i] * w[i]
-                    out[i] = rstd[r] * (gw - a / Float(n) - xh * b / Float(n))
-                    i += 1
-                }
-            }
+            pw_layer_norm_backward_rows(x + lo * n, g + lo * n, mean + lo, rstd + lo, w, hi - lo, n,
+                                        gx.map { $0 + lo * n }, wantColumns ? accW : nil, wantColumns ? accB : nil)
         }
         for (target, offset) in [(dw, 0), (db, n)] {
             guard let target else { continue }
