@@ -94,6 +94,17 @@ void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float
     }
 }
 
+void pw_softmax_add_rows(const float *x, const float *a, float *y, long rows, long n, float scale, long first,
+                         long period) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: softmax_add_rows_avx512(x, a, y, rows, n, scale, first, period); return;
+    case PATH_AVX2: softmax_add_rows_avx2(x, a, y, rows, n, scale, first, period); return;
+#endif
+    default: softmax_add_rows_baseline(x, a, y, rows, n, scale, first, period); return;
+    }
+}
+
 void pw_layer_norm_rows(const float *x, float *y, long rows, long n, const float *w, const float *b, float eps,
                         float *mean, float *rstd) {
     switch (pick_path()) {

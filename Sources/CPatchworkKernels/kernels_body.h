@@ -216,6 +216,51 @@ static void ISA(softmax_rows)(const float *x, float *y, long rows, long n, int l
     }
 }
 
+// softmax(scale·x + a) over rows of n floats (attention's scores plus a bias or mask). Row r is row
+// first + r of the whole tensor and adds addend row (first + r) mod period: the addend repeats over x's
+// leading dimensions. scale·x + a goes into y in the max pass; exp and the normalisation then run in place.
+static void ISA(softmax_add_rows)(const float *x, const float *a, float *y, long rows, long n, float scale,
+                                  long first, long period) {
+    if (n == 0) return;
+    v16 sv = ISA(splat)(scale);
+    for (long r = 0; r < rows; r++) {
+        const float *src = x + r * n, *add = a + ((first + r) % period) * n;
+        float *dst = y + r * n;
+        long i = 0;
+        v16 vmax = ISA(splat)(-INFINITY);
+        for (; i + 16 <= n; i += 16) {
+            v16 v = ISA(fma)(*(const v16u *)(src + i), sv, *(const v16u *)(add + i));
+            *(v16u *)(dst + i) = v;
+            vmax = ISA(select)(v > vmax, v, vmax);
+        }
+        float m = vmax[0];
+        for (int k = 1; k < 16; k++) m = vmax[k] >= m ? vmax[k] : m;
+        for (; i < n; i++) {
+            float v = __builtin_fmaf(src[i], scale, add[i]);
+            dst[i] = v;
+            m = v >= m ? v : m;
+        }
+        v16 mv = ISA(splat)(m);
+        v16 acc = ISA(splat)(0.0f);
+        for (i = 0; i + 16 <= n; i += 16) {
+            v16 e = ISA(exp)(*(v16u *)(dst + i) - mv);
+            *(v16u *)(dst + i) = e;
+            acc += e;
+        }
+        if (i < n) {  // tail: pad with -inf, whose exponential is exactly 0
+            v16 t = ISA(splat)(-INFINITY);
+            for (long k = 0; k < n - i; k++) t[k] = dst[i + k] - m;
+            v16 e = ISA(exp)(t);
+            for (long k = 0; k < n - i; k++) dst[i + k] = e[k];
+            acc += e;
+        }
+        float inv = 1.0f / ISA(hsum)(acc);
+        v16 iv = ISA(splat)(inv);
+        for (i = 0; i + 16 <= n; i += 16) *(v16u *)(dst + i) = *(v16u *)(dst + i) * iv;
+        for (; i < n; i++) dst[i] *= inv;
+    }
+}
+
 // Layer norm of `rows` rows of n floats (NormalizationKernels.swift's layerNormRows): the mean, then
 // the sum of squared deviations from it (two passes, the row in L1 for the second), then
 // y = (x − mean)·rstd·w + b. Writes each row's mean and rstd = 1/√(var + eps).

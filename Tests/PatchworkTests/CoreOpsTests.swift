@@ -78,6 +78,28 @@ final class CoreOpsTests: XCTestCase {
         checkGradients([x * 0.3], "scaled softmax") { ($0[0].softmax(scale: scale) * w).sum() }
     }
 
+    /// softmax(scale:adding:) against adding first: an addend repeated over the leading dimensions (the
+    /// fused kernel, rows across threads, a length that is not a multiple of 16), one with leading 1s,
+    /// one whose broadcast the kernel does not take (the composite path), and gradients of both inputs.
+    func testSoftmaxAddingEqualsSoftmaxOfTheSum() {
+        let x = Tensor.randomNormal([6, 4, 33, 49], std: 3, generator: Generator(seed: 7))
+        let w = Tensor.randomNormal([6, 4, 33, 49], generator: Generator(seed: 8))
+        let scale: Float = 0.2
+        for (name, addend) in [("trailing", Tensor.randomNormal([4, 33, 49], generator: Generator(seed: 9))),
+                               ("leading ones", Tensor.randomNormal([1, 1, 33, 49], generator: Generator(seed: 10))),
+                               ("mask of -100s", Tensor.randomUniform([33, 49], generator: Generator(seed: 11)).greater(0.7) * -100),
+                               ("other broadcast", Tensor.randomNormal([6, 1, 33, 49], generator: Generator(seed: 12)))] {
+            let fused = x.softmax(scale: scale, adding: addend), composite = (x * scale + addend).softmax(axis: -1)
+            assertClose(fused, composite, atol: 1e-6, rtol: 1e-5, "\(name): values")
+            let gf = valueAndGradient(at: [x, addend]) { ($0[0].softmax(scale: scale, adding: $0[1]) * w).sum() }.gradients
+            let gc = valueAndGradient(at: [x, addend]) { (($0[0] * scale + $0[1]).softmax(axis: -1) * w).sum() }.gradients
+            assertClose(gf[0], gc[0], atol: 1e-6, rtol: 1e-4, "\(name): gradient of x")
+            assertClose(gf[1], gc[1], atol: 1e-5, rtol: 1e-4, "\(name): gradient of the addend")
+        }
+        let small = Tensor.randomNormal([2, 3, 5], generator: Generator(seed: 13)), bias = Tensor.randomNormal([3, 5], generator: Generator(seed: 14))
+        checkGradients([small, bias], "softmax adding") { ($0[0].softmax(scale: 0.5, adding: $0[1]) * small).sum() }
+    }
+
     func testBinaryGradientsWithBroadcasting() {
         let a = Tensor.randomNormal([2, 3, 4], generator: Generator(seed: 1))
         let b = Tensor.randomNormal([3, 1], generator: Generator(seed: 2)) + 3

@@ -18,6 +18,11 @@ void pw_pullback(int op, const float *g, const float *x, float *y, long n);
 /// Softmax (or log-softmax) of scale·x over each of `rows` rows of `n` contiguous floats.
 void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float scale);
 
+/// softmax(scale·x + a) over each of `rows` rows of `n` contiguous floats, row r adding row
+/// (first + r) mod period of the addend a (period rows of n floats, repeated over x's leading dimensions).
+void pw_softmax_add_rows(const float *x, const float *a, float *y, long rows, long n, float scale, long first,
+                         long period);
+
 /// Layer norm of `rows` rows of n contiguous floats: y = (x − mean)·rstd·w + b, each row's mean and
 /// rstd = 1/√(var + eps) written to mean[r] and rstd[r].
 void pw_layer_norm_rows(const float *x, float *y, long rows, long n, const float *w, const float *b, float eps,

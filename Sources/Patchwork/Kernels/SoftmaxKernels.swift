@@ -20,6 +20,17 @@ extension Kernels {
             pw_softmax_rows(x + range.lowerBound * n, y + range.lowerBound * n, range.count, n, log ? 1 : 0, scale)
         }
     }
+
+    /// y = softmax(scale·x + a) for each of `rows` rows of `n` floats, row r adding row r mod `period`
+    /// of `a` (`period` rows of n floats): a bias or mask repeated over the scores' leading dimensions.
+    static func softmaxRowsAdding(_ x: UnsafePointer<Float>, _ a: UnsafePointer<Float>, period: Int,
+                                  _ y: UnsafeMutablePointer<Float>, rows: Int, length n: Int, scale: Float) {
+        if n == 0 || rows == 0 { return }
+        Parallel.forChunks(rows, costPerItem: n * 12) { range in
+            pw_softmax_add_rows(x + range.lowerBound * n, a, y + range.lowerBound * n, range.count, n, scale,
+                                range.lowerBound, period)
+        }
+    }
 }
 
 @inline(__always) private func loadVec(_ p: UnsafePointer<Float>) -> Vec { UnsafeRawPointer(p).loadUnaligned(as: Vec.self) }

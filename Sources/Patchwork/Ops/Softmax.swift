@@ -17,6 +17,34 @@ extension Tensor {
         return softmaxLike(axis: -1, log: false, scale: scale)
     }
 
+    /// softmax(scale·x + addend) along the last axis in one kernel, without the summed scores: attention's
+    /// scores plus a relative-position bias or a window mask. `addend` repeats over x's leading dimensions:
+    /// its shape, without leading 1s, is x's trailing dimensions (e.g. [heads, Nq, Nk] against
+    /// [G, heads, Nq, Nk]). Any other broadcast adds first and takes the plain softmax. `scale` > 0.
+    public func softmax(scale: Float, adding addend: Tensor) -> Tensor {
+        guard scale > 0 else { fail("softmax", "scale must be positive, got \(scale)") }
+        guard rank > 0 else { fail("softmax", "needs a tensor with at least one dimension, got a scalar (shape \(shape))") }
+        var trailing = addend.shape
+        while trailing.count > 1 && trailing.first == 1 { trailing.removeFirst() }
+        guard !trailing.isEmpty, trailing.count <= rank, Array(shape.suffix(trailing.count)) == trailing else {
+            return ((scale == 1 ? self : self * scale) + addend).softmax()
+        }
+        let x = contiguous(recordingGrad: false), a = addend.contiguous(recordingGrad: false)
+        let y = Tensor(uninitializedShape: shape)
+        let n = shape[rank - 1]
+        if y.count > 0 {
+            Kernels.softmaxRowsAdding(x.base, a.base, period: a.count / n, y.base, rows: y.count / n, length: n, scale: scale)
+        }
+        let inputNeedsGrad = requiresGrad, addendNeedsGrad = addend.requiresGrad, addendShape = addend.shape
+        return Tensor.recordUsingOutput("softmax_add", y, [self, addend]) { g, y in
+            // d/d(scale·x + a) is softmax's pullback; x's gradient is that times scale, a's is it summed
+            // over the dimensions a repeats along.
+            guard addendNeedsGrad else { return [Tensor.softmaxPullback(g, y, scale: scale), nil] }
+            let dz = Tensor.softmaxPullback(g, y, scale: 1)
+            return [inputNeedsGrad ? (scale == 1 ? dz : dz * scale) : nil, dz.summed(toShape: addendShape)]
+        }
+    }
+
     /// x − log Σ e^x along `axis` (default: the last), computed without overflow.
     public func logSoftmax(axis: Int = -1) -> Tensor { softmaxLike(axis: axis, log: true, scale: 1) }
 

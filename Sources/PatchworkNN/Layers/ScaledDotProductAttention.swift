@@ -16,18 +16,25 @@ public func attentionProbabilities(q: Tensor, k: Tensor, scale: Float, bias: Ten
         // one pass with no scaled copy of the [G, heads, Nq, Nk] scores (a measured speed-up).
         return matmul(q, k.transposed()).softmax(scale: scale)
     }
-    // The bias must be added after scaling. Scale q rather than the scores: q [.., Nq, d]
-    // is smaller than the scores [.., Nq, Nk] whenever d < Nk, as in every family here.
-    var logits = matmul(q * scale, k.transposed())
-    if let bias { logits = logits + bias }
-    if let mask {
-        let g = logits.shape[0], heads = logits.shape[1], nq = logits.shape[2], nk = logits.shape[3], nW = mask.shape[0]
-        guard g % nW == 0, mask.shape == [nW, nq, nk] else {
-            fail("attention", "mask \(mask.shape) does not fit scores \(logits.shape) ([nW, Nq, Nk] with G a multiple of nW)")
-        }
-        logits = (logits.reshaped([g / nW, nW, heads, nq, nk]) + mask.reshaped([1, nW, 1, nq, nk])).reshaped([g, heads, nq, nk])
+    // The bias and mask are added inside the softmax kernel (`softmax(scale:adding:)`), without a
+    // summed copy of the [G, heads, Nq, Nk] scores.
+    let scores = matmul(q, k.transposed())
+    guard let mask else { return scores.softmax(scale: scale, adding: bias!) }
+    let g = scores.shape[0], heads = scores.shape[1], nq = scores.shape[2], nk = scores.shape[3], nW = mask.shape[0]
+    guard g % nW == 0, mask.shape == [nW, nq, nk] else {
+        fail("attention", "mask \(mask.shape) does not fit scores \(scores.shape) ([nW, Nq, Nk] with G a multiple of nW)")
     }
-    return logits.softmax(axis: -1)
+    // The windows of one image are consecutive: the scores are [B, nW, heads, Nq, Nk], and the mask, with a
+    // bias that is the same for every window ([heads, Nq, Nk] or smaller), is one [nW, heads, Nq, Nk]
+    // addend repeated over the images.
+    let windowMask = mask.reshaped([nW, 1, nq, nk])
+    let images = scores.reshaped([g / nW, nW, heads, nq, nk])
+    guard let bias else { return images.softmax(scale: scale, adding: windowMask).reshaped([g, heads, nq, nk]) }
+    if bias.shape.drop(while: { $0 == 1 }).count <= 3 {
+        return images.softmax(scale: scale, adding: bias + windowMask).reshaped([g, heads, nq, nk])
+    }
+    let biased = (scores * scale + bias).reshaped([g / nW, nW, heads, nq, nk])
+    return biased.softmax(scale: 1, adding: windowMask).reshaped([g, heads, nq, nk])
 }
 
 /// The shared core of every attention layer: softmax(q·kᵀ·scale + bias + mask) · v.
