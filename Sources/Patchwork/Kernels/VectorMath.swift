@@ -10,7 +10,7 @@ import CPatchworkKernels
 public typealias Vec = SIMD16<Float>
 
 public enum VectorMath {
-    /// e^x. Underflows to 0 below -87.3; saturates near Float.greatestFiniteMagnitude above 88.7.
+    /// e^x. Underflows to 0 below -87.3; +inf from about 88.38, where x·log2(e) rounds to 128.
     @inline(__always)
     public static func exp(_ x: Vec) -> Vec { kernel(Int32(PW_EXP), x) }
 
