@@ -19,7 +19,11 @@ for spec in "$@"; do
   read -r name mode precision <<< "$spec"
   [ -n "${precision:-}" ] || { echo "profile-rows.sh: '$spec' is not \"CASE MODE PRECISION\"" >&2; exit 64; }
   base="$out/$name-$mode-$precision"
-  perf record -q -F 999 -g -o "$base.data" "$PATCHWORK" bench "$name" --mode "$mode" --precision "$precision" > "$base.bench" 2>&1
+  if ! perf record -q -F 999 -g -o "$base.data" "$PATCHWORK" bench "$name" --mode "$mode" --precision "$precision" \
+       > "$base.bench" 2>&1; then
+    echo "profile-rows.sh: '$spec' failed:" >&2; cat "$base.bench" >&2
+    rm -f "$base.data" "$base.data.old" "$base.bench"; exit 1
+  fi
   {
     echo "== $name $mode $precision"; grep img/s "$base.bench"
     echo "-- by object"
