@@ -18,10 +18,20 @@ public final class GradNode: @unchecked Sendable {
     /// Leaves only: the accumulated gradient after `backward()`.
     public var grad: Tensor?
 
+    /// A piece of a split (`Tensor.split`): its gradient goes to `whole`, which assembles the
+    /// gradients of all its pieces into one gradient of the source.
+    let piece: (whole: GradNode, index: Int)?
+    /// A split's node: builds the source's gradient from the pieces' gradients (nil for a piece
+    /// no gradient reached), so the source gets one gradient written once, not one zero-filled,
+    /// source-sized gradient per piece added together.
+    let assemble: (([Tensor?]) -> Tensor)?
+    let pieceCount: Int
+
     public var isLeaf: Bool { pullback == nil && op == "leaf" }
 
     init(leaf: ()) {
         op = "leaf"; inputs = []; pullback = nil; savedOutput = nil
+        piece = nil; assemble = nil; pieceCount = 0
     }
 
     init(op: String, inputs: [GradNode?], savedOutput: Tensor?, pullback: @escaping (Tensor, Tensor) -> [Tensor?]) {
@@ -29,6 +39,20 @@ public final class GradNode: @unchecked Sendable {
         self.inputs = inputs
         self.pullback = pullback
         self.savedOutput = savedOutput.map { ($0.storage, $0.shape, $0.strides, $0.offset) }
+        piece = nil; assemble = nil; pieceCount = 0
+    }
+
+    /// The node of a split of `source` into `pieces` pieces; its gradient is `assemble`d from theirs.
+    init(split source: GradNode, pieces: Int, assemble: @escaping ([Tensor?]) -> Tensor) {
+        op = "split"; inputs = [source]; savedOutput = nil
+        pullback = { g, _ in [g] }
+        piece = nil; self.assemble = assemble; pieceCount = pieces
+    }
+
+    /// The node of piece `index` of the split `whole`.
+    init(pieceOf whole: GradNode, index: Int) {
+        op = "split_piece"; inputs = [whole]; pullback = nil; savedOutput = nil
+        piece = (whole, index); assemble = nil; pieceCount = 0
     }
 }
 
@@ -144,10 +168,23 @@ enum Autograd {
         defer { GradMode.enabled = previous }
 
         var grads: [ObjectIdentifier: Tensor] = [ObjectIdentifier(root): seedGrad]
+        // The gradients of split pieces, by split node, until that node (after all its pieces in
+        // this order, since they depend on it) assembles them.
+        var pieceGrads: [ObjectIdentifier: [Tensor?]] = [:]
         var reached: [ObjectIdentifier: (GradNode, Tensor)] = [:]
         for node in order.reversed() {
             let key = ObjectIdentifier(node)
-            guard let g = grads.removeValue(forKey: key) else { continue }
+            if let piece = node.piece, !stopAt.contains(key) {
+                if let g = grads.removeValue(forKey: key) {
+                    pieceGrads[ObjectIdentifier(piece.whole), default: Array(repeating: nil, count: piece.whole.pieceCount)][piece.index] = g
+                }
+                continue
+            }
+            var gradient = grads.removeValue(forKey: key)
+            if gradient == nil, let assemble = node.assemble, let pieces = pieceGrads.removeValue(forKey: key) {
+                gradient = assemble(pieces)
+            }
+            guard let g = gradient else { continue }
             guard let pullback = node.pullback, !stopAt.contains(key) else {
                 reached[key] = (node, g)
                 continue

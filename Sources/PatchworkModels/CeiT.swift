@@ -105,11 +105,11 @@ public final class CeiTAttention: Module, AttentionRecording {
             q = linear(last, weight: w.sliced(axis: 0, start: 0, end: d), bias: bias?.sliced(axis: 0, start: 0, end: d))
                 .reshaped([b, 1, heads, hd]).permuted([0, 2, 1, 3])
             let kv = linear(x, weight: w.sliced(axis: 0, start: d), bias: bias?.sliced(axis: 0, start: d))
-                .reshaped([b, n, 2, heads, hd]).permuted([2, 0, 3, 1, 4])
-            k = kv.selecting(axis: 0, index: 0); v = kv.selecting(axis: 0, index: 1)
+                .reshaped([b, n, 2, heads, hd]).permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
+            k = kv[0]; v = kv[1]
         } else {
-            let t = qkv(x).reshaped([b, n, 3, heads, hd]).permuted([2, 0, 3, 1, 4])
-            q = t.selecting(axis: 0, index: 0); k = t.selecting(axis: 0, index: 1); v = t.selecting(axis: 0, index: 2)
+            let t = qkv(x).reshaped([b, n, 3, heads, hd]).permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
+            q = t[0]; k = t[1]; v = t[2]
         }
         let (mixed, probabilities) = scaledDotProductAttention(
             q: q, k: k, v: v, scale: scale, dropout: attnDrop, recorder: recorder,

@@ -108,8 +108,8 @@ public final class GPSA: Module, AttentionRecording {
         guard n == relIndices.shape[0] else {
             fail("GPSA", "\(n) tokens, but the layer was built for a \(grid.0)x\(grid.1) patch grid")
         }
-        let qk = self.qk(x).reshaped([b, n, 2, heads, c / heads]).permuted([2, 0, 3, 1, 4])
-        let q = qk.selecting(axis: 0, index: 0), k = qk.selecting(axis: 0, index: 1)
+        let qk = self.qk(x).reshaped([b, n, 2, heads, c / heads]).permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
+        let q = qk[0], k = qk[1]
         // The positional scores do not depend on the batch: [N, N, heads] → [1, heads, N, N].
         let positional = posProj(relIndices).permuted([2, 0, 1]).softmax(axis: -1).unsqueezed(axis: 0)
         let patch = attentionProbabilities(q: q, k: k, scale: scale)

@@ -140,8 +140,9 @@ public final class CvTSelfAttention: Module, AttentionRecording {
         var classToken: Tensor?
         var tokens = x
         if withClassToken {
-            classToken = x.sliced(axis: 1, start: 0, end: 1)
-            tokens = x.sliced(axis: 1, start: 1)
+            let parts = x.split(sizes: [1, x.shape[1] - 1], axis: 1)
+            classToken = parts[0]
+            tokens = parts[1]
         }
         guard tokens.shape[1] == height * width else {
             fail("CvTSelfAttention", "\(tokens.shape[1]) tokens do not fill a \(height)x\(width) grid")
@@ -262,7 +263,8 @@ public final class CvTStage: Module {
     func split(_ t: Tensor, height: Int, width: Int) -> (map: Tensor, classToken: Tensor?) {
         let b = t.shape[0], c = t.shape[2]
         guard clsToken != nil else { return (t.reshaped([b, height, width, c]), nil) }
-        return (t.sliced(axis: 1, start: 1).reshaped([b, height, width, c]), t.sliced(axis: 1, start: 0, end: 1))
+        let parts = t.split(sizes: [1, t.shape[1] - 1], axis: 1)
+        return (parts[1].reshaped([b, height, width, c]), parts[0])
     }
 
     /// The last layer's tokens [B, (1 +) h·w, C] and the grid.

@@ -187,9 +187,8 @@ public final class LeViTAttention: Module, AttentionRecording {
             fail("LeViTAttention", "\(n) tokens; the layer was built for a \(resolution.0)x\(resolution.1) grid")
         }
         let qkv = self.qkv(x).reshaped([b, n, heads, 2 * keyDim + valueDim])
-        let q = qkv.sliced(axis: 3, start: 0, end: keyDim).permuted([0, 2, 1, 3])
-        let k = qkv.sliced(axis: 3, start: keyDim, end: 2 * keyDim).permuted([0, 2, 1, 3])
-        let v = qkv.sliced(axis: 3, start: 2 * keyDim).permuted([0, 2, 1, 3])
+            .split(sizes: [keyDim, keyDim, valueDim], axis: 3).map { $0.permuted([0, 2, 1, 3]) }
+        let q = qkv[0], k = qkv[1], v = qkv[2]
         let bias = biasTable()
         return proj(scaledDotProductAttention(q: q, k: k, v: v, scale: scale, bias: bias, recorder: recorder,
                                               queryPositions: levitPositions(resolution: resolution, stride: 1),
@@ -243,8 +242,8 @@ public final class LeViTAttentionDownsample: Module, AttentionRecording {
         }
         let nq = queryResolution.0 * queryResolution.1
         let kv = self.kv(x).reshaped([b, n, heads, keyDim + valueDim])
-        let k = kv.sliced(axis: 3, start: 0, end: keyDim).permuted([0, 2, 1, 3])
-        let v = kv.sliced(axis: 3, start: keyDim).permuted([0, 2, 1, 3])
+            .split(sizes: [keyDim, valueDim], axis: 3).map { $0.permuted([0, 2, 1, 3]) }
+        let k = kv[0], v = kv[1]
         let query = q(x).reshaped([b, nq, heads, keyDim]).permuted([0, 2, 1, 3])
         let bias = biasTable()
         return proj(scaledDotProductAttention(q: query, k: k, v: v, scale: scale, bias: bias, recorder: recorder,

@@ -501,10 +501,10 @@ public final class MaxxAttention: Module, AttentionRecording {
                  + "(the model was built for another image size)")
         }
         let t = qkv(x)
-        let parts = headFirst ? t.reshaped([g, n, heads, 3, dimHead]).permuted([3, 0, 2, 1, 4])
-                              : t.reshaped([g, n, 3, heads, dimHead]).permuted([2, 0, 3, 1, 4])
+        let parts = (headFirst ? t.reshaped([g, n, heads, 3, dimHead]).permuted([3, 0, 2, 1, 4])
+                               : t.reshaped([g, n, 3, heads, dimHead]).permuted([2, 0, 3, 1, 4])).unbound(axis: 0)
         let (mixed, _) = scaledDotProductAttention(
-            q: parts.selecting(axis: 0, index: 0), k: parts.selecting(axis: 0, index: 1), v: parts.selecting(axis: 0, index: 2),
+            q: parts[0], k: parts[1], v: parts[2],
             scale: scale, bias: relPos?.bias(), dropout: attnDrop, recorder: recorder,
             queryPositions: positions() ?? AttentionMap.gridPositions(height: h, width: w),
             keyPositions: positions() ?? AttentionMap.gridPositions(height: h, width: w))

@@ -112,8 +112,8 @@ public final class P2TPoolingAttention: Module, AttentionRecording {
         }
         let keysIn = norm(pools.count == 1 ? pools[0] : concat(pools, axis: 1))
         let m = keysIn.shape[1]
-        let kvs = kv(keysIn).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4])
-        let key = kvs.selecting(axis: 0, index: 0), value = kvs.selecting(axis: 0, index: 1)
+        let kvs = kv(keysIn).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
+        let key = kvs[0], value = kvs[1]
         let (mixed, _) = scaledDotProductAttention(
             q: query, k: key, v: value, scale: scale, recorder: recorder,
             queryPositions: AttentionMap.gridPositions(height: height, width: width),

@@ -92,8 +92,8 @@ public final class PvtV2Attention: Module, AttentionRecording {
         }
         let m = source.shape[1]
         // [B, M, 2, heads, hd] → [2, B, heads, M, hd]
-        let kvs = kv(source).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4])
-        let k = kvs.selecting(axis: 0, index: 0), v = kvs.selecting(axis: 0, index: 1)
+        let kvs = kv(source).reshaped([b, m, 2, heads, hd]).permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
+        let k = kvs[0], v = kvs[1]
         let (mixed, _) = scaledDotProductAttention(
             q: query, k: k, v: v, scale: scale, dropout: attnDrop, recorder: recorder,
             queryPositions: AttentionMap.gridPositions(height: h, width: w), keyPositions: keyPositions(height: h, width: w))

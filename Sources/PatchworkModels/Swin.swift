@@ -76,10 +76,10 @@ public enum SwinWindows {
         let g = x.shape[0], n = x.shape[1]
         let fused = qkv(x)
         // [G, N, 3, heads, d] → [3, G, heads, N, d]
-        let parts = fused.reshaped([g, n, 3, heads, fused.shape[2] / (3 * heads)]).permuted([2, 0, 3, 1, 4])
+        let parts = fused.reshaped([g, n, 3, heads, fused.shape[2] / (3 * heads)]).permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
         let bias = table.indexSelect(axis: 0, indices: index).reshaped([n, n, heads]).permuted([2, 0, 1]).unsqueezed(axis: 0)
         return scaledDotProductAttention(
-            q: parts.selecting(axis: 0, index: 0), k: parts.selecting(axis: 0, index: 1), v: parts.selecting(axis: 0, index: 2),
+            q: parts[0], k: parts[1], v: parts[2],
             scale: scale, bias: bias, mask: mask, dropout: dropout, recorder: recorder,
             queryPositions: positions(), keyPositions: positions()).output
     }

@@ -87,9 +87,9 @@ public final class ViTCMultiheadAttention: Module, AttentionRecording {
         let b = x.shape[0], n = x.shape[1], d = x.shape[2]
         // One GEMM for q, k, v; [B, N, 3, heads, hd] → [3, B, heads, N, hd].
         let qkv = linear(x, weight: inProjWeight, bias: inProjBias)
-            .reshaped([b, n, 3, heads, d / heads]).permuted([2, 0, 3, 1, 4])
+            .reshaped([b, n, 3, heads, d / heads]).permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
         let (mixed, probabilities) = scaledDotProductAttention(
-            q: qkv.selecting(axis: 0, index: 0), k: qkv.selecting(axis: 0, index: 1), v: qkv.selecting(axis: 0, index: 2),
+            q: qkv[0], k: qkv[1], v: qkv[2],
             scale: scale, recorder: recorder, queryPositions: tokenPositions, keyPositions: tokenPositions)
         return (outProj(mixed), returnAttention ? probabilities : nil)
     }

@@ -61,6 +61,53 @@ final class ShapeSamplingTests: XCTestCase {
         XCTAssertEqual(s[1].scalars, a.sliced(axis: 1, start: 1, end: 2).scalars)
     }
 
+    /// `split`/`unbound` pieces share one gradient node that writes the source's gradient once:
+    /// the same values as slicing each piece on its own, for pieces used twice, unused, or alone.
+    func testSplitPiecesShareOneGradient() {
+        let g = Generator(seed: 42)
+        // A qkv product [B, N, 3, heads, d] viewed as [3, B, heads, N, d], as attention does.
+        let x = Tensor.randomNormal([2, 5, 3, 2, 4], generator: g)
+        let w = Tensor.randomNormal([2, 2, 5, 4], generator: g)
+        func objective(_ q: Tensor, _ k: Tensor, _ v: Tensor) -> Tensor {
+            (q * w).sum() + (k * v).sum() + (q * q).sum()
+        }
+        let viaSplit = valueAndGradient(at: [x]) { x in
+            let p = x[0].permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
+            return objective(p[0], p[1], p[2])
+        }
+        let viaSlices = valueAndGradient(at: [x]) { x in
+            let t = x[0].permuted([2, 0, 3, 1, 4])
+            return objective(t.selecting(axis: 0, index: 0), t.selecting(axis: 0, index: 1), t.selecting(axis: 0, index: 2))
+        }
+        assertClose(viaSplit.value, viaSlices.value, atol: 0, rtol: 0, "value")
+        assertClose(viaSplit.gradients[0], viaSlices.gradients[0], atol: 0, rtol: 0, "gradient")
+        // Laid out like the permuted source, so un-permuting the gradient needs no copy.
+        XCTAssertTrue(viaSplit.gradients[0].isContiguous, "the assembled gradient follows the source's memory order")
+
+        // Pieces no gradient reaches get zeros; a piece as the root of backward works alone.
+        let onlyMiddle = valueAndGradient(at: [x]) { x in (x[0].unbound(axis: 2)[1] * 2).sum() }.gradients[0]
+        let expected = stack([Tensor.zeros([2, 5, 2, 4]), Tensor.full([2, 5, 2, 4], 2), Tensor.zeros([2, 5, 2, 4])], axis: 2)
+        assertClose(onlyMiddle, expected, atol: 0, rtol: 0, "unused pieces")
+        let leaf = x.requiringGrad()
+        leaf.split(sizes: [2, 3], axis: 1)[1].backward(seed: Tensor.ones([2, 3, 3, 2, 4]))
+        XCTAssertEqual(leaf.grad!.sum().item(), Float(2 * 3 * 3 * 2 * 4))
+        XCTAssertEqual(leaf.grad!.sliced(axis: 1, start: 0, end: 2).abs().sum().item(), 0)
+
+        // Finite differences: a strided (non-dense) source, and the second derivative through a split.
+        let a = Tensor.randomNormal([3, 8, 5], generator: g)
+        checkGradients([a], "split of a strided view") { x in
+            let p = x[0].sliced(axis: 1, start: 1, step: 2).split(sizes: [1, 3], axis: 1)
+            return concat([p[1] * p[1], p[0]], axis: 1)
+        }
+        let v = Tensor.randomNormal([3, 8, 5], generator: g)
+        checkGradients([v], "split backward") { gs in
+            valueAndGradient(at: [a], createGraph: true) { x in
+                let p = x[0].split(sizes: [3, 5], axis: 1)
+                return (concat([p[1] * p[1], p[0]], axis: 1) * gs[0]).sum()
+            }.gradients[0]
+        }
+    }
+
     func testIndexSelectAndGatherGradients() {
         let g = Generator(seed: 41)
         let table = Tensor.randomNormal([5, 3], generator: g)

@@ -56,16 +56,73 @@ public func stack(_ tensors: [Tensor], axis: Int = 0) -> Tensor {
 extension Tensor {
     /// Consecutive pieces of the given sizes along `axis` (views, as torch.split
     /// with a list); the sizes must add up to the size of `axis`.
+    ///
+    /// The pieces share one gradient node: backward writes the source's gradient once, laid out
+    /// like the source, from all the pieces' gradients (attention's q, k and v from one qkv
+    /// product), instead of a zero-filled source-sized gradient per piece, summed.
     public func split(sizes: [Int], axis: Int) -> [Tensor] {
         let ax = normalizeAxis(axis, rank: rank, op: "split", shape: shape)
         guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == shape[ax] else {
             fail("split", "sizes \(sizes) do not add up to \(shape[ax]), the size of axis \(axis) of shape \(shape)")
         }
+        var starts: [Int] = []
         var start = 0
-        return sizes.map { n in
-            defer { start += n }
-            return sliced(axis: ax, start: start, end: start + n)
+        for n in sizes { starts.append(start); start += n }
+        var pieces = zip(starts, sizes).map { start, n in
+            var pieceShape = shape
+            pieceShape[ax] = n
+            return Tensor(storage: storage, shape: pieceShape, strides: strides, offset: offset + start * strides[ax])
         }
+        guard GradMode.enabled, let source = node else { return pieces }
+        let sourceShape = shape, sourceStrides = strides
+        let whole = GradNode(split: source, pieces: pieces.count) { grads in
+            Tensor.assembleSplitGradient(grads, shape: sourceShape, layoutLike: sourceStrides, axis: ax, starts: starts)
+        }
+        for i in pieces.indices { pieces[i].node = GradNode(pieceOf: whole, index: i) }
+        return pieces
+    }
+
+    /// The pieces at each index of `axis`, with that axis removed (views, as torch.unbind);
+    /// one gradient node for all of them, as `split`.
+    public func unbound(axis: Int) -> [Tensor] {
+        let ax = normalizeAxis(axis, rank: rank, op: "unbind", shape: shape)
+        var pieceShape = shape
+        pieceShape.remove(at: ax)
+        return split(sizes: [Int](repeating: 1, count: shape[ax]), axis: ax).map { $0.reshaped(pieceShape) }
+    }
+
+    /// The gradient of a split's source: the pieces' gradients (nil: zeros) placed at `starts` along
+    /// `axis`, in memory laid out like the source's `strides` when those are a dense layout (so a
+    /// permuted qkv view gets a gradient that un-permutes to a contiguous one without a copy).
+    fileprivate static func assembleSplitGradient(_ grads: [Tensor?], shape: [Int], layoutLike strides: [Int],
+                                                  axis: Int, starts: [Int]) -> Tensor {
+        let count = shape.reduce(1, *)
+        let storage = grads.contains(where: { $0 == nil }) ? TensorStorage(count: count, repeating: 0) : TensorStorage(count: count)
+        let out = Tensor(storage: storage, shape: shape, strides: denseStrides(shape: shape, orderedLike: strides))
+        var present: [Tensor] = [], presentStarts: [Int] = []
+        for (g, start) in zip(grads, starts) {
+            guard let g else { continue }
+            if g.count > 0 {
+                let window = Tensor(storage: storage, shape: g.shape, strides: out.strides, offset: start * out.strides[axis])
+                Kernels.copy(g, into: window)
+            }
+            present.append(g); presentStarts.append(start)
+        }
+        return record("split_backward", out, present) { gg in
+            zip(present, presentStarts).map { g, start in gg.sliced(axis: axis, start: start, end: start + g.shape[axis]) }
+        }
+    }
+
+    /// `strides` when they lay out `shape` densely (a permutation of contiguous strides, size-1
+    /// dimensions aside), else the contiguous strides.
+    fileprivate static func denseStrides(shape: [Int], orderedLike strides: [Int]) -> [Int] {
+        let dims = shape.indices.filter { shape[$0] != 1 }.sorted { strides[$0] < strides[$1] }
+        var expected = 1
+        for d in dims {
+            guard strides[d] == expected else { return contiguousStrides(shape) }
+            expected *= shape[d]
+        }
+        return shape.indices.map { shape[$0] == 1 ? 1 : strides[$0] }
     }
 
     /// `count` equal pieces along `axis` (views); the size of `axis` must be divisible by `count`.

@@ -34,9 +34,9 @@ public final class Attention: Module, AttentionRecording {
     public func forward(_ x: Tensor, returnAttention: Bool = false) -> (output: Tensor, attention: Tensor?) {
         let b = x.shape[0], n = x.shape[1], c = x.shape[2]
         // [B, N, 3, heads, d] → [3, B, heads, N, d]
-        let qkv = self.qkv(x).reshaped([b, n, 3, heads, c / heads]).permuted([2, 0, 3, 1, 4])
+        let qkv = self.qkv(x).reshaped([b, n, 3, heads, c / heads]).permuted([2, 0, 3, 1, 4]).unbound(axis: 0)
         let (mixed, probabilities) = scaledDotProductAttention(
-            q: qkv.selecting(axis: 0, index: 0), k: qkv.selecting(axis: 0, index: 1), v: qkv.selecting(axis: 0, index: 2),
+            q: qkv[0], k: qkv[1], v: qkv[2],
             scale: scale, dropout: attnDrop, recorder: recorder, queryPositions: tokenPositions, keyPositions: tokenPositions)
         return (projDrop(proj(mixed)), returnAttention ? probabilities : nil)
     }
