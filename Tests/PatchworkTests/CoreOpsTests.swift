@@ -145,6 +145,28 @@ final class CoreOpsTests: XCTestCase {
         checkGradients([a, v], "matmul vector") { matmul($0[0], $0[1]) }
     }
 
+    /// The attention output's product, written with its heads merged, equals the product permuted
+    /// and reshaped; both in small batches (one GEMM per thread) and in large ones, and with a
+    /// strided (transposed) operand.
+    func testMatmulMergingHeadsEqualsThePermutedProduct() {
+        let g = Generator(seed: 5)
+        for (shape, n) in [([2, 3, 5, 7], 4), ([1, 2, 130, 140], 150)] {
+            let (b, h, m, k) = (shape[0], shape[1], shape[2], shape[3])
+            let p = Tensor.randomNormal(shape, generator: g)
+            let v = Tensor.randomNormal([b, h, n, k], generator: g).transposed()
+            let merged = matmulMergingHeads(p, v)
+            let reference = matmul(p, v).permuted([0, 2, 1, 3]).reshaped([b, m, h * n])
+            assertClose(merged, reference, atol: 0, rtol: 0, "values \(shape)")
+            let w = Tensor.randomNormal([b, m, h * n], generator: g)
+            let gm = valueAndGradient(at: [p, v]) { (matmulMergingHeads($0[0], $0[1]) * w).sum() }.gradients
+            let gr = valueAndGradient(at: [p, v]) { (matmul($0[0], $0[1]).permuted([0, 2, 1, 3]).reshaped([b, m, h * n]) * w).sum() }.gradients
+            assertClose(gm[0], gr[0], atol: 0, rtol: 0, "gradient of the probabilities \(shape)")
+            assertClose(gm[1], gr[1], atol: 0, rtol: 0, "gradient of the values \(shape)")
+        }
+        checkGradients([Tensor.randomNormal([2, 2, 3, 4], generator: g), Tensor.randomNormal([2, 2, 4, 5], generator: g)],
+                       "matmulMergingHeads") { matmulMergingHeads($0[0], $0[1]) }
+    }
+
     func testViewsShareStorageAndDifferentiate() {
         let x = Tensor((0..<24).map(Float.init), shape: [2, 3, 4])
         let p = x.permuted([2, 0, 1])

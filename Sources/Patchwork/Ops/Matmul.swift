@@ -37,6 +37,26 @@ public func matmul(_ a: Tensor, _ b: Tensor) -> Tensor {
     }
 }
 
+/// matmul(a, b) for a [G, H, M, K] and b [G, H, K, N], returned as [G, M, H·N]: the H products
+/// side by side in each row, as attention merges its heads (probabilities · values). GEMM writes each
+/// product straight into its columns, so there is no permuted copy of the result.
+public func matmulMergingHeads(_ a: Tensor, _ b: Tensor) -> Tensor {
+    guard a.rank == 4, b.rank == 4, a.shape[0] == b.shape[0], a.shape[1] == b.shape[1], a.shape[3] == b.shape[2] else {
+        fail("matmul", "merging heads needs [G, H, M, K] × [G, H, K, N], got \(a.shape) × \(b.shape)")
+    }
+    let g = a.shape[0], h = a.shape[1], m = a.shape[2], k = a.shape[3], n = b.shape[3]
+    let out = Tensor(uninitializedShape: [g, m, h * n])
+    FlopCounter.add(2 * Double(g * h) * Double(m) * Double(n) * Double(k))
+    // The [G, H, M, N] view of the result: head j of row i starts at column j·N.
+    let heads = Tensor(storage: out.storage, shape: [g, h, m, n], strides: [m * h * n, n, h * n, 1])
+    Kernels.batchedGemm(a, b, out: heads, batchShape: [g, h], m: m, n: n, k: k)
+    return Tensor.record("matmul", out, [a, b]) { grad in
+        let gHeads = grad.reshaped([g, m, h, n]).permuted([0, 2, 1, 3])
+        return [a.requiresGrad ? matmul(gHeads, b.transposed()) : nil,
+                b.requiresGrad ? matmul(a.transposed(), gHeads) : nil]
+    }
+}
+
 /// y = x·Wᵀ + b over the last dimension of x (PyTorch's nn.Linear layout:
 /// weight [out, in], bias [out]).
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
@@ -73,7 +93,8 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
 }
 
 extension Kernels {
-    /// out[batch] = a[batch] · b[batch] with broadcast batch indices.
+    /// out[batch] = a[batch] · b[batch] with broadcast batch indices. `out` is batchShape + [m, n], rows
+    /// unit-stride (contiguous, or a view placing each product's rows with a wider stride).
     static func batchedGemm(_ a: Tensor, _ b: Tensor, out: Tensor, batchShape: [Int], m: Int, n: Int, k: Int) {
         let batch = batchShape.reduce(1, *)
         if batch == 0 || m == 0 || n == 0 { return }
@@ -81,27 +102,29 @@ extension Kernels {
         let (aa, opA) = Tensor.gemmOperand(a), (bb, opB) = Tensor.gemmOperand(b)
         let aBatch = broadcastStrides(Tensor(storage: aa.storage, shape: Array(aa.shape.dropLast(2)), strides: Array(aa.strides.dropLast(2))), to: batchShape)
         let bBatch = broadcastStrides(Tensor(storage: bb.storage, shape: Array(bb.shape.dropLast(2)), strides: Array(bb.strides.dropLast(2))), to: batchShape)
-        let pa = aa.storage.pointer + aa.offset, pb = bb.storage.pointer + bb.offset, pc = out.storage.pointer
+        let pa = aa.storage.pointer + aa.offset, pb = bb.storage.pointer + bb.offset, pc = out.storage.pointer + out.offset
+        let outBatch = Array(out.strides.dropLast(2)), ldc = m == 1 ? n : out.strides[out.rank - 2]
+        precondition(out.strides[out.rank - 1] == 1 || n == 1, "batchedGemm: the output's rows must be unit-stride")
 
         // A broadcast B under a row-major A stack: one tall GEMM instead of a batch loop.
-        if batch > 1 && bBatch.allSatisfy({ $0 == 0 }) && !opA.transposed && aa.isContiguous {
+        if batch > 1 && bBatch.allSatisfy({ $0 == 0 }) && !opA.transposed && aa.isContiguous && out.isContiguous {
             Gemm.sgemm(transA: false, transB: opB.transposed, m: batch * m, n: n, k: k,
                        a: pa, lda: opA.ld, b: pb, ldb: opB.ld, c: pc, ldc: n)
             return
         }
         let batchContiguous = Tensor.contiguousStrides(batchShape)
-        func offsets(_ i: Int) -> (Int, Int) {
-            var rem = i, oa = 0, ob = 0
+        func offsets(_ i: Int) -> (Int, Int, Int) {
+            var rem = i, oa = 0, ob = 0, oc = 0
             for d in 0..<batchShape.count {
                 let idx = rem / batchContiguous[d]; rem %= batchContiguous[d]
-                oa += idx * aBatch[d]; ob += idx * bBatch[d]
+                oa += idx * aBatch[d]; ob += idx * bBatch[d]; oc += idx * outBatch[d]
             }
-            return (oa, ob)
+            return (oa, ob, oc)
         }
         let run = { (i: Int) in
-            let (oa, ob) = offsets(i)
+            let (oa, ob, oc) = offsets(i)
             Gemm.sgemm(transA: opA.transposed, transB: opB.transposed, m: m, n: n, k: k,
-                       a: pa + oa, lda: opA.ld, b: pb + ob, ldb: opB.ld, c: pc + i * m * n, ldc: n)
+                       a: pa + oa, lda: opA.ld, b: pb + ob, ldb: opB.ld, c: pc + oc, ldc: ldc)
         }
         // Small matrices: one single-threaded GEMM per thread; large ones: GEMM uses all threads.
         if batch > 1 && m * n * k < 128 * 128 * 128 {

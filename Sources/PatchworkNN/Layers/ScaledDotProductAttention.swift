@@ -54,7 +54,6 @@ public func scaledDotProductAttention(
 ) -> (output: Tensor, probabilities: Tensor) {
     let probabilities = attentionProbabilities(q: q, k: k, scale: scale, bias: bias, mask: mask)
     recorder?.record(probabilities, queryPositions: queryPositions(), keyPositions: keyPositions(), extras: extras())
-    let mixed = matmul(dropout.map { $0(probabilities) } ?? probabilities, v)    // [G, heads, Nq, dv]
-    let g = mixed.shape[0], heads = mixed.shape[1], nq = mixed.shape[2], dv = mixed.shape[3]
-    return (mixed.permuted([0, 2, 1, 3]).reshaped([g, nq, heads * dv]), probabilities)
+    // [G, heads, Nq, dv] written as [G, Nq, heads·dv]
+    return (matmulMergingHeads(dropout.map { $0(probabilities) } ?? probabilities, v), probabilities)
 }
