@@ -285,6 +285,10 @@ final class CoreOpsTests: XCTestCase {
         assertStops(containing: ["reshape", "[2, 3]", "[4, 2]"]) { _ = Tensor.zeros([2, 3]).reshaped([4, 2]) }
         assertStops(containing: ["linear", "[5, 7]", "[3, 4]"]) { _ = linear(Tensor.zeros([5, 7]), weight: Tensor.zeros([3, 4])) }
         assertStops(containing: ["permute", "[0, 0]"]) { _ = Tensor.zeros([2, 3]).permuted([0, 0]) }
+        assertStops(containing: ["matmul", "merging heads", "[2, 3, 4, 5]", "[2, 2, 5, 6]"]) {
+            _ = matmulMergingHeads(Tensor.zeros([2, 3, 4, 5]), Tensor.zeros([2, 2, 5, 6]))
+        }
+        assertStops(containing: ["matmul", "merging heads", "[4, 5]"]) { _ = matmulMergingHeads(Tensor.zeros([4, 5]), Tensor.zeros([5, 6])) }
     }
 }
 

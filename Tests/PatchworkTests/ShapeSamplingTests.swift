@@ -199,6 +199,9 @@ final class ShapeSamplingTests: XCTestCase {
         assertStops(containing: ["concat", "[2, 3]", "[3, 4]", "axis 1"]) {
             _ = concat([Tensor.zeros([2, 3]), Tensor.zeros([3, 4])], axis: 1)
         }
+        assertStops(containing: ["split", "[2, 2]", "3", "[4, 3]"]) { _ = Tensor.zeros([4, 3]).split(sizes: [2, 2], axis: 1) }
+        assertStops(containing: ["split", "[4, -1]", "[4, 3]"]) { _ = Tensor.zeros([4, 3]).split(sizes: [4, -1], axis: 1) }
+        assertStops(containing: ["unbind", "axis", "[4, 3]"]) { _ = Tensor.zeros([4, 3]).unbound(axis: 5) }
         assertStops(containing: ["index_select", "index 5", "[3, 2]"]) {
             _ = Tensor.zeros([3, 2]).indexSelect(axis: 0, indices: [0, 5])
         }
