@@ -143,6 +143,13 @@ enum Autograd {
     /// maps each of those nodes that a gradient reached to that gradient.
     static func propagate(root: GradNode, rootShape: [Int], seed: Tensor?, createGraph: Bool,
                           stopAt: Set<ObjectIdentifier> = []) -> [ObjectIdentifier: (GradNode, Tensor)] {
+        Precision.forBackward {
+            propagateInCurrentPrecision(root: root, rootShape: rootShape, seed: seed, createGraph: createGraph, stopAt: stopAt)
+        }
+    }
+
+    private static func propagateInCurrentPrecision(root: GradNode, rootShape: [Int], seed: Tensor?, createGraph: Bool,
+                                                    stopAt: Set<ObjectIdentifier>) -> [ObjectIdentifier: (GradNode, Tensor)] {
         let seedGrad = seed ?? Tensor.ones(rootShape)
         guard seedGrad.shape == rootShape else {
             fail("backward", "seed of shape \(seedGrad.shape) does not match output shape \(rootShape)")

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The precision matrix products run in, with the semantics of PyTorch's CPU autocast.
 ///
 /// In `.bf16` every GEMM large enough to gain (`Gemm.sgemm`: linear layers, batched matmuls,
@@ -24,5 +26,22 @@ public enum Precision: String, Codable, Sendable, CaseIterable {
         current = precision
         defer { current = saved }
         return try body()
+    }
+
+    /// What the backward pass's matrix products run in when the forward pass runs in bf16: bf16,
+    /// as under autocast, unless PATCHWORK_BF16_BACKWARD=fp32 keeps the gradients' products in
+    /// fp32. That setting is a diagnostic, not a mode: it tells whether a bf16 run's loss of
+    /// accuracy comes from the forward products or from the gradients' products
+    /// (docs/PERFORMANCE.md, "Where bf16's accuracy goes").
+    nonisolated(unsafe) static var backwardProductsInBF16: Bool = {
+        guard let value = ProcessInfo.processInfo.environment["PATCHWORK_BF16_BACKWARD"] else { return true }
+        guard value == "bf16" || value == "fp32" else { fail("backward", EngineEnvironment.problem ?? value) }
+        return value == "bf16"
+    }()
+
+    /// Runs a backward pass's `body` in the precision `backwardProductsInBF16` sets.
+    static func forBackward<T>(_ body: () throws -> T) rethrows -> T {
+        guard current == .bf16, !backwardProductsInBF16 else { return try body() }
+        return try with(.fp32, body)
     }
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 import Patchwork
 
 /// `--precision`, for the commands that run models (docs/ARCHITECTURE.md, "Precision").
@@ -23,5 +24,10 @@ protocol PrecisionCommand: ParsableCommand {
 }
 
 extension PrecisionCommand {
-    func run() throws { try Precision.with(precision) { try execute() } }
+    func run() throws {
+        if precision == .bf16 && !Gemm.hasBF16Kernels {
+            FileHandle.standardError.write(Data("note: --precision bf16: \(Gemm.bf16Description)\n".utf8))
+        }
+        try Precision.with(precision) { try execute() }
+    }
 }

@@ -142,10 +142,15 @@ final class OptionValidationTests: XCTestCase {
     /// The engine's environment variables are checked before any command runs (main.swift), as
     /// usage errors naming the variable, not as a stop in the middle of a run.
     func testEngineEnvironmentVariablesAreChecked() throws {
-        defer { unsetenv("PATCHWORK_CONV_PATH"); unsetenv("PATCHWORK_POOL_MB") }
+        let names = ["PATCHWORK_CONV_PATH", "PATCHWORK_POOL_MB", "PATCHWORK_BF16_BACKWARD"]
+        defer { names.forEach { unsetenv($0) } }
         XCTAssertNoThrow(try PatchworkCommand.checkEnvironment())
         for value in ["automatic", "im2col", "onednn"] {
             setenv("PATCHWORK_CONV_PATH", value, 1)
+            XCTAssertNoThrow(try PatchworkCommand.checkEnvironment(), value)
+        }
+        for value in ["bf16", "fp32"] {
+            setenv("PATCHWORK_BF16_BACKWARD", value, 1)
             XCTAssertNoThrow(try PatchworkCommand.checkEnvironment(), value)
         }
         let bad: [(String, String, String)] = [
@@ -153,9 +158,10 @@ final class OptionValidationTests: XCTestCase {
             ("PATCHWORK_CONV_PATH", "", "PATCHWORK_CONV_PATH is ''"),
             ("PATCHWORK_POOL_MB", "-1", "PATCHWORK_POOL_MB is '-1'"),
             ("PATCHWORK_POOL_MB", "2G", "PATCHWORK_POOL_MB is '2G'"),
+            ("PATCHWORK_BF16_BACKWARD", "fp16", "PATCHWORK_BF16_BACKWARD is 'fp16'; use bf16"),
         ]
         for (name, value, fragment) in bad {
-            unsetenv("PATCHWORK_CONV_PATH"); unsetenv("PATCHWORK_POOL_MB")
+            names.forEach { unsetenv($0) }
             setenv(name, value, 1)
             XCTAssertThrowsError(try PatchworkCommand.checkEnvironment(), "\(name)=\(value)") { error in
                 let message = PatchworkCommand.message(for: error)

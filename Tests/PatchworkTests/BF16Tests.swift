@@ -164,7 +164,23 @@ final class BF16Tests: XCTestCase {
     }
 
     func testBF16GemmMatchesTheProductOfRoundedInputs() {
-        // Every shape passes BF16Gemm.pays (m·n·k ≥ 2²¹, m·n/(m+n) ≥ 64).
+        checkBF16GemmShapes()
+    }
+
+    /// The fallback for CPUs without bf16 kernels (AVX2: oneDNN 2.6 has none) computes the same
+    /// product, checked here on any CPU; on such a CPU the test above checks it too.
+    func testEmulatedBF16GemmMatchesTheProductOfRoundedInputs() throws {
+        BF16Gemm.emulated = true
+        defer { BF16Gemm.emulated = !BF16Gemm.hasKernels }
+        checkBF16GemmShapes()
+        try XCTSkipIf(Parallel.threadCount < 2, "needs 2 OpenMP threads for a parallel region")
+        checkBF16Gemm(transA: true, transB: false, m: 160, n: 130, k: 121, lda: 5, ldb: 3, ldc: 7, alpha: 1, beta: 1, seed: 12,
+                      inParallelLoop: true)
+    }
+
+    /// Every shape passes BF16Gemm.pays (m·n·k ≥ 2²¹, m·n/(m+n) ≥ 64): both transposes, padded leading
+    /// dimensions, alpha and beta.
+    func checkBF16GemmShapes() {
         var seed: UInt64 = 1
         for transA in [false, true] {
             for transB in [false, true] {
@@ -246,6 +262,33 @@ final class BF16Tests: XCTestCase {
         }
         // The bias gradient sums the upstream gradient: no matrix product, so it stays fp32 exactly.
         XCTAssertEqual(fp32[2].scalars, bf16[2].scalars)
+    }
+
+    /// PATCHWORK_BF16_BACKWARD=fp32 (the diagnostic that locates bf16's loss of accuracy): the
+    /// forward products stay bf16, and the gradients' products are the fp32 ones bit for bit.
+    func testBackwardProductsInFP32KeepTheForwardInBF16() {
+        let x = Tensor.randomNormal([256, 192], generator: Generator(seed: 1))
+        let w = Tensor.randomNormal([160, 192], generator: Generator(seed: 2)) * 0.1
+        let upstream = Tensor.randomNormal([256, 160], generator: Generator(seed: 4))
+        func run() -> (value: [Float], gradients: [[Float]]) {
+            var value: [Float] = []
+            let gradients = valueAndGradient(at: [x, w]) { t -> Tensor in
+                let y = linear(t[0], weight: t[1], bias: nil)
+                value = y.scalars
+                return (y * upstream).sum()
+            }.gradients
+            return (value, gradients.map(\.scalars))
+        }
+        let fp32 = run()
+        let bf16 = Precision.with(.bf16) { run() }
+        Precision.backwardProductsInBF16 = false
+        defer { Precision.backwardProductsInBF16 = true }
+        let mixed = Precision.with(.bf16) { run() }
+        XCTAssertEqual(Precision.current, .fp32)
+        XCTAssertNotEqual(bf16.value, fp32.value, "the forward product did not run in bf16")
+        XCTAssertEqual(mixed.value, bf16.value, "the forward product must stay bf16")
+        XCTAssertNotEqual(bf16.gradients, fp32.gradients, "the gradients' products did not run in bf16")
+        XCTAssertEqual(mixed.gradients, fp32.gradients, "the gradients' products must run in fp32")
     }
 
     /// A short ShapeTex run in fp32 and in bf16 from the same seed (same weights, same batches):

@@ -15,8 +15,15 @@ public enum Gemm {
 
     /// What products under `Precision.bf16` run on (creates one primitive the first time).
     public static var bf16Description: String {
-        "oneDNN \(dnnl_version().pointee.major).\(dnnl_version().pointee.minor) matmul primitive \(BF16Gemm.implementation), bf16 inputs, fp32 accumulation"
+        guard BF16Gemm.hasKernels else {
+            return "emulated (oneDNN has no bf16 kernels for ISA \(isaName)): operands rounded to bf16, products on dnnl_sgemm, no speed-up"
+        }
+        return "oneDNN \(dnnl_version().pointee.major).\(dnnl_version().pointee.minor) matmul primitive \(BF16Gemm.implementation), bf16 inputs, fp32 accumulation"
     }
+
+    /// Whether bf16 products run on bf16 kernels here (AVX-512 or newer); elsewhere they are
+    /// emulated on fp32 kernels with the same rounding (`BF16Gemm.hasKernels`).
+    public static var hasBF16Kernels: Bool { BF16Gemm.hasKernels }
 
     public static var isaName: String {
         switch dnnl_get_effective_cpu_isa() {

@@ -141,9 +141,40 @@ enum BF16Gemm {
                   threads: Parallel.threadCount)).implementation
     }
 
+    /// Whether oneDNN has bf16 matmul kernels on this CPU. oneDNN 2.6 has them from AVX-512 on
+    /// (avx512_core: bf16 converted in registers; avx512_core_bf16 and AMX: native); on AVX2 it
+    /// has none, and creating the primitive fails. Without them `gemm` computes the same
+    /// arithmetic on fp32 kernels (`gemmOnRoundedOperands`).
+    static let hasKernels: Bool = {
+        var md = [dnnl_memory_desc_t](repeating: dnnl_memory_desc_t(), count: 3)
+        let n: Int64 = 256
+        guard dnnl_memory_desc_init_by_strides(&md[0], 2, [n, n], dnnl_bf16, [n, 1]) == dnnl_success,
+              dnnl_memory_desc_init_by_strides(&md[1], 2, [n, n], dnnl_bf16, [n, 1]) == dnnl_success,
+              dnnl_memory_desc_init_by_strides(&md[2], 2, [n, n], dnnl_f32, [n, 1]) == dnnl_success else { return false }
+        var desc = dnnl_matmul_desc_t()
+        guard dnnl_matmul_desc_init(&desc, &md[0], &md[1], nil, &md[2]) == dnnl_success else { return false }
+        var pd: dnnl_primitive_desc_t?
+        guard dnnl_primitive_desc_create(&pd, &desc, nil, engine, nil) == dnnl_success, pd != nil else { return false }
+        defer { dnnl_primitive_desc_destroy(pd) }
+        var info: UnsafePointer<CChar>?
+        let name = dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &info) == dnnl_success && info != nil
+            ? String(cString: info!) : ""
+        // A reference implementation computes one element at a time: far slower than emulating.
+        return !name.isEmpty && !name.contains("ref")
+    }()
+
+    /// Whether `gemm` runs `gemmOnRoundedOperands` instead of the bf16 kernels: where there are
+    /// none; tests set it to check the emulation on any CPU.
+    nonisolated(unsafe) static var emulated = !hasKernels
+
     static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
                      a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                      beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard !emulated else {
+            gemmOnRoundedOperands(transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda,
+                                  b: b, ldb: ldb, beta: beta, c: c, ldc: ldc)
+            return
+        }
         let threads = omp_in_parallel() != 0 ? 1 : Parallel.threadCount
         let entry = self.entry(Key(transA: transA, transB: transB, m: m, n: n, k: k, ldc: ldc,
                                    alpha: alpha, beta: beta, threads: threads))
@@ -176,6 +207,25 @@ enum BF16Gemm {
         }
     }
 
+    /// The product of the operands rounded to bf16, on dnnl_sgemm over fp32 copies of the rounded
+    /// values: where the CPU has no bf16 kernels (`hasKernels`). A product of two bf16 values is
+    /// exact in fp32 and the sums accumulate in fp32, so this is the bf16 kernels' arithmetic (up
+    /// to the order of the sums), without their speed: a bf16 run trains the same way on any CPU.
+    private static func gemmOnRoundedOperands(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float,
+                                              a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                                              beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        let aRows = transA ? k : m, aCols = transA ? m : k
+        let bRows = transB ? n : k, bCols = transB ? k : n
+        let aCopy = TensorStorage(count: aRows * aCols), bCopy = TensorStorage(count: bRows * bCols)
+        withExtendedLifetime((aCopy, bCopy)) {
+            Kernels.roundToBF16Values(a, ld: lda, aCopy.pointer, rows: aRows, cols: aCols)
+            Kernels.roundToBF16Values(b, ld: ldb, bCopy.pointer, rows: bRows, cols: bCols)
+            let status = dnnl_sgemm(transA ? 0x54 : 0x4E, transB ? 0x54 : 0x4E, Int64(m), Int64(n), Int64(k), alpha,
+                                    aCopy.pointer, Int64(aCols), bCopy.pointer, Int64(bCols), beta, c, Int64(ldc))
+            require(status == dnnl_success, "bf16 GEMM", "dnnl_sgemm failed with status \(status) for m=\(m) n=\(n) k=\(k)")
+        }
+    }
+
     private static func check(_ status: dnnl_status_t, _ what: String, _ key: Key) {
         require(status == dnnl_success, "bf16 GEMM",
                 "oneDNN matmul \(what) failed with status \(status.rawValue) for m=\(key.m) n=\(key.n) k=\(key.k) "
@@ -200,6 +250,20 @@ extension Kernels {
         } else {
             Parallel.forChunks(rows, costPerItem: cols) { r in
                 pw_to_bf16_rows(x + r.lowerBound * ld, ld, y + r.lowerBound * cols, r.count, cols)
+            }
+        }
+    }
+
+    /// The values of `roundToBF16` as floats, packed into y (rows × cols): the operands of
+    /// `BF16Gemm`'s emulation on CPUs without bf16 kernels.
+    static func roundToBF16Values(_ x: UnsafePointer<Float>, ld: Int, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
+        let count = rows * cols
+        let halves = TensorStorage(count: (count + 1) / 2)
+        withExtendedLifetime(halves) {
+            let h = UnsafeMutableRawPointer(halves.pointer).assumingMemoryBound(to: UInt16.self)
+            roundToBF16(x, ld: ld, h, rows: rows, cols: cols)
+            Parallel.forChunks(count) { r in
+                for i in r { y[i] = Float(bitPattern: UInt32(h[i]) << 16) }
             }
         }
     }
