@@ -141,7 +141,10 @@ struct TrainCommand: ParsableCommand {
         let net = try variant.create(numClasses: train.classNames.count)
         if group.isRoot {
             print("\(model): \(net.parameterCount.formatted()) parameters; \(data): \(train.count) train / \(test.count) test images, \(train.classNames.count) classes, \(train.imageShape)")
-            if options.resolvedPrecision == .bf16 { print("precision bf16: matrix products and convolutions in bf16 with fp32 accumulation; weights, optimizer, norms and losses fp32") }
+            if options.resolvedPrecision == .bf16 {
+                print("precision bf16: matrix products and convolutions in bf16 with fp32 accumulation; weights, optimizer, norms and losses fp32"
+                      + (Gemm.hasBF16Kernels ? "" : "; \(Gemm.bf16Description)"))
+            }
             if group.size > 1 { print("data-parallel over \(group.size) processes: \(batchSize / group.size) images each per step of \(batchSize)") }
             fflush(stdout)
         }
