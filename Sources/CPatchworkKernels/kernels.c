@@ -148,6 +148,27 @@ void pw_to_bf16_rows(const float *x, long ld, unsigned short *y, long rows, long
     }
 }
 
+void pw_bf16_rounded_rows(const float *x, long ld, float *y, long rows, long cols) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: bf16_rounded_rows_avx512(x, ld, y, rows, cols); return;
+    case PATH_AVX2: bf16_rounded_rows_avx2(x, ld, y, rows, cols); return;
+#endif
+    default: bf16_rounded_rows_baseline(x, ld, y, rows, cols); return;
+    }
+}
+
+void pw_small_gemm(int transA, int transB, long m, long n, long k, const float *a, long lda, const float *b,
+                   long ldb, float *c, long ldc) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: small_gemm_avx512(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); return;
+    case PATH_AVX2: small_gemm_avx2(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); return;
+#endif
+    default: small_gemm_baseline(transA, transB, m, n, k, a, lda, b, ldb, c, ldc); return;
+    }
+}
+
 const char *pw_kernel_isa(void) {
     switch (pick_path()) {
     case PATH_AVX512: return "avx512";

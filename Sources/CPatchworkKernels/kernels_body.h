@@ -374,23 +374,81 @@ static void ISA(max_pool_row)(const float *image, float *out, int *indices, long
     }
 }
 
-#undef PW_INLINE
+// Tiny matrix products (Gemm.sgemm's small path): C = op(A)·op(B), C m×n with row stride ldc.
+// B is first copied into a k×np block (np = n rounded up to 16, zero-padded; transposed when
+// transB), so the inner loop reads 16 consecutive columns whatever B's layout. Each block of up to
+// four rows of C and 16 columns keeps its sums in registers: for each p in order, C[i, j] += A[i, p]·B[p, j]
+// with one rounding per step (fma), so every ISA computes the same values.
+PW_INLINE void ISA(small_gemm_block)(int transA, const float *a, long lda, long i0, long rows,
+                                     const float *bp, long np, long j0, long k, float *c, long ldc, long cols) {
+    v16 acc[4] = {0};
+    for (long p = 0; p < k; p++) {
+        v16 bv = *(const v16u *)(bp + p * np + j0);
+        for (long r = 0; r < 4; r++) {
+            if (r < rows) {
+                float av = transA ? a[p * lda + i0 + r] : a[(i0 + r) * lda + p];
+                acc[r] = ISA(fma)(ISA(splat)(av), bv, acc[r]);
+            }
+        }
+    }
+    for (long r = 0; r < rows; r++) {
+        float *cr = c + (i0 + r) * ldc + j0;
+        if (cols == 16) *(v16u *)cr = acc[r];
+        else for (long j = 0; j < cols; j++) cr[j] = acc[r][j];
+    }
+}
 
-// fp32 → bf16, round to nearest even (BF16Gemm's operands). Adding 0x7FFF plus the lowest kept bit
-// rounds the dropped 16 bits half to even, carrying into the exponent where it must (the largest
-// finite floats round to infinity, as IEEE rounding does); infinities keep their bits. A NaN would
-// round to an infinity or change sign, so NaNs keep their top bits with the quiet bit set.
-// Scalar code on integers: clang vectorises the loop for the ISA of each copy.
+static void ISA(small_gemm)(int transA, int transB, long m, long n, long k, const float *a, long lda,
+                            const float *b, long ldb, float *c, long ldc) {
+    long np = (n + 15) & ~15L;
+    float bp[k * np];
+    for (long p = 0; p < k; p++) {
+        float *row = bp + p * np;
+        if (transB) for (long j = 0; j < n; j++) row[j] = b[j * ldb + p];
+        else memcpy(row, b + p * ldb, (size_t)n * sizeof(float));
+        for (long j = n; j < np; j++) row[j] = 0;
+    }
+    for (long j0 = 0; j0 < n; j0 += 16) {
+        long cols = n - j0 < 16 ? n - j0 : 16;
+        long i0 = 0;
+        for (; i0 + 4 <= m; i0 += 4) ISA(small_gemm_block)(transA, a, lda, i0, 4, bp, np, j0, k, c, ldc, cols);
+        if (i0 < m) ISA(small_gemm_block)(transA, a, lda, i0, m - i0, bp, np, j0, k, c, ldc, cols);
+    }
+}
+
+
+// fp32 → bf16, round to nearest even (BF16Gemm's operands): the top 16 bits of the rounded float.
+// Adding 0x7FFF plus the lowest kept bit rounds the dropped 16 bits half to even, carrying into the
+// exponent where it must (the largest finite floats round to infinity, as IEEE rounding does);
+// infinities keep their bits. A NaN would round to an infinity or change sign, so NaNs keep their
+// top bits with the quiet bit set. Scalar code on integers: clang vectorises the loops below for
+// the ISA of each copy.
+PW_INLINE unsigned short ISA(bf16_bits)(const float *x) {
+    unsigned u;
+    memcpy(&u, x, 4);
+    unsigned rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    unsigned nan = (u >> 16) | 0x40u;
+    return (unsigned short)((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+}
+
 static void ISA(to_bf16_rows)(const float *x, long ld, unsigned short *y, long rows, long cols) {
     for (long r = 0; r < rows; r++) {
         const float *src = x + r * ld;
         unsigned short *dst = y + r * cols;
+        for (long j = 0; j < cols; j++) dst[j] = ISA(bf16_bits)(src + j);
+    }
+}
+
+// The same rounding written back as floats (the bf16 value's bits, then 16 zero bits).
+static void ISA(bf16_rounded_rows)(const float *x, long ld, float *y, long rows, long cols) {
+    for (long r = 0; r < rows; r++) {
+        const float *src = x + r * ld;
+        float *dst = y + r * cols;
         for (long j = 0; j < cols; j++) {
-            unsigned u;
-            memcpy(&u, src + j, 4);
-            unsigned rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-            unsigned nan = (u >> 16) | 0x40u;
-            dst[j] = (unsigned short)((u & 0x7FFFFFFFu) > 0x7F800000u ? nan : rounded);
+            unsigned bits = (unsigned)ISA(bf16_bits)(src + j) << 16;
+            memcpy(dst + j, &bits, 4);
         }
     }
 }
+
+#undef PW_INLINE

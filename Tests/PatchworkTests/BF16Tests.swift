@@ -84,6 +84,29 @@ final class BF16Tests: XCTestCase {
         }
     }
 
+    /// The emulation's operands (`pw_bf16_rounded_rows`, through `Kernels.roundToBF16Values`): the bf16 bits
+    /// of `pw_to_bf16_rows` followed by 16 zero bits, NaNs and infinities included, read through the
+    /// leading dimension.
+    func testRoundedFloatsAreTheBF16Bits() {
+        let g = Generator(seed: 8)
+        let specials: [Float] = [0, -0.0, 1, .infinity, -.infinity, .nan, Float(bitPattern: 0xFF80_0001),
+                                 Float(bitPattern: 0x7F7F_FFFF), Float(bitPattern: 0x3F80_8000), Float(bitPattern: 0x0000_0001)]
+        let rows = 7, cols = 45, ld = 50
+        var x = (0..<rows * ld).map { _ in Float(bitPattern: UInt32(truncatingIfNeeded: g.next())) }
+        for (i, v) in specials.enumerated() { x[i * 3] = v }
+        var y = [Float](repeating: 0, count: rows * cols)
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeMutableBufferPointer { Kernels.roundToBF16Values(xp.baseAddress!, ld: ld, $0.baseAddress!, rows: rows, cols: cols) }
+        }
+        for r in 0..<rows {
+            let want = toBF16(Array(x[r * ld ..< r * ld + cols]))
+            for j in 0..<cols where y[r * cols + j].bitPattern != UInt32(want[j]) << 16 {
+                XCTFail("row \(r) column \(j): 0x\(String(x[r * ld + j].bitPattern, radix: 16)) gave 0x\(String(y[r * cols + j].bitPattern, radix: 16))")
+                return
+            }
+        }
+    }
+
     // MARK: GEMM
 
     /// C = alpha·op(A)·op(B) + beta·C in bf16 through `Gemm.sgemm`, against the product of the
@@ -279,10 +302,12 @@ final class BF16Tests: XCTestCase {
             }.gradients
             return (value, gradients.map(\.scalars))
         }
+        let saved = Precision.backwardProductsInBF16   // false when the test runs under PATCHWORK_BF16_BACKWARD=fp32
+        defer { Precision.backwardProductsInBF16 = saved }
         let fp32 = run()
+        Precision.backwardProductsInBF16 = true
         let bf16 = Precision.with(.bf16) { run() }
         Precision.backwardProductsInBF16 = false
-        defer { Precision.backwardProductsInBF16 = true }
         let mixed = Precision.with(.bf16) { run() }
         XCTAssertEqual(Precision.current, .fp32)
         XCTAssertNotEqual(bf16.value, fp32.value, "the forward product did not run in bf16")

@@ -43,6 +43,14 @@ void pw_max_pool_row(const float *image, float *out, int *indices, long w, long 
 /// x + r·ld, written packed: y[r·cols + j]. bf16 is the top 16 bits of an fp32.
 void pw_to_bf16_rows(const float *x, long ld, unsigned short *y, long rows, long cols);
 
+/// The values of pw_to_bf16_rows as floats (bf16 bits followed by 16 zero bits), written packed: y[r·cols + j].
+void pw_bf16_rounded_rows(const float *x, long ld, float *y, long rows, long cols);
+
+/// C = op(A)·op(B) for tiny products (k ≤ 32, n ≤ 64): C is m×n with row stride ldc, op(A) m×k and op(B)
+/// k×n, row-major, transposed when transA / transB. Copies B into a k·64-float stack buffer.
+void pw_small_gemm(int transA, int transB, long m, long n, long k, const float *a, long lda, const float *b,
+                   long ldb, float *c, long ldc);
+
 /// Which path runs on this CPU: "avx512", "avx2" or "baseline".
 const char *pw_kernel_isa(void);
 

@@ -1,6 +1,7 @@
 import CDNNL
+import CPatchworkKernels
 
-/// Single-precision matrix products on oneDNN's `dnnl_sgemm`.
+/// Single-precision matrix products on oneDNN's `dnnl_sgemm`, tiny ones on our own kernel.
 ///
 /// Why oneDNN (DESIGN.md §2): Debian's build detects AVX-512 at run time and
 /// reaches ~300 GFLOP/s on this 2-core machine from n = 256 up, where
@@ -60,8 +61,25 @@ public enum Gemm {
                           beta: beta, c: c, ldc: ldc)
             return
         }
+        if alpha == 1 && beta == 0 && runsOnSmallKernel(m: m, n: n, k: k) {
+            pw_small_gemm(transA ? 1 : 0, transB ? 1 : 0, m, n, k, a, lda, b, ldb, c, ldc)
+            return
+        }
         let status = dnnl_sgemm(transA ? 0x54 : 0x4E, transB ? 0x54 : 0x4E, Int64(m), Int64(n), Int64(k), alpha,
                                 a, Int64(lda), b, Int64(ldb), beta, c, Int64(ldc))
         require(status == dnnl_success, "sgemm", "dnnl_sgemm failed with status \(status) for m=\(m) n=\(n) k=\(k)")
     }
+
+    /// Whether a product is small enough for `pw_small_gemm` (kernels_body.h). dnnl_sgemm costs about
+    /// 0.3 µs per call before it multiplies anything, most of a 16×16×16 product (0.4–0.8 µs against
+    /// 0.2–0.3 µs on our kernel, AVX2), and attention in windows makes tens of thousands of those a step.
+    /// Our kernel copies B first and pads its columns to 16, so it loses where that copy is large against
+    /// the product (m < 4, long k) and where dnnl's blocking pays (from about 32×32×32 up). Baseline
+    /// x86-64 has no FMA instruction, so there the kernel would be slow: it is used from AVX2 up.
+    static func runsOnSmallKernel(m: Int, n: Int, k: Int) -> Bool {
+        usesSmallKernel && m >= 4 && n <= 64 && k <= 32 && m * n * k <= 8192
+    }
+
+    /// Whether `pw_small_gemm` runs vector FMA code on this CPU; tests turn it off to compare with dnnl_sgemm.
+    nonisolated(unsafe) static var usesSmallKernel = Kernels.simdPath != "baseline"
 }

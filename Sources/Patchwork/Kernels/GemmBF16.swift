@@ -242,29 +242,27 @@ extension Kernels {
     /// row r starting at x + r·ld, written packed into y. Split over threads when large; the bf16
     /// GEMM and the bf16 convolution primitives round their operands through here.
     static func roundToBF16(_ x: UnsafePointer<Float>, ld: Int, _ y: UnsafeMutablePointer<UInt16>, rows: Int, cols: Int) {
-        if rows == 1 || ld == cols {
-            // Contiguous: split the flat range, whatever the row count.
-            Parallel.forChunks(rows * cols) { r in
-                pw_to_bf16_rows(x + r.lowerBound, r.count, y + r.lowerBound, 1, r.count)
-            }
-        } else {
-            Parallel.forChunks(rows, costPerItem: cols) { r in
-                pw_to_bf16_rows(x + r.lowerBound * ld, ld, y + r.lowerBound * cols, r.count, cols)
-            }
+        forRowBlocks(ld: ld, rows: rows, cols: cols) { from, ld, to, rows, cols in
+            pw_to_bf16_rows(x + from, ld, y + to, rows, cols)
         }
     }
 
     /// The values of `roundToBF16` as floats, packed into y (rows × cols): the operands of
     /// `BF16Gemm`'s emulation on CPUs without bf16 kernels.
     static func roundToBF16Values(_ x: UnsafePointer<Float>, ld: Int, _ y: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
-        let count = rows * cols
-        let halves = TensorStorage(count: (count + 1) / 2)
-        withExtendedLifetime(halves) {
-            let h = UnsafeMutableRawPointer(halves.pointer).assumingMemoryBound(to: UInt16.self)
-            roundToBF16(x, ld: ld, h, rows: rows, cols: cols)
-            Parallel.forChunks(count) { r in
-                for i in r { y[i] = Float(bitPattern: UInt32(h[i]) << 16) }
-            }
+        forRowBlocks(ld: ld, rows: rows, cols: cols) { from, ld, to, rows, cols in
+            pw_bf16_rounded_rows(x + from, ld, y + to, rows, cols)
+        }
+    }
+
+    /// Splits a row kernel over threads: `kernel(from, ld, to, rows, cols)` reads `rows` rows of `cols`
+    /// elements from offset `from` (rows ld apart) and writes them packed from offset `to`. A
+    /// contiguous matrix is split as one flat row, whatever its row count.
+    private static func forRowBlocks(ld: Int, rows: Int, cols: Int, _ kernel: (Int, Int, Int, Int, Int) -> Void) {
+        if rows == 1 || ld == cols {
+            Parallel.forChunks(rows * cols) { r in kernel(r.lowerBound, r.count, r.lowerBound, 1, r.count) }
+        } else {
+            Parallel.forChunks(rows, costPerItem: cols) { r in kernel(r.lowerBound * ld, ld, r.lowerBound * cols, r.count, cols) }
         }
     }
 }
