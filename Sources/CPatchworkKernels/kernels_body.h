@@ -440,7 +440,6 @@ static void ISA(small_gemm)(int transA, int transB, long m, long n, long k, cons
     }
 }
 
-
 // fp32 → bf16, round to nearest even (BF16Gemm's operands): the top 16 bits of the rounded float.
 // Adding 0x7FFF plus the lowest kept bit rounds the dropped 16 bits half to even, carrying into the
 // exponent where it must (the largest finite floats round to infinity, as IEEE rounding does);

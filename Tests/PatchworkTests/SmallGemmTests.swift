@@ -50,7 +50,8 @@ final class SmallGemmTests: XCTestCase {
         for transA in [false, true] {
             for transB in [false, true] {
                 // Full blocks, partial row and column blocks, more than one column block, the edges of the range.
-                for (m, n, k) in [(16, 16, 16), (4, 4, 16), (4, 16, 4), (7, 5, 3), (13, 40, 9), (6, 64, 8), (256, 1, 32), (4, 64, 32)] {
+                for (m, n, k) in [(16, 16, 16), (4, 4, 16), (4, 16, 4), (7, 5, 3), (13, 40, 9), (6, 64, 8), (128, 16, 1), (4, 64, 32),
+                                  (2, 3, 5)] {
                     for pad in [0, 3] {
                         checkBitForBit(transA: transA, transB: transB, m: m, n: n, k: k, pad: pad, seed: seed)
                         seed += 2
@@ -65,11 +66,13 @@ final class SmallGemmTests: XCTestCase {
         defer { Gemm.usesSmallKernel = saved }
         Gemm.usesSmallKernel = true
         XCTAssertTrue(Gemm.runsOnSmallKernel(m: 16, n: 16, k: 16))
-        XCTAssertTrue(Gemm.runsOnSmallKernel(m: 4, n: 64, k: 32))
-        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 3, n: 16, k: 16), "fewer than 4 rows: copying B costs more than the product")
-        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 16, n: 8, k: 64), "k above 32")
-        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 4, n: 65, k: 4), "n above 64")
-        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 32, n: 32, k: 32), "above 8192 multiply-adds: dnnl's blocking pays")
+        XCTAssertTrue(Gemm.runsOnSmallKernel(m: 4, n: 64, k: 32), "128 steps of a 4×16 block: the largest")
+        XCTAssertTrue(Gemm.runsOnSmallKernel(m: 128, n: 16, k: 1))
+        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 1, n: 16, k: 16), "a matrix-vector product: dnnl's gemv path")
+        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 32, n: 1, k: 16), "a matrix-vector product: dnnl's gemv path")
+        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 4, n: 4, k: 33), "k above 32")
+        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 64, n: 8, k: 16), "256 steps, half of each 16-column block padding")
+        XCTAssertFalse(Gemm.runsOnSmallKernel(m: 32, n: 32, k: 32), "512 steps: dnnl's blocking pays")
         Gemm.usesSmallKernel = false
         XCTAssertFalse(Gemm.runsOnSmallKernel(m: 16, n: 16, k: 16))
     }

@@ -46,8 +46,9 @@ void pw_to_bf16_rows(const float *x, long ld, unsigned short *y, long rows, long
 /// The values of pw_to_bf16_rows as floats (bf16 bits followed by 16 zero bits), written packed: y[r·cols + j].
 void pw_bf16_rounded_rows(const float *x, long ld, float *y, long rows, long cols);
 
-/// C = op(A)·op(B) for tiny products (k ≤ 32, n ≤ 64): C is m×n with row stride ldc, op(A) m×k and op(B)
-/// k×n, row-major, transposed when transA / transB. Copies B into a k·64-float stack buffer.
+/// C = op(A)·op(B) for tiny products (Gemm.runsOnSmallKernel: 1 ≤ k ≤ 32, at most 128 steps of a 4×16 block):
+/// C is m×n with row stride ldc, op(A) m×k and op(B) k×n, row-major, transposed when transA / transB. Copies B
+/// into a stack buffer of k × (n rounded up to 16) floats, at most 8 KiB.
 void pw_small_gemm(int transA, int transB, long m, long n, long k, const float *a, long lda, const float *b,
                    long ldb, float *c, long ldc);
 

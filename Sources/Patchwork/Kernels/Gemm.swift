@@ -73,13 +73,17 @@ public enum Gemm {
     /// Whether a product is small enough for `pw_small_gemm` (kernels_body.h). dnnl_sgemm costs about
     /// 0.3 µs per call before it multiplies anything, most of a 16×16×16 product (0.4–0.8 µs against
     /// 0.2–0.3 µs on our kernel, AVX2), and attention in windows makes tens of thousands of those a step.
-    /// Our kernel copies B first and pads its columns to 16, so it loses where that copy is large against
-    /// the product (m < 4, long k) and where dnnl's blocking pays (from about 32×32×32 up). Baseline
+    /// Our kernel steps through blocks of 4 rows × 16 columns of C, k steps each, after copying B; measured
+    /// against dnnl_sgemm on one core (docs/PERFORMANCE.md), it wins up to 128 such steps (16×16×32,
+    /// 32×16×16, 8×64×16, 128×16×1, 2×16×16: 1.1–2.9× as fast) and loses from 256 (64×8×16, 32×8×32:
+    /// 0.45–0.65×, the columns padded to 16) and on dnnl's matrix-vector paths (m or n = 1). Baseline
     /// x86-64 has no FMA instruction, so there the kernel would be slow: it is used from AVX2 up.
     static func runsOnSmallKernel(m: Int, n: Int, k: Int) -> Bool {
-        usesSmallKernel && m >= 4 && n <= 64 && k <= 32 && m * n * k <= 8192
+        guard usesSmallKernel, m >= 2, n >= 2, k <= 32 else { return false }
+        return (m + 3) / 4 * ((n + 15) / 16) * k <= 128
     }
 
-    /// Whether `pw_small_gemm` runs vector FMA code on this CPU; tests turn it off to compare with dnnl_sgemm.
+    /// Whether tiny products go to `pw_small_gemm`: where the CPU has AVX2 and FMA (its kernel path is
+    /// not "baseline"). Tests turn it off to compare with dnnl_sgemm.
     nonisolated(unsafe) static var usesSmallKernel = Kernels.simdPath != "baseline"
 }
