@@ -57,6 +57,8 @@ final class ConvPrimitiveTests: XCTestCase {
             Case(batch: 2, height: 32, width: 32, channels: 3, outChannels: 64, kernel: (4, 4), stride: (4, 4)),  // patch stem
             Case(batch: 1, height: 7, width: 10, channels: 6, outChannels: 9, kernel: (2, 3), stride: (3, 2), padding: (1, 0), dilation: (2, 1)),
             Case(batch: 1, height: 5, width: 5, channels: 4, outChannels: 4, kernel: (3, 3), padding: (3, 0)),  // padding beyond the span
+            Case(batch: 3, height: 2, width: 2, channels: 24, outChannels: 24, kernel: (3, 3), padding: (1, 1), groups: 24),  // PVTv2's last stages
+            Case(batch: 3, height: 1, width: 1, channels: 24, outChannels: 24, kernel: (3, 3), padding: (1, 1), groups: 24),
         ]
         var built = 0
         for c in cases {
@@ -81,6 +83,27 @@ final class ConvPrimitiveTests: XCTestCase {
             XCTAssertNotNil(DnnlConv.primitive(pass, common), "no oneDNN primitive for \(pass) on \(cases[0].name)")
         }
         XCTAssertGreaterThan(built, cases.count * 2, "oneDNN built only \(built) of \(cases.count * 3) primitives")
+    }
+
+    /// oneDNN's own im2col + GEMM convolution ("gemm:jit") is never kept: it is
+    /// what oneDNN 2.6 falls back to on AVX2 for a depthwise weight gradient on
+    /// tiny maps (PVTv2's last stages, 2x2 and 1x1), where it took 8-11 ms a
+    /// call against well under one for our depthwise loops. Those shapes must
+    /// get a JIT kernel or nil (our loops).
+    func testGemmBasedConvolutionsAreLeftToOurLoops() {
+        let cases: [Case] = [
+            Case(batch: 4, height: 2, width: 2, channels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1), groups: 64),
+            Case(batch: 4, height: 1, width: 1, channels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1), groups: 64),
+            Case(batch: 4, height: 2, width: 1, channels: 16, outChannels: 32, kernel: (3, 3), stride: (2, 2), padding: (1, 1)),
+        ]
+        for c in cases {
+            for pass in [DnnlConv.Pass.forward, .inputGradient, .weightGradient] {
+                if let built = DnnlConv.primitive(pass, c.geometry()) {
+                    XCTAssertFalse(built.implementation.contains("gemm:"),
+                                   "\(c.name) \(pass): kept oneDNN's \(built.implementation)")
+                }
+            }
+        }
     }
 
     func testPrimitiveCacheReturnsTheSamePrimitive() {
