@@ -115,6 +115,7 @@ final class ShapeSamplingTests: XCTestCase {
         checkGradients([table], "index_select axis 0") { $0[0].indexSelect(axis: 0, indices: indices) }
         let x = Tensor.randomNormal([2, 5, 20], generator: g)
         checkGradients([x], "index_select axis 1 (wide rows)") { $0[0].indexSelect(axis: 1, indices: [1, 1, 3]) }
+        checkGradients([x], "index_select last axis (single floats, repeated)") { $0[0].indexSelect(axis: 2, indices: [19, 0, 0, 7, 0]) }
         let w = Tensor.randomNormal([6, 3], generator: g)
         checkGradients([w], "index_select backward (scatter-add)") { gs in
             valueAndGradient(at: [table], createGraph: true) { ($0[0].indexSelect(axis: 0, indices: indices) * gs[0]).sum() }.gradients[0]

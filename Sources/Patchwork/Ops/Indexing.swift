@@ -21,9 +21,18 @@ extension Tensor {
         if out.count > 0 {
             let ps = src.base, po = out.base
             indices.withUnsafeBufferPointer { idx in
-                Parallel.forEach(outer * k, costPerItem: inner) { row in
-                    let o = row / k, j = row % k
-                    (po + row * inner).update(from: ps + (o * n + idx[j]) * inner, count: inner)
+                if inner == 1 {
+                    // A gather of single floats (LeViT's attention biases: N² of them per head):
+                    // one loop per outer slice rather than a copy call and a division per float.
+                    Parallel.forEach(outer, costPerItem: k) { o in
+                        let from = ps + o * n, to = po + o * k
+                        for j in 0..<k { to[j] = from[idx[j]] }
+                    }
+                } else {
+                    Parallel.forEach(outer * k, costPerItem: inner) { row in
+                        let o = row / k, j = row % k
+                        (po + row * inner).update(from: ps + (o * n + idx[j]) * inner, count: inner)
+                    }
                 }
             }
         }
@@ -49,11 +58,20 @@ extension Tensor {
             let blocks = (inner + 15) / 16
             let pieces = outer >= Parallel.threadCount ? 1 : Swift.max(1, Swift.min(Parallel.threadCount, blocks))
             indices.withUnsafeBufferPointer { idx in
-                Parallel.forEach(outer * pieces, costPerItem: k * inner / pieces) { unit in
-                    let o = unit / pieces, p = unit % pieces
-                    let lo = Swift.min(inner, blocks * p / pieces * 16), hi = Swift.min(inner, blocks * (p + 1) / pieces * 16)
-                    for j in 0..<k {
-                        Kernels.accumulate(po + (o * n + idx[j]) * inner + lo, ps + (o * k + j) * inner + lo, count: hi - lo, scale: 1)
+                if inner == 1 {
+                    // Single floats (LeViT's attention-bias gradient): added in a plain loop, in
+                    // the same order as below, rather than an accumulate call per float.
+                    Parallel.forEach(outer, costPerItem: k) { o in
+                        let from = ps + o * k, to = po + o * n
+                        for j in 0..<k { to[idx[j]] += from[j] }
+                    }
+                } else {
+                    Parallel.forEach(outer * pieces, costPerItem: k * inner / pieces) { unit in
+                        let o = unit / pieces, p = unit % pieces
+                        let lo = Swift.min(inner, blocks * p / pieces * 16), hi = Swift.min(inner, blocks * (p + 1) / pieces * 16)
+                        for j in 0..<k {
+                            Kernels.accumulate(po + (o * n + idx[j]) * inner + lo, ps + (o * k + j) * inner + lo, count: hi - lo, scale: 1)
+                        }
                     }
                 }
             }
