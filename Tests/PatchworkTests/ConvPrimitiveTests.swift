@@ -88,8 +88,8 @@ final class ConvPrimitiveTests: XCTestCase {
     /// oneDNN's own im2col + GEMM convolution ("gemm:jit") is never kept: it is
     /// what oneDNN 2.6 falls back to on AVX2 for a depthwise weight gradient on
     /// tiny maps (PVTv2's last stages, 2x2 and 1x1), where it took 8-11 ms a
-    /// call against well under one for our depthwise loops. Those shapes must
-    /// get a JIT kernel or nil (our loops).
+    /// call; on our loops pvtv2-s's whole training step fell from 90 to 55 ms.
+    /// Those shapes must get a JIT kernel or nil (our loops).
     func testGemmBasedConvolutionsAreLeftToOurLoops() {
         let cases: [Case] = [
             Case(batch: 4, height: 2, width: 2, channels: 64, outChannels: 64, kernel: (3, 3), padding: (1, 1), groups: 64),

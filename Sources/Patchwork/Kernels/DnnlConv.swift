@@ -190,8 +190,8 @@ enum DnnlConv {
         // im2col + GEMM ("gemm:jit"), which it picks where it has no JIT kernel
         // for the shape. That one runs a GEMM per group and per image: on AVX2
         // (oneDNN 2.6) a depthwise weight gradient on PVTv2's 2x2 and 1x1 maps
-        // took 8-11 ms a call there, and on our loops pvtv2-s's whole training
-        // step fell from 90 to 55 ms.
+        // took 8-11 ms a call, and on our loops pvtv2-s's whole training step
+        // fell from 90 to 55 ms.
         if implementation.hasPrefix("ref") || implementation.contains("gemm:") { return nil }
 
         let weightsQuery = pass == .weightGradient ? dnnl_query_diff_weights_md : dnnl_query_weights_md
