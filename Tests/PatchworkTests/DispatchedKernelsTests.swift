@@ -47,9 +47,9 @@ final class DispatchedKernelsTests: XCTestCase {
         // erf's is the fit's (erfc to 1.2e-7, about 1 ulp of 1) plus the roundings of 1 − erfc.
         assertAccurate("tanh", finite, x.tanh().scalars, Foundation.tanh) { _, want in self.ulp + 2 * self.ulp * Swift.abs(want) }
         assertAccurate("erf", finite, x.erf().scalars, Foundation.erf) { _, want in 3 * self.ulp + self.ulp * Swift.abs(want) }
-        // x·Φ(x): GELU's Φ is its own fit (kernels_body.h's normal_cdf, 1.5e-7 of 1), so the error is
-        // about an ulp of 1 times |x|; for x < 0 it computes Φ's tail directly, where PyTorch's
-        // (1 + erf(x/√2))/2 cancels to 0 below about -5.5.
+        // x·(1 + erf(x/√2))/2 with GELU's own rational erf (kernels_body.h's gelu, 1.6e-8 of 1 before
+        // rounding): the error is about an ulp of 1 times |x|, and for x < 0, where 1 + erf cancels (to 0
+        // below about -5.5, as PyTorch's), it is that absolute error, not a relative one.
         let cancelling: (Double, Double) -> Double = { x, want in 2 * self.ulp * (Swift.abs(want) + Swift.abs(x)) + 1e-37 }
         assertAccurate("gelu", finite, x.gelu().scalars, { $0 * phi($0) }, bound: cancelling)
         let geluTanh: (Double) -> Double = { 0.5 * $0 * (1 + Foundation.tanh(0.7978845608028654 * ($0 + 0.044715 * $0 * $0 * $0))) }
@@ -98,6 +98,14 @@ final class DispatchedKernelsTests: XCTestCase {
             XCTAssertTrue(y.scalars[0].isNaN, "\(name)(NaN)")
         }
         XCTAssertEqual(Tensor([-0.0], shape: [1]).erf().scalars[0].sign, .minus, "erf keeps the sign of zero")
+        // GELU saturates as PyTorch's: 0 far below zero, x far above, NaN at −inf (−inf·0). Its erf is
+        // clamped to [−1, 1], so where 1 + erf cancels a rounding past −1 cannot flip the sign.
+        let gelu = Tensor([-10, -6, 6, 10, .infinity, -.infinity], shape: [6]).gelu().scalars
+        XCTAssertEqual(Array(gelu[0...4]), [0, 0, 6, 10, .infinity])
+        XCTAssertTrue(gelu[5].isNaN, "gelu(−inf) = \(gelu[5])")
+        let negative = Tensor((0..<8000).map { -8 + Float($0) * 0.001 }, shape: [8000])
+        let positive = zip(negative.scalars, negative.gelu().scalars).filter { $0.1 > 0 }
+        XCTAssertTrue(positive.isEmpty, "gelu(x) > 0 for x < 0 at \(positive.prefix(3))")
     }
 
     /// The single-vector entry (broadcasting pullbacks, scalars) is the same kernel: bit for bit,
