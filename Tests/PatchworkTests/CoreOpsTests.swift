@@ -141,6 +141,14 @@ final class CoreOpsTests: XCTestCase {
         checkGradients([a, c], "matmul transposed operand") { matmul($0[0], $0[1].transposed()) }
         let w = Tensor.randomNormal([6, 4], generator: g), bias = Tensor.randomNormal([6], generator: g)
         checkGradients([a, w, bias], "linear") { linear($0[0], weight: $0[1], bias: $0[2]) }
+        checkGradients([a, w], "linear without bias") { linear($0[0], weight: $0[1]) }
+        // The weight's gradient comes in the weight's layout, with or without a bias: a transposed view
+        // would make every optimizer step gather it into a copy.
+        for b in [bias, nil] {
+            let weight = w.requiringGrad()
+            linear(a, weight: weight, bias: b).sum().backward()
+            XCTAssertTrue(weight.grad!.isContiguous, "bias \(b == nil ? "none" : "given"): strides \(weight.grad!.strides)")
+        }
         let v = Tensor.randomNormal([4], generator: g)
         checkGradients([a, v], "matmul vector") { matmul($0[0], $0[1]) }
     }

@@ -68,26 +68,30 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     }
     let outShape = Array(x.shape.dropLast()) + [weight.shape[0]]
     let x2 = x.reshaped([-1, weight.shape[1]])
-    guard let bias else { return matmul(x2, weight.transposed()).reshaped(outShape) }
-    // The bias fills the output first and GEMM adds the product to it (beta = 1): no second pass.
     let rows = x2.shape[0], n = weight.shape[0], k = weight.shape[1]
     let out = Tensor(uninitializedShape: [rows, n])
     FlopCounter.add(2 * Double(rows) * Double(n) * Double(k))
     if rows > 0 && n > 0 {
-        let b = bias.contiguous(recordingGrad: false), pb = b.base, po = out.storage.pointer
-        Parallel.forChunks(rows, costPerItem: n) { r in
-            for i in r { (po + i * n).update(from: pb, count: n) }
+        let po = out.storage.pointer
+        if let bias {
+            // The bias fills the output first and GEMM adds the product to it (beta = 1): no second pass.
+            let b = bias.contiguous(recordingGrad: false), pb = b.base
+            Parallel.forChunks(rows, costPerItem: n) { r in
+                for i in r { (po + i * n).update(from: pb, count: n) }
+            }
         }
         let (xx, opX) = Tensor.gemmOperand(x2), (ww, opW) = Tensor.gemmOperand(weight)
         // op(B) = Wᵀ: W read transposed as it is stored, or as stored when W itself is a transposed view.
         Gemm.sgemm(transA: opX.transposed, transB: !opW.transposed, m: rows, n: n, k: k,
                    a: xx.storage.pointer + xx.offset, lda: opX.ld, b: ww.storage.pointer + ww.offset, ldb: opW.ld,
-                   beta: 1, c: po, ldc: n)
+                   beta: bias == nil ? 0 : 1, c: po, ldc: n)
     }
-    let y = Tensor.record("linear", out, [x2, weight, bias]) { g in
+    // The weight's gradient gᵀ·x comes out in the weight's own [out, in] layout. (matmul(x, Wᵀ) would hand
+    // it back as a transposed view of xᵀ·g, which every optimizer step then gathers into a contiguous copy.)
+    let y = Tensor.record("linear", out, [x2, weight] + (bias.map { [$0] } ?? [])) { g in
         [x2.requiresGrad ? matmul(g, weight) : nil,
-         weight.requiresGrad ? matmul(g.transposed(), x2) : nil,
-         bias.requiresGrad ? g.summed(toShape: bias.shape) : nil]
+         weight.requiresGrad ? matmul(g.transposed(), x2) : nil]
+            + (bias.map { [$0.requiresGrad ? g.summed(toShape: $0.shape) : nil] } ?? [])
     }
     return y.reshaped(outShape)
 }
