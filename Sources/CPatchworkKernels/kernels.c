@@ -105,6 +105,17 @@ void pw_softmax_add_rows(const float *x, const float *a, float *y, long rows, lo
     }
 }
 
+void pw_channel_affine_rows(const float *x, float *y, long rows, long c, const float *mean, const float *scale,
+                            const float *bias, const float *residual, int relu) {
+    switch (pick_path()) {
+#if defined(__x86_64__) || defined(__i386__)
+    case PATH_AVX512: channel_affine_rows_avx512(x, y, rows, c, mean, scale, bias, residual, relu); return;
+    case PATH_AVX2: channel_affine_rows_avx2(x, y, rows, c, mean, scale, bias, residual, relu); return;
+#endif
+    default: channel_affine_rows_baseline(x, y, rows, c, mean, scale, bias, residual, relu); return;
+    }
+}
+
 void pw_layer_norm_rows(const float *x, float *y, long rows, long n, const float *w, const float *b, float eps,
                         float *mean, float *rstd) {
     switch (pick_path()) {

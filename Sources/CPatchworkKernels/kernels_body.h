@@ -129,14 +129,16 @@ PW_INLINE v16 ISA(apply_unary)(int op, v16 x) {
     case PW_TANH: return ISA(tanh)(x);
     case PW_ERF: return ISA(erf)(x);
     case PW_GELU: return ISA(gelu)(x);
+    case PW_RELU: return ISA(select)(x < 0.0f, ISA(splat)(0.0f), x);  // NaN stays NaN
     default: /* PW_GELU_TANH */
         return 0.5f * x * (1.0f + ISA(tanh)(0.7978845608028654f * (x + 0.044715f * x * x * x)));
     }
 }
 
-// g·f′(x): Unary.swift's SiluPullback, GeluPullback, GeluTanhPullback.
+// g·f′(x): Unary.swift's ReluPullback, SiluPullback, GeluPullback, GeluTanhPullback.
 PW_INLINE v16 ISA(apply_pullback)(int op, v16 g, v16 x) {
     switch (op) {
+    case PW_RELU: return ISA(select)(x > 0.0f, g, ISA(splat)(0.0f));
     case PW_SILU: {
         v16 s = ISA(sigmoid)(x);
         return g * s * (1.0f + x * (1.0f - s));
@@ -178,6 +180,7 @@ static void ISA(unary)(int op, const float *x, float *y, long n) {
     case PW_TANH: PW_UNARY_LOOP(PW_TANH)
     case PW_ERF: PW_UNARY_LOOP(PW_ERF)
     case PW_GELU: PW_UNARY_LOOP(PW_GELU)
+    case PW_RELU: PW_UNARY_LOOP(PW_RELU)
     default: PW_UNARY_LOOP(PW_GELU_TANH)
     }
 }
@@ -199,6 +202,7 @@ static void ISA(unary)(int op, const float *x, float *y, long n) {
 
 static void ISA(pullback)(int op, const float *g, const float *x, float *y, long n) {
     switch (op) {
+    case PW_RELU: PW_PULLBACK_LOOP(PW_RELU)
     case PW_SILU: PW_PULLBACK_LOOP(PW_SILU)
     case PW_GELU: PW_PULLBACK_LOOP(PW_GELU)
     default: PW_PULLBACK_LOOP(PW_GELU_TANH)
@@ -302,6 +306,42 @@ static void ISA(softmax_add_rows)(const float *x, const float *a, float *y, long
         v16 iv = ISA(splat)(inv);
         for (i = 0; i + 16 <= n; i += 16) *(v16u *)(dst + i) = *(v16u *)(dst + i) * iv;
         for (; i < n; i++) dst[i] *= inv;
+    }
+}
+
+// Batch norm's per-channel affine over `rows` rows of c floats (NormalizationKernels.swift's channelAffine):
+// y = (x − mean)·scale + bias, then + residual (rows of c floats) where `add`, then ReLU where `relu` (NaN
+// stays NaN). Inlined with constant flags, one loop per combination.
+PW_INLINE void ISA(affine_rows)(const float *x, float *y, long rows, long c, const float *mean, const float *scale,
+                                const float *bias, const float *residual, int add, int relu) {
+    v16 zero = ISA(splat)(0.0f);
+    for (long r = 0; r < rows; r++) {
+        const float *src = x + r * c, *res = add ? residual + r * c : 0;
+        float *dst = y + r * c;
+        long i = 0;
+        for (; i + 16 <= c; i += 16) {
+            v16 v = (*(const v16u *)(src + i) - *(const v16u *)(mean + i)) * *(const v16u *)(scale + i)
+                    + *(const v16u *)(bias + i);
+            if (add) v += *(const v16u *)(res + i);
+            if (relu) v = ISA(select)(v < 0.0f, zero, v);
+            *(v16u *)(dst + i) = v;
+        }
+        for (; i < c; i++) {
+            float v = (src[i] - mean[i]) * scale[i] + bias[i];
+            if (add) v += res[i];
+            dst[i] = relu && v < 0.0f ? 0.0f : v;
+        }
+    }
+}
+
+static void ISA(channel_affine_rows)(const float *x, float *y, long rows, long c, const float *mean,
+                                     const float *scale, const float *bias, const float *residual, int relu) {
+    if (residual) {
+        if (relu) ISA(affine_rows)(x, y, rows, c, mean, scale, bias, residual, 1, 1);
+        else ISA(affine_rows)(x, y, rows, c, mean, scale, bias, residual, 1, 0);
+    } else {
+        if (relu) ISA(affine_rows)(x, y, rows, c, mean, scale, bias, 0, 0, 1);
+        else ISA(affine_rows)(x, y, rows, c, mean, scale, bias, 0, 0, 0);
     }
 }
 

@@ -29,8 +29,9 @@ final class BasicBlock: Module, ResidualBranchRecording {
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
         let shortcut = downsample.map { $0(x) } ?? x
-        let y = bn2(conv2(bn1(conv1(x)).relu()))
-        let out = (dropPath(y) + shortcut).relu()
+        let h = conv2(bn1(conv1(x), adding: nil, relu: true))
+        // Norm, shortcut add and ReLU in one pass where drop-path leaves the branch as it is.
+        let out = dropPath.isIdentity ? bn2(h, adding: shortcut, relu: true) : (dropPath(bn2(h)) + shortcut).relu()
         recorder.record(input: x, output: out)
         return out
     }
@@ -71,8 +72,9 @@ final class Bottleneck: Module, ResidualBranchRecording {
 
     override func callAsFunction(_ x: Tensor) -> Tensor {
         let shortcut = downsample.map { $0(x) } ?? x
-        let y = bn3(conv3(bn2(conv2(bn1(conv1(x)).relu())).relu()))
-        let out = (dropPath(y) + shortcut).relu()
+        let h = conv3(bn2(conv2(bn1(conv1(x), adding: nil, relu: true)), adding: nil, relu: true))
+        // Norm, shortcut add and ReLU in one pass where drop-path leaves the branch as it is.
+        let out = dropPath.isIdentity ? bn3(h, adding: shortcut, relu: true) : (dropPath(bn3(h)) + shortcut).relu()
         recorder.record(input: x, output: out)
         return out
     }
@@ -301,7 +303,7 @@ public final class ResNet: Module, ImageClassifier {
     }
 
     func stem(_ x: Tensor) -> Tensor {
-        let h = bn1(conv1(x)).relu()
+        let h = bn1(conv1(x), adding: nil, relu: true)
         return stemPool ? maxPool2d(h, kernel: (3, 3), stride: (2, 2), padding: (1, 1)) : h
     }
 

@@ -80,6 +80,22 @@ final class DispatchedKernelsTests: XCTestCase {
         }, bound: cancelling)
     }
 
+    /// ReLU and its pullback run in C too: x < 0 ? 0 : x (NaN and −0 pass through) and g where x > 0.
+    func testReluAndItsPullbackKeepTheirDefinition() {
+        let values = finite + [.nan, -.infinity, .infinity, -0.0]
+        let x = Tensor(values, shape: [values.count])
+        let y = x.relu().scalars
+        for (i, v) in values.enumerated() {
+            let want: Float = v < 0 ? 0 : v
+            XCTAssertTrue(y[i].bitPattern == want.bitPattern, "relu(\(v)) = \(y[i]), want \(want)")
+        }
+        let upstream = Tensor.randomNormal([values.count], generator: Generator(seed: 8))
+        let g = valueAndGradient(at: [x]) { ($0[0].relu() * upstream).sum() }.gradients[0].scalars
+        for (i, v) in values.enumerated() {
+            XCTAssertEqual(g[i], v > 0 ? upstream.scalars[i] : 0, "relu′ at \(v)")
+        }
+    }
+
     func testSpecialValues() {
         let x = Tensor([.nan, .infinity, -.infinity, 88.7, 88.8, -87.3, -87.4], shape: [7])
         let e = x.exp().scalars

@@ -144,6 +144,35 @@ final class NormLossTests: XCTestCase {
         assertClose(layerNorm(view), normalized(view.contiguous(), [3]), atol: 1e-4, rtol: 1e-4, "layerNorm of a view")
     }
 
+    /// Evaluation batch norm with the shortcut add and ReLU in its pass equals the three ops in turn:
+    /// values bit for bit, and the gradients of every argument (20 channels: a 16-lane vector and a tail).
+    func testBatchNormWithResidualAndReLUEqualsTheOpsInTurn() {
+        let g = Generator(seed: 12)
+        let x = Tensor.randomNormal([3, 5, 7, 20], std: 2, generator: g)
+        let residual = Tensor.randomNormal([3, 5, 7, 20], generator: g)
+        let w = Tensor.randomNormal([20], generator: g), b = Tensor.randomNormal([20], generator: g)
+        let mean = Tensor.randomNormal([20], generator: g), variance = Tensor.randomNormal([20], generator: g).abs() + 0.5
+        let upstream = Tensor.randomNormal(x.shape, generator: g)
+        for (adds, relu) in [(true, true), (false, true), (true, false)] {
+            let name = "residual \(adds), relu \(relu)"
+            func inTurn(_ t: [Tensor]) -> Tensor {
+                let y = batchNorm(t[0], mean: t[1], variance: t[2], weight: t[3], bias: t[4]) + (adds ? t[5] : Tensor(0))
+                return relu ? y.relu() : y
+            }
+            func fused(_ t: [Tensor]) -> Tensor {
+                batchNorm(t[0], mean: t[1], variance: t[2], weight: t[3], bias: t[4], adding: adds ? t[5] : nil, relu: relu)
+            }
+            let inputs = [x, mean, variance, w, b, residual]
+            assertClose(fused(inputs), inTurn(inputs), atol: 0, rtol: 0, "\(name): values")
+            if relu { XCTAssertTrue(fused(inputs).scalars.contains(0) && fused(inputs).scalars.contains { $0 > 0 }, name) }
+            let want = valueAndGradient(at: inputs) { (inTurn($0) * upstream).sum() }.gradients
+            let got = valueAndGradient(at: inputs) { (fused($0) * upstream).sum() }.gradients
+            for (i, arg) in ["x", "mean", "variance", "weight", "bias", "residual"].enumerated() where adds || i < 5 {
+                assertClose(got[i], want[i], atol: 1e-5, rtol: 1e-5, "\(name): gradient of \(arg)")
+            }
+        }
+    }
+
     func testCrossEntropyGradients() {
         let g = Generator(seed: 6)
         let logits = Tensor.randomNormal([4, 6], std: 2, generator: g)

@@ -6,13 +6,13 @@
 /// contiguous chunk on the calling thread; Swift splits the work over threads.
 
 enum {
-    PW_EXP = 1, PW_SIGMOID, PW_SILU, PW_TANH, PW_ERF, PW_GELU, PW_GELU_TANH,
+    PW_EXP = 1, PW_SIGMOID, PW_SILU, PW_TANH, PW_ERF, PW_GELU, PW_GELU_TANH, PW_RELU,
 };
 
-/// y[i] = f(x[i]) for f one of PW_EXP … PW_GELU_TANH.
+/// y[i] = f(x[i]) for f one of PW_EXP … PW_RELU.
 void pw_unary(int op, const float *x, float *y, long n);
 
-/// y[i] = g[i]·f′(x[i]) for f one of PW_SILU, PW_GELU, PW_GELU_TANH.
+/// y[i] = g[i]·f′(x[i]) for f one of PW_SILU, PW_GELU, PW_GELU_TANH, PW_RELU.
 void pw_pullback(int op, const float *g, const float *x, float *y, long n);
 
 /// Softmax (or log-softmax) of scale·x over each of `rows` rows of `n` contiguous floats.
@@ -22,6 +22,12 @@ void pw_softmax_rows(const float *x, float *y, long rows, long n, int log, float
 /// (first + r) mod period of the addend a (period rows of n floats, repeated over x's leading dimensions).
 void pw_softmax_add_rows(const float *x, const float *a, float *y, long rows, long n, float scale, long first,
                          long period);
+
+/// Batch norm's affine over `rows` rows of c contiguous floats: y = (x − mean)·scale + bias per channel
+/// (mean, scale, bias: c floats each), + residual (rows·c floats) when not null, then max(0, ·) when relu
+/// (NaN stays NaN).
+void pw_channel_affine_rows(const float *x, float *y, long rows, long c, const float *mean, const float *scale,
+                            const float *bias, const float *residual, int relu);
 
 /// Layer norm of `rows` rows of n contiguous floats: y = (x − mean)·rstd·w + b, each row's mean and
 /// rstd = 1/√(var + eps) written to mean[r] and rstd[r].

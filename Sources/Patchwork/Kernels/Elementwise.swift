@@ -204,7 +204,9 @@ protocol UnaryFunction {
     static var cost: Int { get }
     /// The CPatchworkKernels op (PW_GELU, …) that computes this function on contiguous data with
     /// the running CPU's SIMD width, or 0 for the Swift loop. Set for the compute-bound functions,
-    /// which lose 2–2.6× as baseline-x86-64 Swift (docs/PERFORMANCE.md); memory-bound ones stay Swift.
+    /// which lose 2–2.6× as baseline-x86-64 Swift (docs/PERFORMANCE.md), and for ReLU, whose select
+    /// baseline Swift compiles to SSE with its comparison mask widened piece by piece; the other
+    /// memory-bound ones stay Swift.
     static var cKernel: Int32 { get }
 }
 

@@ -82,21 +82,20 @@ extension Kernels {
 
     /// y = (x − mean)·scale + bias per channel, with `mean` and `scale` given
     /// per (batch, channel) and `bias` per channel, over `batches` slabs of
-    /// `rows`×`channels` contiguous floats.
+    /// `rows`×`channels` contiguous floats; then + residual (same layout as x) where given, then
+    /// ReLU where asked (as `relu()`: NaN stays NaN), in the same pass (C, the CPU's SIMD width).
     static func channelAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, batches: Int, rows: Int, channels c: Int,
-                              mean: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>) {
+                              mean: UnsafePointer<Float>, scale: UnsafePointer<Float>, bias: UnsafePointer<Float>,
+                              residual: UnsafePointer<Float>? = nil, relu: Bool = false) {
         if c == 0 { return }
         Parallel.forChunks(batches * rows, costPerItem: c) { range in
-            for row in range {
-                let batch = row / rows
-                let src = x + row * c, dst = y + row * c
-                let m = mean + batch * c, s = scale + batch * c
-                var i = 0
-                while i + 16 <= c {
-                    storeVec((loadVec(src + i) - loadVec(m + i)) * loadVec(s + i) + loadVec(bias + i), dst + i)
-                    i += 16
-                }
-                while i < c { dst[i] = (src[i] - m[i]) * s[i] + bias[i]; i += 1 }
+            // Runs of rows within one batch, which share its mean and scale.
+            var row = range.lowerBound
+            while row < range.upperBound {
+                let batch = row / rows, end = Swift.min(range.upperBound, (batch + 1) * rows)
+                pw_channel_affine_rows(x + row * c, y + row * c, end - row, c, mean + batch * c, scale + batch * c, bias,
+                                       residual.map { $0 + row * c }, relu ? 1 : 0)
+                row = end
             }
         }
     }

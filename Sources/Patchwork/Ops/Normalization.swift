@@ -44,8 +44,12 @@ public func layerNorm(_ x: Tensor, weight: Tensor? = nil, bias: Tensor? = nil, e
 /// channel (the last axis of [B, H, W, C], [B, N, C] or [B, C]), with given
 /// running statistics `mean` and `variance` of shape [C]. Differentiable in
 /// every tensor argument.
+///
+/// With `residual` (x's shape) the result is y + residual, and with `relu` max(0, ·) of that,
+/// computed in the same pass: a ResNet block's norm, shortcut add and ReLU read and write the
+/// activations once instead of three times.
 public func batchNorm(_ x: Tensor, mean: Tensor, variance: Tensor, weight: Tensor? = nil, bias: Tensor? = nil,
-                      eps: Float = 1e-5) -> Tensor {
+                      eps: Float = 1e-5, adding residual: Tensor? = nil, relu: Bool = false) -> Tensor {
     let op = "batchNorm"
     guard x.rank >= 2, x.shape[x.rank - 1] > 0 else {
         fail(op, "input of shape \(x.shape) must be [B, ..., C] with at least one channel")
@@ -55,15 +59,23 @@ public func batchNorm(_ x: Tensor, mean: Tensor, variance: Tensor, weight: Tenso
     checkChannelParameter(variance, "variance", channels: c, op: op, input: x.shape)
     checkChannelParameter(weight, "weight", channels: c, op: op, input: x.shape)
     checkChannelParameter(bias, "bias", channels: c, op: op, input: x.shape)
+    if let residual, residual.shape != x.shape {
+        fail(op, "residual of shape \(residual.shape) does not match the input's \(x.shape)")
+    }
     let m = mean.scalars, v = variance.scalars
     let w = weight?.scalars ?? [Float](repeating: 1, count: c)
     let b = bias?.scalars ?? [Float](repeating: 0, count: c)
     let scale = (0..<c).map { w[$0] / (v[$0] + eps).squareRoot() }
-    let src = x.contiguous(recordingGrad: false)
+    let src = x.contiguous(recordingGrad: false), added = residual?.contiguous(recordingGrad: false)
     let y = Tensor(uninitializedShape: x.shape)
-    Kernels.channelAffine(src.base, y.base, batches: 1, rows: x.count / c, channels: c, mean: m, scale: scale, bias: b)
-    let inputs = [x, mean, variance] + [weight, bias].compactMap { $0 }
-    return Tensor.record(op, y, inputs) { g in
+    withExtendedLifetime(added) {
+        Kernels.channelAffine(src.base, y.base, batches: 1, rows: x.count / c, channels: c, mean: m, scale: scale, bias: b,
+                              residual: added.map { UnsafePointer($0.base) }, relu: relu)
+    }
+    let inputs = [x, mean, variance] + [weight, bias, residual].compactMap { $0 }
+    return Tensor.recordUsingOutput(op, y, inputs) { gy, y in
+        // ReLU's mask from its output: y > 0 exactly where its input was.
+        let g = relu ? Tensor.activationPullback("relu_backward", gy, y, ReluPullback.self) { Tensor.zeros($0.shape) } : gy
         let rstd = (variance + eps).rsqrt()
         let centered = x - mean
         let scale = weight.map { $0 * rstd } ?? rstd
@@ -75,6 +87,7 @@ public func batchNorm(_ x: Tensor, mean: Tensor, variance: Tensor, weight: Tenso
         ]
         if let weight { grads.append(weight.requiresGrad ? (g * centered * rstd).summed(toShape: [c]) : nil) }
         if let bias { grads.append(bias.requiresGrad ? g.summed(toShape: [c]) : nil) }
+        if let residual { grads.append(residual.requiresGrad ? g : nil) }
         return grads
     }
 }

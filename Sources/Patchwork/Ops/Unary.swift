@@ -206,6 +206,7 @@ enum ErfFunction: UnaryFunction {
 
 enum ReluFunction: UnaryFunction {
     @inline(__always) static func apply(_ x: Vec) -> Vec { VectorMath.select(VectorMath.less(x, Vec(repeating: 0)), Vec(repeating: 0), x) }
+    static var cKernel: Int32 { Int32(PW_RELU) }
 }
 
 enum GeluFunction: UnaryFunction {
@@ -239,6 +240,7 @@ enum SiluPullback: BinaryFunction {
 
 enum ReluPullback: BinaryFunction {
     @inline(__always) static func apply(_ g: Vec, _ x: Vec) -> Vec { VectorMath.select(VectorMath.greater(x, Vec(repeating: 0)), g, Vec(repeating: 0)) }
+    static var cKernel: Int32 { Int32(PW_RELU) }
 }
 
 enum HardswishPullback: BinaryFunction {

@@ -83,8 +83,11 @@ public final class DropPath: Module, StochasticLayer {
         self.generator = Generator(seed: seed)
     }
 
+    /// Whether this layer passes its input through unchanged (evaluation, or a rate of 0).
+    public var isIdentity: Bool { !training || probability == 0 }
+
     public override func callAsFunction(_ x: Tensor) -> Tensor {
-        guard training && probability > 0 else { return x }
+        guard !isIdentity else { return x }
         let keep = 1 - probability
         let maskShape = [x.shape[0]] + [Int](repeating: 1, count: x.rank - 1)
         let mask = Tensor.randomUniform(maskShape, generator: generator).greaterEqual(probability)

@@ -43,9 +43,14 @@ public final class BatchNorm: Module {
         super.init()
     }
 
-    public override func callAsFunction(_ x: Tensor) -> Tensor {
+    public override func callAsFunction(_ x: Tensor) -> Tensor { callAsFunction(x, adding: nil, relu: false) }
+
+    /// The norm, then + residual where given, then ReLU where asked: in evaluation one pass over
+    /// the activations (`batchNorm(_:…adding:relu:)`), in training the three ops in turn.
+    public func callAsFunction(_ x: Tensor, adding residual: Tensor?, relu: Bool) -> Tensor {
         guard training else {
-            return batchNorm(x, mean: runningMean, variance: runningVar, weight: weight, bias: bias, eps: eps)
+            return batchNorm(x, mean: runningMean, variance: runningVar, weight: weight, bias: bias, eps: eps,
+                             adding: residual, relu: relu)
         }
         let (y, mean, unbiasedVariance) = batchNormTraining(x, weight: weight, bias: bias, eps: eps)
         withoutGrad {
@@ -53,7 +58,8 @@ public final class BatchNorm: Module {
             runningVar = (runningVar * (1 - momentum) + unbiasedVariance.detached() * momentum)
             numBatchesTracked = numBatchesTracked + 1
         }
-        return y
+        let sum = residual.map { y + $0 } ?? y
+        return relu ? sum.relu() : sum
     }
 }
 
