@@ -58,7 +58,8 @@ print(f"test accuracy fp32 {acc['fp32']:.2f} %, bf16 {acc['bf16']:.2f} %: bf16 -
 if eval_count > 0:
     big = {}
     for p in ("fp32", "bf16"):
-        line = open(f"{out}/{p}/eval-{eval_count}.txt").read().strip().splitlines()[-1]
+        lines = open(f"{out}/{p}/eval-{eval_count}.txt").read().strip().splitlines()
+        line = lines[-1] if lines else ""
         found = re.search(r"loss ([0-9.]+)\s+top-1 ([0-9.]+)%", line)
         if not found:
             sys.exit(f"error: no accuracy in {out}/{p}/eval-{eval_count}.txt: {line!r}")
