@@ -28,7 +28,9 @@ while [ $# -gt 0 ]; do
         *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
     esac
 done
-[[ "$eval_count" =~ ^[0-9]+$ ]] || { echo "--eval-count $eval_count: not a non-negative integer" >&2; exit 2; }
+# Checked before the runs, not after them: 0 (no evaluation) or a ShapeTex test count, 1 to 10^8.
+[[ "$eval_count" =~ ^[0-9]{1,9}$ ]] && [ "$eval_count" -le 100000000 ] \
+    || { echo "--eval-count $eval_count: not a count of test images from 0 to 100000000" >&2; exit 2; }
 
 patchwork="${PATCHWORK:-}"
 if [ -z "$patchwork" ]; then

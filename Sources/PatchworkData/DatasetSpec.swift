@@ -81,7 +81,8 @@ public enum DatasetSpec {
             guard let s = UInt64(v) else { throw DataError("dataset spec \"\(spec)\": seed \"\(v)\" is not a non-negative integer") }
             return s
         } ?? 0
-        let count = try options[split.rawValue].map { try integer($0, split.rawValue, spec) }
+        // A split of no images evaluates to NaN metrics, and a count past 10⁸ would run for days.
+        let count = try options[split.rawValue].map { try integer($0, split.rawValue, spec, in: 1...maximumShapeTexCount) }
         let noise = try options["noise"].map { v -> Float in
             guard let n = Float(v), n >= 0 else { throw DataError("dataset spec \"\(spec)\": noise \"\(v)\" is not a number ≥ 0") }
             return n
@@ -102,8 +103,14 @@ public enum DatasetSpec {
         return (path as NSString).expandingTildeInPath
     }
 
-    static func integer(_ text: String, _ key: String, _ spec: String) throws -> Int {
-        guard let v = Int(text), v >= 0 else { throw DataError("dataset spec \"\(spec)\": \(key) \"\(text)\" is not a non-negative integer") }
+    /// The most images a ShapeTex split may hold (the bound of `eval --limit`).
+    public static let maximumShapeTexCount = 100_000_000
+
+    static func integer(_ text: String, _ key: String, _ spec: String, in range: ClosedRange<Int> = 0...Int.max) throws -> Int {
+        guard let v = Int(text), range.contains(v) else {
+            let wanted = range.upperBound == Int.max ? "a non-negative integer" : "an integer from \(range.lowerBound) to \(range.upperBound)"
+            throw DataError("dataset spec \"\(spec)\": \(key) \"\(text)\" is not \(wanted)")
+        }
         return v
     }
 

@@ -368,6 +368,10 @@ final class DatasetTests: XCTestCase {
         XCTAssertEqual(resized.imageShape, [20, 20, 3])
         XCTAssertEqual(try resized.sample(0).image.shape, [20, 20, 3])
         assertThrows(try DatasetSpec.open("shapetex:colour=red", split: .train), containing: ["colour=red", "size"])
+        for count in ["0", "-5", "100000001", "99999999999999999999", "1e3"] {
+            assertThrows(try DatasetSpec.open("shapetex:test=\(count)", split: .test), containing: ["test \"\(count)\"", "from 1 to 100000000"])
+        }
+        XCTAssertEqual(try DatasetSpec.open("shapetex:test=20000", split: .test).count, 20000)
 
         try write(idx(magic: 0x803, dims: [1, 28, 28], data: mnistPixels(1)), to: path("m", "train-images-idx3-ubyte"))
         try write(idx(magic: 0x801, dims: [1], data: [2]), to: path("m", "train-labels-idx1-ubyte"))
